@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages rmq2pg needs to build, test and run the demo. Idempotent: when
+# everything is already there it only asks dpkg (well under a second) and never touches apt.
+set -euo pipefail
+
+packages=(
+    # build
+    build-essential cmake pkg-config g++ git clang-format
+    # libraries
+    librabbitmq-dev libpqxx-dev libpq-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+    libsimdjson-dev libsystemd-dev catch2
+    # private servers for the integration tests and the demo (scripts/servers.sh)
+    rabbitmq-server postgresql postgresql-client
+    # pgrep/pkill, fuser/killall used by the test scripts
+    procps psmisc
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    # "install ok installed" is the only state in which the package's files are all there; a
+    # removed-but-configured or half-installed package needs apt-get too.
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$pkg")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "deps: all ${#packages[@]} packages already installed"
+    exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then
+    if ! command -v sudo >/dev/null; then
+        echo "deps: missing packages (${missing[*]}) and not root, without sudo: install them as root" >&2
+        exit 1
+    fi
+    sudo=(sudo)
+fi
+
+echo "deps: installing ${missing[*]}"
+# Another apt/dpkg (e.g. unattended upgrades, a parallel job) may hold the lock: wait for it
+# rather than failing at once.
+apt_opts=(-o DPkg::Lock::Timeout=600)
+"${sudo[@]}" apt-get "${apt_opts[@]}" update -qq
+# Package post-install scripts may try to start the system services (no systemd here, so they
+# may print failures); the project never uses those instances, scripts/servers.sh runs its own.
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}"
+echo "deps: done"

@@ -1,0 +1,640 @@
+// rabbitmq-c behind AmqpSession. Design: every call that can fail goes through check_rpc() or
+// check_status(), which map rabbitmq-c's three reply kinds (normal, library exception, server
+// connection/channel close) onto AmqpError kinds that say what the caller does next. Deliveries
+// keep their rabbitmq-c envelope alive (no copy of the body) until the worker drops them after
+// the ack.
+#include "amqp_session.h"
+
+#include <amqp.h>
+#include <amqp_framing.h>
+#include <amqp_tcp_socket.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+namespace rmq2pg {
+namespace {
+
+constexpr amqp_channel_t kChannel = 1;
+// Connect and RPC timeouts: long enough for a loaded broker, short enough that a dead one is
+// noticed before the operator is.
+constexpr int kConnectTimeoutS = 10;
+constexpr int kRpcTimeoutS = 30;
+
+amqp_bytes_t as_bytes(const std::string& s) {
+    return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
+}
+
+std::string_view as_view(const amqp_bytes_t& b) {
+    return std::string_view(static_cast<const char*>(b.bytes), b.len);
+}
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+    if (ms.count() < 0)
+        ms = std::chrono::milliseconds(0);
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+    return tv;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+    out += '"';
+    for (char c : s) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += c;
+                }
+        }
+    }
+    out += '"';
+}
+
+void append_number(std::string& out, double value) {
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+    out.append(buf, ec == std::errc() ? end : buf);
+}
+
+// Header field → text of the given kind (nested tables/arrays become JSON).
+HeaderValue convert_field(const amqp_field_value_t& v);
+
+void append_field_json(std::string& out, const amqp_field_value_t& v) {
+    HeaderValue h = convert_field(v);
+    switch (h.kind) {
+        case HeaderValue::Kind::text:
+            append_json_string(out, h.text);
+            break;
+        default:
+            out += h.text.empty() ? "null" : h.text;
+    }
+}
+
+HeaderValue convert_field(const amqp_field_value_t& v) {
+    using K = HeaderValue::Kind;
+    switch (v.kind) {
+        case AMQP_FIELD_KIND_UTF8:
+        case AMQP_FIELD_KIND_BYTES:
+            return {K::text, std::string(as_view(v.value.bytes))};
+        case AMQP_FIELD_KIND_BOOLEAN:
+            return {K::boolean, v.value.boolean ? "true" : "false"};
+        case AMQP_FIELD_KIND_I8:
+            return {K::number, std::to_string(v.value.i8)};
+        case AMQP_FIELD_KIND_U8:
+            return {K::number, std::to_string(v.value.u8)};
+        case AMQP_FIELD_KIND_I16:
+            return {K::number, std::to_string(v.value.i16)};
+        case AMQP_FIELD_KIND_U16:
+            return {K::number, std::to_string(v.value.u16)};
+        case AMQP_FIELD_KIND_I32:
+            return {K::number, std::to_string(v.value.i32)};
+        case AMQP_FIELD_KIND_U32:
+            return {K::number, std::to_string(v.value.u32)};
+        case AMQP_FIELD_KIND_I64:
+            return {K::number, std::to_string(v.value.i64)};
+        case AMQP_FIELD_KIND_U64:
+            return {K::number, std::to_string(v.value.u64)};
+        case AMQP_FIELD_KIND_TIMESTAMP:
+            return {K::timestamp, std::to_string(v.value.u64)};
+        case AMQP_FIELD_KIND_F32: {
+            std::string s;
+            append_number(s, v.value.f32);
+            return {K::number, s};
+        }
+        case AMQP_FIELD_KIND_F64: {
+            std::string s;
+            append_number(s, v.value.f64);
+            return {K::number, s};
+        }
+        case AMQP_FIELD_KIND_DECIMAL: {
+            // value × 10^-decimals, written exactly.
+            std::string digits = std::to_string(v.value.decimal.value);
+            bool negative = false;  // rabbitmq-c stores the value unsigned
+            unsigned places = v.value.decimal.decimals;
+            if (places > 0) {
+                if (digits.size() <= places)
+                    digits.insert(0, places + 1 - digits.size(), '0');
+                digits.insert(digits.size() - places, ".");
+            }
+            return {K::number, negative ? "-" + digits : digits};
+        }
+        case AMQP_FIELD_KIND_TABLE: {
+            std::string out = "{";
+            for (int i = 0; i < v.value.table.num_entries; ++i) {
+                if (i > 0)
+                    out += ',';
+                append_json_string(out, as_view(v.value.table.entries[i].key));
+                out += ':';
+                append_field_json(out, v.value.table.entries[i].value);
+            }
+            return {K::json, out + "}"};
+        }
+        case AMQP_FIELD_KIND_ARRAY: {
+            std::string out = "[";
+            for (int i = 0; i < v.value.array.num_entries; ++i) {
+                if (i > 0)
+                    out += ',';
+                append_field_json(out, v.value.array.entries[i]);
+            }
+            return {K::json, out + "]"};
+        }
+        case AMQP_FIELD_KIND_VOID:
+        default:
+            return {K::json, ""};
+    }
+}
+
+std::optional<HeaderValue> find_header_in_table(const void* headers, std::string_view name) {
+    const auto* table = static_cast<const amqp_table_t*>(headers);
+    for (int i = 0; i < table->num_entries; ++i) {
+        if (as_view(table->entries[i].key) != name)
+            continue;
+        if (table->entries[i].value.kind == AMQP_FIELD_KIND_VOID)
+            return std::nullopt;
+        return convert_field(table->entries[i].value);
+    }
+    return std::nullopt;
+}
+
+void destroy_envelope(void* p) {
+    auto* envelope = static_cast<amqp_envelope_t*>(p);
+    amqp_destroy_envelope(envelope);
+    delete envelope;
+}
+
+Delivery to_delivery(amqp_envelope_t* envelope) {
+    Delivery d;
+    d.owner = std::unique_ptr<void, void (*)(void*)>(envelope, destroy_envelope);
+    d.delivery_tag = envelope->delivery_tag;
+    d.redelivered = envelope->redelivered != 0;
+    d.exchange = as_view(envelope->exchange);
+    d.routing_key = as_view(envelope->routing_key);
+    d.body = as_view(envelope->message.body);
+    const amqp_basic_properties_t& p = envelope->message.properties;
+    if (p._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+        d.message_id = as_view(p.message_id);
+    if (p._flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
+        d.content_type = as_view(p.content_type);
+    if (p._flags & AMQP_BASIC_TIMESTAMP_FLAG)
+        d.timestamp = static_cast<std::int64_t>(p.timestamp);
+    if ((p._flags & AMQP_BASIC_HEADERS_FLAG) && p.headers.num_entries > 0) {
+        d.headers = &p.headers;
+        d.find_header = find_header_in_table;
+    }
+    return d;
+}
+
+std::string server_close_text(const amqp_rpc_reply_t& reply, AmqpError::Kind& kind) {
+    std::ostringstream text;
+    if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        auto* m = static_cast<amqp_connection_close_t*>(reply.reply.decoded);
+        text << "broker closed the connection: " << m->reply_code << " " << as_view(m->reply_text);
+        // 403 ACCESS_REFUSED (user/password), 530 NOT_ALLOWED (vhost): fixing config is needed.
+        kind = (m->reply_code == 403 || m->reply_code == 530) ? AmqpError::Kind::refused
+                                                              : AmqpError::Kind::connection;
+    } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        auto* m = static_cast<amqp_channel_close_t*>(reply.reply.decoded);
+        text << "broker closed the channel: " << m->reply_code << " " << as_view(m->reply_text);
+        kind = m->reply_code == 403 ? AmqpError::Kind::refused : AmqpError::Kind::channel;
+    } else {
+        text << "unexpected server method 0x" << std::hex << reply.reply.id;
+        kind = AmqpError::Kind::connection;
+    }
+    return text.str();
+}
+
+}  // namespace
+
+struct AmqpSession::Connection {
+    amqp_connection_state_t state = nullptr;
+    bool logged_in = false;
+    bool confirms = false;
+    ~Connection() {
+        if (state == nullptr)
+            return;
+        // A polite close, bounded by the RPC timeout; a broken socket just fails it.
+        if (logged_in)
+            amqp_connection_close(state, AMQP_REPLY_SUCCESS);
+        amqp_destroy_connection(state);
+    }
+};
+
+AmqpSession::AmqpSession(const AmqpUrl& url, int heartbeat_s, const std::string& connection_name)
+    : connection_(std::make_unique<Connection>()) {
+    description_ = url.host + ":" + std::to_string(url.port) + " vhost '" + url.vhost + "'";
+    if (url.tls)
+        throw AmqpError(AmqpError::Kind::refused,
+                        "amqps:// is not supported by this build (" + description_ + ")");
+    connection_->state = amqp_new_connection();
+    if (connection_->state == nullptr)
+        throw AmqpError(AmqpError::Kind::connection, "out of memory creating a connection");
+    amqp_socket_t* socket = amqp_tcp_socket_new(connection_->state);
+    if (socket == nullptr)
+        throw AmqpError(AmqpError::Kind::connection, "cannot create a TCP socket");
+    timeval connect_timeout{kConnectTimeoutS, 0};
+    int status = amqp_socket_open_noblock(socket, url.host.c_str(), url.port, &connect_timeout);
+    if (status != AMQP_STATUS_OK)
+        throw AmqpError(AmqpError::Kind::connection,
+                        "cannot connect to " + description_ + ": " + amqp_error_string2(status));
+    timeval rpc_timeout{kRpcTimeoutS, 0};
+    amqp_set_rpc_timeout(connection_->state, &rpc_timeout);
+
+    amqp_table_entry_t properties[1];
+    properties[0].key = amqp_cstring_bytes("connection_name");
+    properties[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    properties[0].value.value.bytes = as_bytes(connection_name);
+    amqp_table_t client_properties{1, properties};
+    int heartbeat = url.heartbeat_s >= 0 ? url.heartbeat_s : heartbeat_s;
+    // channel_max 0 = broker's limit; frame_max 131072 = RabbitMQ's default.
+    amqp_rpc_reply_t reply = amqp_login_with_properties(
+        connection_->state, url.vhost.c_str(), 0, 131072, heartbeat, &client_properties,
+        AMQP_SASL_METHOD_PLAIN, url.user.c_str(), url.password.c_str());
+    if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        reply.library_error == AMQP_STATUS_CONNECTION_CLOSED) {
+        throw AmqpError(AmqpError::Kind::refused,
+                        "login to " + description_ + " as '" + url.user +
+                            "' refused: check the user, password and vhost");
+    }
+    if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
+        AmqpError::Kind kind;
+        std::string text = server_close_text(reply, kind);
+        if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_ok_t ok{};
+            amqp_send_method(connection_->state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        }
+        throw AmqpError(kind, "login to " + description_ + " as '" + url.user + "': " + text);
+    }
+    check_reply(reply, "login");
+    connection_->logged_in = true;
+    amqp_channel_open(connection_->state, kChannel);
+    check_rpc("channel.open");
+}
+
+AmqpSession::~AmqpSession() = default;
+
+void AmqpSession::check_rpc(const char* operation) {
+    check_reply(amqp_get_rpc_reply(connection_->state), operation);
+}
+
+void AmqpSession::check_reply(const amqp_rpc_reply_t& reply, const char* operation) {
+    switch (reply.reply_type) {
+        case AMQP_RESPONSE_NORMAL:
+            return;
+        case AMQP_RESPONSE_NONE:
+            throw AmqpError(AmqpError::Kind::connection,
+                            std::string(operation) + " on " + description_ + ": no reply");
+        case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+            connection_->logged_in = reply.library_error != AMQP_STATUS_SOCKET_ERROR &&
+                                     reply.library_error != AMQP_STATUS_CONNECTION_CLOSED &&
+                                     reply.library_error != AMQP_STATUS_HEARTBEAT_TIMEOUT;
+            throw AmqpError(AmqpError::Kind::connection,
+                            std::string(operation) + " on " + description_ + ": " +
+                                amqp_error_string2(reply.library_error));
+        case AMQP_RESPONSE_SERVER_EXCEPTION: {
+            AmqpError::Kind kind;
+            std::string text = server_close_text(reply, kind);
+            if (reply.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+                amqp_connection_close_ok_t ok{};
+                amqp_send_method(connection_->state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+                connection_->logged_in = false;
+            } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+                amqp_channel_close_ok_t ok{};
+                amqp_send_method(connection_->state, kChannel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+            }
+            throw AmqpError(kind, std::string(operation) + " on " + description_ + ": " + text);
+        }
+    }
+}
+
+void AmqpSession::declare_durable_queue(const std::string& queue) {
+    amqp_queue_declare(connection_->state, kChannel, as_bytes(queue), 0, 1, 0, 0, amqp_empty_table);
+    check_rpc(("queue.declare '" + queue + "'").c_str());
+}
+
+QueueState AmqpSession::inspect_queue(const std::string& queue) {
+    auto* ok = amqp_queue_declare(connection_->state, kChannel, as_bytes(queue), 1, 0, 0, 0,
+                                  amqp_empty_table);
+    check_rpc(("queue.declare passive '" + queue + "'").c_str());
+    return QueueState{ok->message_count, ok->consumer_count};
+}
+
+void AmqpSession::start_consuming(const std::string& queue, std::uint16_t prefetch,
+                                  const std::string& consumer_tag) {
+    amqp_basic_qos(connection_->state, kChannel, 0, prefetch, 0);
+    check_rpc("basic.qos");
+    amqp_basic_consume(connection_->state, kChannel, as_bytes(queue), as_bytes(consumer_tag), 0, 0,
+                       0, amqp_empty_table);
+    check_rpc(("basic.consume on queue '" + queue + "'").c_str());
+}
+
+std::optional<Delivery> AmqpSession::next_delivery(std::chrono::milliseconds timeout) {
+    amqp_maybe_release_buffers(connection_->state);
+    timeval tv = to_timeval(timeout);
+    auto* envelope = new amqp_envelope_t{};
+    amqp_rpc_reply_t reply = amqp_consume_message(connection_->state, envelope, &tv, 0);
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL)
+        return to_delivery(envelope);
+    delete envelope;  // consume_message frees what it allocated on failure
+    if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+        if (reply.library_error == AMQP_STATUS_TIMEOUT)
+            return std::nullopt;
+        if (reply.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            handle_unexpected_frame();
+            return std::nullopt;
+        }
+        connection_->logged_in = false;
+        throw AmqpError(AmqpError::Kind::connection, "consuming from " + description_ + ": " +
+                                                         amqp_error_string2(reply.library_error));
+    }
+    throw AmqpError(AmqpError::Kind::connection,
+                    "consuming from " + description_ + ": unexpected reply");
+}
+
+// A frame other than a delivery arrived while consuming: the broker telling us something.
+void AmqpSession::handle_unexpected_frame() {
+    amqp_frame_t frame;
+    timeval zero{0, 0};
+    int status = amqp_simple_wait_frame_noblock(connection_->state, &frame, &zero);
+    if (status == AMQP_STATUS_TIMEOUT)
+        return;
+    if (status != AMQP_STATUS_OK) {
+        connection_->logged_in = false;
+        throw AmqpError(AmqpError::Kind::connection,
+                        "reading from " + description_ + ": " + amqp_error_string2(status));
+    }
+    if (frame.frame_type != AMQP_FRAME_METHOD)
+        return;
+    switch (frame.payload.method.id) {
+        case AMQP_BASIC_ACK_METHOD:
+        case AMQP_BASIC_NACK_METHOD:
+            return;
+        case AMQP_BASIC_RETURN_METHOD: {
+            amqp_message_t message;
+            amqp_rpc_reply_t r = amqp_read_message(connection_->state, frame.channel, &message, 0);
+            if (r.reply_type == AMQP_RESPONSE_NORMAL)
+                amqp_destroy_message(&message);
+            return;
+        }
+        case AMQP_CHANNEL_CLOSE_METHOD: {
+            auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+            std::string text = "broker closed the channel on " + description_ + ": " +
+                               std::to_string(m->reply_code) + " " +
+                               std::string(as_view(m->reply_text));
+            amqp_channel_close_ok_t ok{};
+            amqp_send_method(connection_->state, frame.channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+            throw AmqpError(AmqpError::Kind::channel, text);
+        }
+        case AMQP_CONNECTION_CLOSE_METHOD: {
+            auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
+            std::string text = "broker closed the connection " + description_ + ": " +
+                               std::to_string(m->reply_code) + " " +
+                               std::string(as_view(m->reply_text));
+            amqp_connection_close_ok_t ok{};
+            amqp_send_method(connection_->state, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+            connection_->logged_in = false;
+            throw AmqpError(AmqpError::Kind::connection, text);
+        }
+        case AMQP_BASIC_CANCEL_METHOD:
+            throw AmqpError(AmqpError::Kind::channel, "broker cancelled the consumer on " +
+                                                          description_ +
+                                                          " (queue deleted or node down)");
+        case AMQP_CONNECTION_BLOCKED_METHOD:
+            blocked_ = true;
+            return;
+        case AMQP_CONNECTION_UNBLOCKED_METHOD:
+            blocked_ = false;
+            return;
+        default:
+            return;
+    }
+}
+
+void AmqpSession::ack_up_to(std::uint64_t delivery_tag) {
+    int status = amqp_basic_ack(connection_->state, kChannel, delivery_tag, 1);
+    if (status != AMQP_STATUS_OK)
+        throw AmqpError(AmqpError::Kind::connection,
+                        "basic.ack up to " + std::to_string(delivery_tag) + " on " + description_ +
+                            ": " + amqp_error_string2(status));
+}
+
+void AmqpSession::ack_one(std::uint64_t delivery_tag) {
+    int status = amqp_basic_ack(connection_->state, kChannel, delivery_tag, 0);
+    if (status != AMQP_STATUS_OK)
+        throw AmqpError(AmqpError::Kind::connection, "basic.ack " + std::to_string(delivery_tag) +
+                                                         " on " + description_ + ": " +
+                                                         amqp_error_string2(status));
+}
+
+void AmqpSession::reject(std::uint64_t delivery_tag, bool requeue) {
+    int status = amqp_basic_nack(connection_->state, kChannel, delivery_tag, 0, requeue ? 1 : 0);
+    if (status != AMQP_STATUS_OK)
+        throw AmqpError(AmqpError::Kind::connection, "basic.nack " + std::to_string(delivery_tag) +
+                                                         " on " + description_ + ": " +
+                                                         amqp_error_string2(status));
+}
+
+void AmqpSession::enable_confirms() {
+    if (connection_->confirms)
+        return;
+    amqp_confirm_select(connection_->state, kChannel);
+    check_rpc("confirm.select");
+    connection_->confirms = true;
+}
+
+namespace {
+
+amqp_basic_properties_t with_headers(amqp_basic_properties_t properties,
+                                     const amqp_table_t* original_headers,
+                                     const std::vector<std::pair<std::string, std::string>>& extra,
+                                     std::vector<amqp_table_entry_t>& entries) {
+    // Original headers first, except the ones about to be set (a message dead-lettered twice
+    // keeps only the latest reason).
+    entries.clear();
+    if (original_headers != nullptr) {
+        for (int i = 0; i < original_headers->num_entries; ++i) {
+            std::string_view key = as_view(original_headers->entries[i].key);
+            bool replaced = false;
+            for (const auto& [name, value] : extra)
+                replaced = replaced || key == name;
+            if (!replaced)
+                entries.push_back(original_headers->entries[i]);
+        }
+    }
+    for (const auto& [name, value] : extra) {
+        amqp_table_entry_t entry{};
+        entry.key = as_bytes(name);
+        entry.value.kind = AMQP_FIELD_KIND_UTF8;
+        entry.value.value.bytes = as_bytes(value);
+        entries.push_back(entry);
+    }
+    if (!entries.empty()) {
+        properties._flags |= AMQP_BASIC_HEADERS_FLAG;
+        properties.headers = amqp_table_t{static_cast<int>(entries.size()), entries.data()};
+    }
+    if (!(properties._flags & AMQP_BASIC_DELIVERY_MODE_FLAG)) {
+        properties._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+        properties.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    }
+    return properties;
+}
+
+}  // namespace
+
+void AmqpSession::publish_confirmed(
+    const std::string& exchange, const std::string& routing_key, const Delivery& original,
+    const std::vector<std::pair<std::string, std::string>>& extra_headers) {
+    enable_confirms();
+    amqp_basic_properties_t properties{};
+    const amqp_table_t* original_headers = nullptr;
+    if (original.owner) {
+        const auto* envelope = static_cast<const amqp_envelope_t*>(original.owner.get());
+        properties = envelope->message.properties;
+        if (properties._flags & AMQP_BASIC_HEADERS_FLAG)
+            original_headers = &properties.headers;
+        properties._flags &= ~AMQP_BASIC_HEADERS_FLAG;
+    }
+    std::vector<amqp_table_entry_t> entries;
+    properties = with_headers(properties, original_headers, extra_headers, entries);
+    amqp_bytes_t body{original.body.size(), const_cast<char*>(original.body.data())};
+    std::string what = "exchange '" + exchange + "' routing key '" + routing_key + "'";
+    int status = amqp_basic_publish(connection_->state, kChannel, as_bytes(exchange),
+                                    as_bytes(routing_key), /*mandatory=*/1, 0, &properties, body);
+    if (status != AMQP_STATUS_OK)
+        throw AmqpError(
+            AmqpError::Kind::connection,
+            "publishing to " + what + " on " + description_ + ": " + amqp_error_string2(status));
+    if (await_confirms(next_publish_seq_++, what))
+        throw AmqpError(AmqpError::Kind::publish, "no queue is bound to " + what);
+}
+
+void AmqpSession::publish(const std::string& exchange, const std::string& routing_key,
+                          const OutgoingMessage& message) {
+    enable_confirms();
+    amqp_basic_properties_t properties{};
+    if (!message.message_id.empty()) {
+        properties._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+        properties.message_id =
+            amqp_bytes_t{message.message_id.size(), const_cast<char*>(message.message_id.data())};
+    }
+    if (!message.content_type.empty()) {
+        properties._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+        properties.content_type = amqp_bytes_t{message.content_type.size(),
+                                               const_cast<char*>(message.content_type.data())};
+    }
+    if (message.timestamp) {
+        properties._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+        properties.timestamp = static_cast<std::uint64_t>(*message.timestamp);
+    }
+    std::vector<amqp_table_entry_t> entries;
+    properties = with_headers(properties, nullptr, message.headers, entries);
+    amqp_bytes_t body{message.body.size(), const_cast<char*>(message.body.data())};
+    int status = amqp_basic_publish(connection_->state, kChannel, as_bytes(exchange),
+                                    as_bytes(routing_key), /*mandatory=*/1, 0, &properties, body);
+    if (status != AMQP_STATUS_OK)
+        throw AmqpError(AmqpError::Kind::connection, "publishing to exchange '" + exchange +
+                                                         "' on " + description_ + ": " +
+                                                         amqp_error_string2(status));
+    ++next_publish_seq_;
+}
+
+void AmqpSession::wait_for_confirms() {
+    if (next_publish_seq_ > 1 && await_confirms(next_publish_seq_ - 1, "the published messages"))
+        throw AmqpError(AmqpError::Kind::publish, "a published message was unroutable");
+}
+
+bool AmqpSession::await_confirms(std::uint64_t seq, const std::string& what) {
+    bool returned = false;
+    while (confirmed_up_to_ < seq) {
+        amqp_frame_t frame;
+        timeval timeout{kRpcTimeoutS, 0};
+        int status = amqp_simple_wait_frame_noblock(connection_->state, &frame, &timeout);
+        if (status != AMQP_STATUS_OK) {
+            connection_->logged_in = false;
+            throw AmqpError(AmqpError::Kind::connection, "waiting for the publisher confirm of " +
+                                                             what + " on " + description_ + ": " +
+                                                             amqp_error_string2(status));
+        }
+        if (frame.frame_type != AMQP_FRAME_METHOD)
+            continue;
+        switch (frame.payload.method.id) {
+            case AMQP_BASIC_ACK_METHOD: {
+                auto* ack = static_cast<amqp_basic_ack_t*>(frame.payload.method.decoded);
+                if (ack->multiple) {
+                    confirmed_up_to_ = std::max(confirmed_up_to_, ack->delivery_tag);
+                } else {
+                    confirmed_ahead_.push_back(ack->delivery_tag);
+                }
+                // Single acks may arrive out of order: advance over the contiguous ones.
+                bool advanced = true;
+                while (advanced) {
+                    advanced = false;
+                    for (auto it = confirmed_ahead_.begin(); it != confirmed_ahead_.end(); ++it) {
+                        if (*it <= confirmed_up_to_ + 1) {
+                            confirmed_up_to_ = std::max(confirmed_up_to_, *it);
+                            confirmed_ahead_.erase(it);
+                            advanced = true;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            case AMQP_BASIC_NACK_METHOD:
+                throw AmqpError(AmqpError::Kind::publish,
+                                "broker refused (nack) the publish to " + what);
+            case AMQP_BASIC_RETURN_METHOD: {
+                returned = true;
+                amqp_message_t message;
+                amqp_rpc_reply_t r =
+                    amqp_read_message(connection_->state, frame.channel, &message, 0);
+                if (r.reply_type == AMQP_RESPONSE_NORMAL)
+                    amqp_destroy_message(&message);
+                continue;
+            }
+            case AMQP_CHANNEL_CLOSE_METHOD: {
+                auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+                std::string text = "broker closed the publishing channel on " + description_ +
+                                   ": " + std::to_string(m->reply_code) + " " +
+                                   std::string(as_view(m->reply_text));
+                amqp_channel_close_ok_t ok{};
+                amqp_send_method(connection_->state, frame.channel, AMQP_CHANNEL_CLOSE_OK_METHOD,
+                                 &ok);
+                throw AmqpError(AmqpError::Kind::channel, text);
+            }
+            case AMQP_CONNECTION_CLOSE_METHOD:
+                connection_->logged_in = false;
+                throw AmqpError(
+                    AmqpError::Kind::connection,
+                    "broker closed the connection " + description_ + " while publishing");
+            default:
+                continue;
+        }
+    }
+    return returned;
+}
+
+}  // namespace rmq2pg

@@ -1,0 +1,106 @@
+// One AMQP connection with a consuming channel and a publishing channel (publisher confirms),
+// owned by exactly one worker thread: rabbitmq-c connections are not thread-safe.
+// The only file that includes rabbitmq-c; every C return code goes through one check that throws
+// AmqpError with the operation and the broker's own reply text.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "amqp_url.h"
+#include "delivery.h"
+
+struct amqp_rpc_reply_t_;  // rabbitmq-c, kept out of this header
+
+namespace rmq2pg {
+
+class AmqpError : public std::runtime_error {
+  public:
+    // What the caller must do next.
+    enum class Kind {
+        connection,  // socket, heartbeat, connection.close: reconnect (maybe to the next URL)
+        channel,     // channel.close or consumer cancelled by the broker: reconnect
+        refused,     // login/vhost/permission refused: reconnecting will not help until fixed
+        publish,     // a dead-letter publish was nacked or unroutable: retry later
+    };
+    AmqpError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+    Kind kind() const { return kind_; }
+
+  private:
+    Kind kind_;
+};
+
+struct QueueState {
+    std::uint32_t messages = 0;
+    std::uint32_t consumers = 0;
+};
+
+class AmqpSession {
+  public:
+    // Opens the socket, logs in, opens channel 1 (consume) and channel 2 (confirmed publishes).
+    AmqpSession(const AmqpUrl& url, int heartbeat_s, const std::string& connection_name);
+    ~AmqpSession();
+    AmqpSession(const AmqpSession&) = delete;
+    AmqpSession& operator=(const AmqpSession&) = delete;
+
+    // Declares a durable classic queue (idempotent), e.g. "<queue>.dead".
+    void declare_durable_queue(const std::string& queue);
+    // queue.declare passive: throws AmqpError(channel) when the queue does not exist.
+    QueueState inspect_queue(const std::string& queue);
+    void start_consuming(const std::string& queue, std::uint16_t prefetch,
+                         const std::string& consumer_tag);
+
+    // The next delivery, or nullopt when `timeout` passed first. Heartbeats are sent and checked
+    // while waiting. Throws AmqpError when the connection or the consuming channel is gone.
+    std::optional<Delivery> next_delivery(std::chrono::milliseconds timeout);
+
+    void ack_up_to(std::uint64_t delivery_tag);  // basic.ack multiple=true
+    void ack_one(std::uint64_t delivery_tag);
+    void reject(std::uint64_t delivery_tag, bool requeue);  // basic.nack, one message
+
+    // Publishes `original` (body and properties) with extra headers, mandatory, and waits for the
+    // broker's confirm. Throws AmqpError(publish) on nack or when no queue took the message.
+    void publish_confirmed(const std::string& exchange, const std::string& routing_key,
+                           const Delivery& original,
+                           const std::vector<std::pair<std::string, std::string>>& extra_headers);
+
+    // Windowed publishing with confirms (the companion publisher and the tests): publish() sends
+    // without waiting; wait_for_confirms() returns once the broker confirmed all of them.
+    struct OutgoingMessage {
+        std::string_view body;
+        std::string_view message_id;
+        std::string_view content_type = "application/json";
+        std::optional<std::int64_t> timestamp;
+        std::vector<std::pair<std::string, std::string>> headers;
+    };
+    void publish(const std::string& exchange, const std::string& routing_key,
+                 const OutgoingMessage& message);
+    void wait_for_confirms();
+
+    bool blocked() const { return blocked_; }
+
+  private:
+    struct Connection;
+    void check_rpc(const char* operation);
+    void check_reply(const ::amqp_rpc_reply_t_& reply, const char* operation);
+    void handle_unexpected_frame();
+    void enable_confirms();
+    // Reads frames until every publish up to `seq` is confirmed; true if any came back unroutable.
+    bool await_confirms(std::uint64_t seq, const std::string& what);
+
+    std::unique_ptr<Connection> connection_;
+    std::string description_;  // host:port/vhost, no credentials
+    std::uint64_t next_publish_seq_ = 1;
+    std::uint64_t confirmed_up_to_ = 0;           // every seq at or below was acked by the broker
+    std::vector<std::uint64_t> confirmed_ahead_;  // single acks above confirmed_up_to_
+    bool blocked_ = false;
+};
+
+}  // namespace rmq2pg

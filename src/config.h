@@ -1,0 +1,111 @@
+// The configuration: one struct with every key and its default (the single source of truth that
+// docs/config.md mirrors), and the YAML loader that fills and validates it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "amqp_url.h"
+
+namespace rmq2pg {
+
+// Where a column's value comes from in a delivery.
+struct ColumnSource {
+    enum class Kind {
+        json_pointer,  // RFC 6901 pointer into a JSON body
+        body,          // $body
+        routing_key,   // $routing_key
+        exchange,      // $exchange
+        message_id,    // $message_id
+        timestamp,     // $timestamp (AMQP basic.properties timestamp)
+        content_type,  // $content_type
+        header,        // $header.NAME
+    };
+    Kind kind = Kind::body;
+    std::string argument;  // the pointer for json_pointer, the header name for header
+};
+
+struct ColumnMapping {
+    std::string column;
+    std::string source_text;  // as written in the config, for messages
+    ColumnSource source;
+    std::optional<std::string> default_value;  // used when the source is null or missing
+    bool required = false;                     // null or missing makes the message poison
+};
+
+enum class WriteMode { insert, ignore, upsert };
+enum class OnError { dead_letter, reject, stop };
+
+struct BatchLimits {
+    std::size_t max_messages = 1000;
+    std::size_t max_bytes = 4 * 1024 * 1024;
+    std::int64_t max_delay_ms = 50;
+};
+
+struct DeadLetterTarget {
+    std::string exchange;     // "" = the default exchange
+    std::string routing_key;  // "" = "<queue>.dead"
+};
+
+struct PipelineConfig {
+    std::string name;
+    std::string queue;
+    int workers = 1;
+    int prefetch = 2000;
+    BatchLimits batch;
+    std::string table_schema = "public";
+    std::string table_name;
+    WriteMode mode = WriteMode::insert;
+    std::vector<std::string> key;
+    std::vector<ColumnMapping> columns;
+    OnError on_error = OnError::dead_letter;
+    DeadLetterTarget dead_letter;
+    int max_redeliveries = 0;  // 0 = unlimited
+
+    std::string qualified_table() const { return table_schema + "." + table_name; }
+    bool declares_dead_letter_queue() const { return dead_letter.exchange.empty(); }
+    std::string dead_letter_routing_key() const {
+        return dead_letter.routing_key.empty() ? queue + ".dead" : dead_letter.routing_key;
+    }
+};
+
+struct RetryConfig {
+    std::int64_t initial_ms = 100;
+    std::int64_t max_ms = 30000;
+};
+
+struct Config {
+    std::string source_file;
+    std::vector<AmqpUrl> amqp_urls;
+    int heartbeat_s = 30;
+    std::string postgres_url;
+    std::int64_t shutdown_timeout_ms = 10000;
+    std::int64_t startup_timeout_s = 0;  // 0 = keep retrying forever
+    std::string log_level = "info";
+    RetryConfig retry;
+    std::vector<PipelineConfig> pipelines;
+};
+
+// Every problem found in a config file, one line each ("file:line: key: what is wrong").
+class ConfigError : public std::runtime_error {
+  public:
+    explicit ConfigError(std::vector<std::string> problems);
+    const std::vector<std::string>& problems() const { return problems_; }
+
+  private:
+    std::vector<std::string> problems_;
+};
+
+// Reads, expands ${VAR} from the environment, and validates. Throws ConfigError.
+Config load_config_file(const std::string& path);
+// The same from text already in memory; `source_name` is what error lines call the file.
+Config load_config_text(const std::string& yaml_text, const std::string& source_name);
+
+const char* to_string(WriteMode mode);
+const char* to_string(OnError on_error);
+
+}  // namespace rmq2pg

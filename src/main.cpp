@@ -1,0 +1,162 @@
+// rmq2pg: RabbitMQ → PostgreSQL. main() is a checklist: parse the command line, load the
+// config, set up logging and signals, start the workers, turn signals into events, stop.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "config.h"
+#include "logging.h"
+#include "pg_writer.h"
+#include "supervisor.h"
+#include "version.h"
+
+namespace {
+
+// sysexits.h codes, which systemd and supervisors understand.
+constexpr int kExitUsage = 64;
+constexpr int kExitConfig = 78;
+
+constexpr const char* kUsage =
+    "usage: rmq2pg --config FILE          run until SIGTERM/SIGINT\n"
+    "       rmq2pg --check-config --config FILE\n"
+    "                                     validate the file (and the tables, when PostgreSQL\n"
+    "                                     is reachable); exit 0 valid, 78 invalid\n"
+    "       rmq2pg --version\n";
+
+int check_config(const rmq2pg::Config& config) {
+    // A reachable database lets us check tables, columns and unique keys too; an unreachable
+    // one is not a config error.
+    setenv("PGCONNECT_TIMEOUT", "5", /*overwrite=*/0);
+    int status = 0;
+    for (const auto& pipeline : config.pipelines) {
+        try {
+            rmq2pg::check_pipeline_against_database(config.postgres_url, pipeline);
+        } catch (const rmq2pg::WriteError& e) {
+            if (e.kind() == rmq2pg::WriteError::Kind::connection) {
+                std::fprintf(stderr, "%s: note: PostgreSQL not reachable, tables not checked: %s\n",
+                             config.source_file.c_str(), e.what());
+                return 0;
+            }
+            std::fprintf(stderr, "%s: pipelines '%s': %s\n", config.source_file.c_str(),
+                         pipeline.name.c_str(), e.what());
+            status = kExitConfig;
+        }
+    }
+    if (status == 0)
+        std::fprintf(stderr, "%s: valid\n", config.source_file.c_str());
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path;
+    bool check_only = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "--config" && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (arg.rfind("--config=", 0) == 0) {
+            config_path = arg.substr(9);
+        } else if (arg == "--check-config") {
+            check_only = true;
+        } else if (arg == "--version") {
+            std::printf("rmq2pg %s\n", RMQ2PG_VERSION);
+            return 0;
+        } else if (arg == "--help" || arg == "-h") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        } else {
+            std::fprintf(stderr, "rmq2pg: unknown argument '%s'\n%s", arg.c_str(), kUsage);
+            return kExitUsage;
+        }
+    }
+    if (config_path.empty()) {
+        std::fprintf(stderr, "rmq2pg: --config FILE is required\n%s", kUsage);
+        return kExitUsage;
+    }
+
+    rmq2pg::Config config;
+    try {
+        config = rmq2pg::load_config_file(config_path);
+    } catch (const rmq2pg::ConfigError& e) {
+        for (const auto& problem : e.problems())
+            std::fprintf(stderr, "%s\n", problem.c_str());
+        return kExitConfig;
+    }
+    if (check_only)
+        return check_config(config);
+
+    rmq2pg::init_logging(config.log_level);
+
+    // Signals become events of the main loop (sigtimedwait), never work inside a handler; every
+    // thread inherits the blocked mask, so only the main thread sees them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    spdlog::info("rmq2pg {} starting: {} pipeline(s), broker {}, database {}", RMQ2PG_VERSION,
+                 config.pipelines.size(), config.amqp_urls.front().masked(),
+                 rmq2pg::mask_url_password(config.postgres_url));
+    for (const auto& p : config.pipelines)
+        spdlog::info("pipeline '{}': queue '{}' -> table {}, {} worker(s), mode {}, on_error {}",
+                     p.name, p.queue, p.qualified_table(), p.workers, rmq2pg::to_string(p.mode),
+                     rmq2pg::to_string(p.on_error));
+
+    rmq2pg::Supervisor supervisor(config);
+    supervisor.start();
+
+    auto started = std::chrono::steady_clock::now();
+    auto last_progress = started;
+    bool ready_logged = false;
+    int exit_code = 0;
+    while (true) {
+        timespec tick{1, 0};
+        int sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig == SIGTERM || sig == SIGINT) {
+            spdlog::info("{} received: finishing open batches (timeout {} ms)",
+                         sig == SIGTERM ? "SIGTERM" : "SIGINT", config.shutdown_timeout_ms);
+            break;
+        }
+        if (sig == SIGHUP)
+            spdlog::warn("SIGHUP received: reload is not supported yet, ignored");
+        auto now = std::chrono::steady_clock::now();
+        if (!ready_logged && supervisor.all_consuming()) {
+            spdlog::info("ready: every worker is consuming");
+            ready_logged = true;
+        }
+        if (!ready_logged && config.startup_timeout_s > 0 &&
+            now - started > std::chrono::seconds(config.startup_timeout_s)) {
+            spdlog::critical(
+                "not every worker could connect within startup_timeout_s={}; "
+                "exiting",
+                config.startup_timeout_s);
+            exit_code = 1;
+            break;
+        }
+        if (now - last_progress >= std::chrono::seconds(10)) {
+            supervisor.log_progress();
+            last_progress = now;
+        }
+    }
+    bool clean = supervisor.stop();
+    supervisor.log_progress();
+    if (!clean) {
+        spdlog::error(
+            "shutdown timeout: some workers did not stop; exiting anyway (their "
+            "unacked messages return to the queue)");
+        spdlog::shutdown();
+        std::_Exit(1);  // detached workers still run: skip static destructors
+    }
+    spdlog::info("stopped cleanly");
+    return exit_code;
+}

@@ -1,0 +1,412 @@
+// Delivery → COPY text row. Design: the body is parsed at most once per message with simdjson's
+// On-Demand API into a buffer reused across messages (no per-message allocation), each JSON
+// Pointer is resolved against that parse, and values are written straight into the batch's COPY
+// buffer in the text form PostgreSQL parses for the column's type. Numbers are copied as their
+// original JSON tokens, so numeric columns get exactly the digits that were sent.
+#include "row_mapper.h"
+
+#include <simdjson.h>
+
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+namespace rmq2pg {
+
+using simdjson::ondemand::json_type;
+
+void append_copy_escaped(std::string& out, std::string_view value) {
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        char replacement;
+        switch (value[i]) {
+            case '\\':
+                replacement = '\\';
+                break;
+            case '\t':
+                replacement = 't';
+                break;
+            case '\n':
+                replacement = 'n';
+                break;
+            case '\r':
+                replacement = 'r';
+                break;
+            default:
+                continue;
+        }
+        out.append(value.data() + start, i - start);
+        out += '\\';
+        out += replacement;
+        start = i + 1;
+    }
+    out.append(value.data() + start, value.size() - start);
+}
+
+namespace {
+
+constexpr std::string_view kNull = "\\N";
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+void append_hex_bytea(std::string& out, std::string_view bytes) {
+    static const char digits[] = "0123456789abcdef";
+    out += "\\x";  // bytea's hex input form; COPY escaping doubles the backslash later
+    for (unsigned char c : bytes) {
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+}
+
+// Seconds since the epoch (fractions allowed) → "YYYY-MM-DD HH:MM:SS.ffffff+00".
+bool append_epoch(std::string& out, std::string_view number) {
+    std::string text(number);
+    char* end = nullptr;
+    double seconds = std::strtod(text.c_str(), &end);
+    if (end != text.c_str() + text.size() || !std::isfinite(seconds))
+        return false;
+    double whole = std::floor(seconds);
+    auto micros = static_cast<long>(std::llround((seconds - whole) * 1e6));
+    auto t = static_cast<std::time_t>(whole);
+    if (micros >= 1000000) {
+        micros -= 1000000;
+        ++t;
+    }
+    std::tm tm{};
+    if (gmtime_r(&t, &tm) == nullptr)
+        return false;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+    out += buf;
+    return true;
+}
+
+void append_json_quoted(std::string& field, std::string_view s) {
+    field += '"';
+    for (char c : s) {
+        switch (c) {
+            case '"':
+                field += "\\\"";
+                break;
+            case '\\':
+                field += "\\\\";
+                break;
+            case '\n':
+                field += "\\n";
+                break;
+            case '\r':
+                field += "\\r";
+                break;
+            case '\t':
+                field += "\\t";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    field += buf;
+                } else {
+                    field += c;
+                }
+        }
+    }
+    field += '"';
+}
+
+// A PostgreSQL array element: always double-quoted, so commas, braces, spaces and the word
+// NULL survive as text.
+void append_array_element_quoted(std::string& field, std::string_view s) {
+    field += '"';
+    for (char c : s) {
+        if (c == '"' || c == '\\')
+            field += '\\';
+        field += c;
+    }
+    field += '"';
+}
+
+}  // namespace
+
+struct RowMapper::Impl {
+    struct Column {
+        ColumnMapping mapping;
+        TypeCategory category;
+    };
+    std::vector<Column> columns;
+    bool parses_json = false;
+    simdjson::dom::parser validator;
+    simdjson::ondemand::parser parser;
+    std::string padded;  // body + SIMDJSON_PADDING, reused across messages
+    std::string field;   // scratch for values built before escaping
+
+    enum class Outcome { value, missing, error };
+
+    // Appends a JSON value rendered for `category` to `field`.
+    Outcome render_json(simdjson::ondemand::value value, TypeCategory category,
+                        std::string& error) {
+        json_type type;
+        if (value.type().get(type) != simdjson::SUCCESS) {
+            error = "not valid JSON";
+            return Outcome::error;
+        }
+        switch (type) {
+            case json_type::null:
+                return Outcome::missing;
+            case json_type::string: {
+                if (category == TypeCategory::json) {
+                    field.append(trim(value.raw_json_token()));
+                    return Outcome::value;
+                }
+                std::string_view s;
+                if (value.get_string().get(s) != simdjson::SUCCESS)
+                    break;
+                if (category == TypeCategory::bytea)
+                    append_hex_bytea(field, s);
+                else
+                    field.append(s);
+                return Outcome::value;
+            }
+            case json_type::number: {
+                std::string_view raw = trim(value.raw_json_token());
+                if (category == TypeCategory::timestamp) {
+                    if (!append_epoch(field, raw)) {
+                        error = "number " + std::string(raw) + " is not a time in epoch seconds";
+                        return Outcome::error;
+                    }
+                } else {
+                    field.append(raw);
+                }
+                return Outcome::value;
+            }
+            case json_type::boolean: {
+                bool b;
+                if (value.get_bool().get(b) != simdjson::SUCCESS)
+                    break;
+                field += b ? "true" : "false";
+                return Outcome::value;
+            }
+            case json_type::array: {
+                simdjson::ondemand::array array;
+                if (value.get_array().get(array) != simdjson::SUCCESS)
+                    break;
+                if (category == TypeCategory::array)
+                    return render_pg_array(array, error);
+                std::string_view raw;
+                if (array.raw_json().get(raw) != simdjson::SUCCESS)
+                    break;
+                field.append(raw);
+                return Outcome::value;
+            }
+            case json_type::object: {
+                simdjson::ondemand::object object;
+                std::string_view raw;
+                if (value.get_object().get(object) != simdjson::SUCCESS ||
+                    object.raw_json().get(raw) != simdjson::SUCCESS)
+                    break;
+                field.append(raw);
+                return Outcome::value;
+            }
+        }
+        error = "not valid JSON";
+        return Outcome::error;
+    }
+
+    Outcome render_pg_array(simdjson::ondemand::array array, std::string& error) {
+        field += '{';
+        bool first = true;
+        for (auto element_result : array) {
+            simdjson::ondemand::value element;
+            if (element_result.get(element) != simdjson::SUCCESS) {
+                error = "not valid JSON in an array";
+                return Outcome::error;
+            }
+            if (!first)
+                field += ',';
+            first = false;
+            json_type type;
+            if (element.type().get(type) != simdjson::SUCCESS) {
+                error = "not valid JSON in an array";
+                return Outcome::error;
+            }
+            if (type == json_type::null) {
+                field += "NULL";
+            } else if (type == json_type::array) {
+                simdjson::ondemand::array inner;
+                if (element.get_array().get(inner) != simdjson::SUCCESS)
+                    return Outcome::error;
+                if (render_pg_array(inner, error) == Outcome::error)
+                    return Outcome::error;
+            } else if (type == json_type::string) {
+                std::string_view s;
+                if (element.get_string().get(s) != simdjson::SUCCESS) {
+                    error = "not valid JSON in an array";
+                    return Outcome::error;
+                }
+                append_array_element_quoted(field, s);
+            } else if (type == json_type::object) {
+                simdjson::ondemand::object object;
+                std::string_view raw;
+                if (element.get_object().get(object) != simdjson::SUCCESS ||
+                    object.raw_json().get(raw) != simdjson::SUCCESS) {
+                    error = "not valid JSON in an array";
+                    return Outcome::error;
+                }
+                append_array_element_quoted(field, raw);
+            } else {
+                field.append(trim(element.raw_json_token()));
+            }
+        }
+        field += '}';
+        return Outcome::value;
+    }
+
+    // A metadata or header value given as text of some kind.
+    void render_text(std::string_view text, HeaderValue::Kind kind, TypeCategory category) {
+        if (category == TypeCategory::json) {
+            if (kind == HeaderValue::Kind::text)
+                append_json_quoted(field, text);
+            else
+                field.append(text);
+        } else if (category == TypeCategory::timestamp && kind == HeaderValue::Kind::timestamp) {
+            append_epoch(field, text);
+        } else if (category == TypeCategory::bytea) {
+            append_hex_bytea(field, text);
+        } else {
+            field.append(text);
+        }
+    }
+};
+
+RowMapper::RowMapper(const PipelineConfig& pipeline, const TableSchema& table)
+    : impl_(std::make_unique<Impl>()) {
+    for (const auto& mapping : pipeline.columns) {
+        const ColumnInfo* info = table.find(mapping.column);
+        if (info == nullptr)
+            throw std::invalid_argument("column '" + mapping.column + "' does not exist in " +
+                                        table.schema + "." + table.name);
+        impl_->columns.push_back({mapping, info->category});
+        impl_->parses_json =
+            impl_->parses_json || mapping.source.kind == ColumnSource::Kind::json_pointer;
+    }
+}
+
+RowMapper::~RowMapper() = default;
+RowMapper::RowMapper(RowMapper&&) noexcept = default;
+RowMapper& RowMapper::operator=(RowMapper&&) noexcept = default;
+
+std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string& out) {
+    Impl& m = *impl_;
+    const std::size_t row_start = out.size();
+    simdjson::ondemand::document document;
+    if (m.parses_json) {
+        // Full validation by the DOM parser first: On-Demand only checks what it reads, and
+        // simdjson 3.0's On-Demand can crash on malformed input (e.g. '{"id":1,,}'). The DOM
+        // parser is robust and dispatches to the CPU's SIMD kernels at run time.
+        m.padded.assign(d.body.data(), d.body.size());
+        m.padded.resize(d.body.size() + simdjson::SIMDJSON_PADDING);
+        // Numbers beyond double's range (1E+400, integers over 2^64) are refused here; every
+        // number within it keeps its exact digits below (the raw token is copied).
+        auto error = m.validator.parse(m.padded.data(), d.body.size(), false).error();
+        if (error == simdjson::SUCCESS)
+            error = m.parser.iterate(m.padded.data(), d.body.size(), m.padded.size()).get(document);
+        if (error != simdjson::SUCCESS)
+            return std::string("body is not JSON: ") + simdjson::error_message(error);
+    }
+    using Kind = ColumnSource::Kind;
+    for (std::size_t i = 0; i < m.columns.size(); ++i) {
+        const Impl::Column& column = m.columns[i];
+        const ColumnMapping& mapping = column.mapping;
+        if (i > 0)
+            out += '\t';
+        m.field.clear();
+        Impl::Outcome outcome = Impl::Outcome::value;
+        std::string error;
+        switch (mapping.source.kind) {
+            case Kind::json_pointer: {
+                if (mapping.source.argument.empty()) {  // "" = the whole document
+                    m.render_text(d.body, HeaderValue::Kind::json, column.category);
+                    break;
+                }
+                simdjson::ondemand::value value;
+                auto code = document.at_pointer(mapping.source.argument).get(value);
+                if (code == simdjson::NO_SUCH_FIELD || code == simdjson::INDEX_OUT_OF_BOUNDS) {
+                    outcome = Impl::Outcome::missing;
+                } else if (code == simdjson::INCORRECT_TYPE ||
+                           code == simdjson::INVALID_JSON_POINTER) {
+                    // e.g. /a/b where /a is a number: the field cannot exist. (The pointer's
+                    // own syntax was validated with the config.)
+                    outcome = Impl::Outcome::missing;
+                } else if (code != simdjson::SUCCESS) {
+                    outcome = Impl::Outcome::error;
+                    error = std::string("body is not valid JSON: ") + simdjson::error_message(code);
+                } else {
+                    outcome = m.render_json(value, column.category, error);
+                }
+                break;
+            }
+            case Kind::body:
+                m.render_text(d.body, HeaderValue::Kind::json, column.category);
+                break;
+            case Kind::routing_key:
+                m.render_text(d.routing_key, HeaderValue::Kind::text, column.category);
+                break;
+            case Kind::exchange:
+                m.render_text(d.exchange, HeaderValue::Kind::text, column.category);
+                break;
+            case Kind::message_id:
+                if (d.message_id.empty())
+                    outcome = Impl::Outcome::missing;
+                else
+                    m.render_text(d.message_id, HeaderValue::Kind::text, column.category);
+                break;
+            case Kind::content_type:
+                if (d.content_type.empty())
+                    outcome = Impl::Outcome::missing;
+                else
+                    m.render_text(d.content_type, HeaderValue::Kind::text, column.category);
+                break;
+            case Kind::timestamp:
+                if (!d.timestamp)
+                    outcome = Impl::Outcome::missing;
+                else
+                    m.render_text(std::to_string(*d.timestamp), HeaderValue::Kind::timestamp,
+                                  column.category);
+                break;
+            case Kind::header: {
+                auto header = d.header(mapping.source.argument);
+                if (!header)
+                    outcome = Impl::Outcome::missing;
+                else
+                    m.render_text(header->text, header->kind, column.category);
+                break;
+            }
+        }
+        if (outcome == Impl::Outcome::error) {
+            out.resize(row_start);
+            return "column '" + mapping.column + "' from " + mapping.source_text + ": " + error;
+        }
+        if (outcome == Impl::Outcome::missing) {
+            if (mapping.default_value) {
+                append_copy_escaped(out, *mapping.default_value);
+            } else if (mapping.required) {
+                out.resize(row_start);
+                return "column '" + mapping.column + "' is required but " + mapping.source_text +
+                       " is missing or null";
+            } else {
+                out += kNull;
+            }
+            continue;
+        }
+        append_copy_escaped(out, m.field);
+    }
+    return std::nullopt;
+}
+
+}  // namespace rmq2pg

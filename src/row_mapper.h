@@ -1,0 +1,36 @@
+// Delivery → one row of COPY text, following the pipeline's column mapping and the target
+// column types. Pure (no I/O): a message that cannot be mapped is an expected outcome returned
+// as a reason, not an exception.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config.h"
+#include "delivery.h"
+#include "table_schema.h"
+
+namespace rmq2pg {
+
+class RowMapper {
+  public:
+    // Throws std::invalid_argument naming the column when a mapped column is not in `table`.
+    RowMapper(const PipelineConfig& pipeline, const TableSchema& table);
+    ~RowMapper();
+    RowMapper(RowMapper&&) noexcept;
+    RowMapper& operator=(RowMapper&&) noexcept;
+
+    // Appends the delivery's row (tab-separated COPY text, no newline) to `out`. On failure
+    // `out` is left as it was and the reason is returned.
+    std::optional<std::string> append_row(const Delivery& delivery, std::string& out);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// COPY text-format escaping of one field value (backslash, tab, newline, carriage return).
+void append_copy_escaped(std::string& out, std::string_view value);
+
+}  // namespace rmq2pg

@@ -1,0 +1,404 @@
+// The worker loop. Design: a batch is filled from the AMQP session until the batch policy closes
+// it, mapped to COPY rows once, and written in one transaction. Poison rows are isolated (the
+// row PostgreSQL names in its COPY error, else bisection), the rest commits, poison messages are
+// dead-lettered with publisher confirms, and only then is everything acked with one
+// multiple=true ack up to the batch's last delivery tag. Transient database failures keep the
+// batch and retry with backoff while the AMQP session stays alive (deliveries that arrive
+// meanwhile wait in a backlog bounded by prefetch). A broker failure drops everything unacked:
+// the broker redelivers it, so nothing is lost and nothing uncommitted is ever acked.
+#include "worker.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <thread>
+
+namespace rmq2pg {
+
+const char* to_string(WorkerState state) {
+    switch (state) {
+        case WorkerState::starting:
+            return "starting";
+        case WorkerState::connecting:
+            return "connecting";
+        case WorkerState::consuming:
+            return "consuming";
+        case WorkerState::writing:
+            return "writing";
+        case WorkerState::backing_off:
+            return "backing_off";
+        case WorkerState::paused:
+            return "paused";
+        case WorkerState::stopped:
+            return "stopped";
+    }
+    return "?";
+}
+
+namespace {
+
+// How long one wait for a delivery may block while the batch is empty: bounds how late a worker
+// notices a stop request.
+constexpr std::chrono::milliseconds kIdlePoll{200};
+
+// Thrown inside the worker when the shutdown deadline passed with work still unacked.
+struct ShutdownDeadline {};
+
+std::string now_rfc3339() {
+    auto now = std::chrono::system_clock::now();
+    std::time_t t = std::chrono::system_clock::to_time_t(now);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(ms.count()));
+    return buf;
+}
+
+std::string hostname() {
+    char buf[256] = {};
+    gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+}  // namespace
+
+Worker::Worker(const Config& config, const PipelineConfig& pipeline, int index,
+               const StopSignal& stop, PipelineMetrics& metrics)
+    : config_(config),
+      pipeline_(pipeline),
+      index_(index),
+      stop_(stop),
+      metrics_(metrics),
+      url_index_(static_cast<std::size_t>(index) % config.amqp_urls.size()),
+      backoff_(std::chrono::milliseconds(config.retry.initial_ms),
+               std::chrono::milliseconds(config.retry.max_ms),
+               static_cast<std::uint64_t>(getpid()) * 1000 + static_cast<std::uint64_t>(index)),
+      policy_(pipeline.batch) {}
+
+Worker::~Worker() = default;
+
+std::string Worker::identity() const {
+    return "[" + pipeline_.name + "/" + std::to_string(index_) + "]";
+}
+
+void Worker::set_state(WorkerState state) {
+    WorkerState old = state_.exchange(state);
+    if (old != state && (state != WorkerState::writing && old != WorkerState::writing))
+        spdlog::debug("{} state {} -> {}", identity(), to_string(old), to_string(state));
+}
+
+void Worker::run() {
+    spdlog::info(
+        "{} started: queue '{}' -> table {} ({} mode, prefetch {}, batch {} msgs / {} "
+        "bytes / {} ms)",
+        identity(), pipeline_.queue, pipeline_.qualified_table(), to_string(pipeline_.mode),
+        pipeline_.prefetch, pipeline_.batch.max_messages, pipeline_.batch.max_bytes,
+        pipeline_.batch.max_delay_ms);
+    while (!stop_.requested.load() && !paused_) {
+        try {
+            if (!writer_)
+                connect_writer();
+            if (!session_)
+                connect_session();
+            backoff_.reset();
+            serve();
+        } catch (const AmqpError& e) {
+            if (batch_.empty() && backlog_.empty())
+                spdlog::error("{} broker: {}", identity(), e.what());
+            else
+                spdlog::error("{} broker: {}; {} unacked messages return to the queue", identity(),
+                              e.what(), batch_.size() + backlog_.size());
+            session_.reset();
+            publisher_.reset();
+            batch_.clear();
+            backlog_.clear();
+            policy_.reset();
+            url_index_ = (url_index_ + 1) % config_.amqp_urls.size();
+            wait(backoff_.next_delay());
+        } catch (const WriteError& e) {
+            spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), e.what());
+            writer_.reset();
+            wait(backoff_.next_delay());
+        } catch (const ShutdownDeadline&) {
+            spdlog::error(
+                "{} shutdown timeout: {} messages not committed; they return to the "
+                "queue",
+                identity(), batch_.size() + backlog_.size());
+            break;
+        }
+    }
+    if (paused_) {
+        session_.reset();  // returns the poison message to its queue
+        set_state(WorkerState::paused);
+        while (!stop_.requested.load())
+            std::this_thread::sleep_for(kIdlePoll);
+    }
+    session_.reset();  // closes the connection: anything unacked returns to the queue
+    publisher_.reset();
+    writer_.reset();
+    set_state(WorkerState::stopped);
+    spdlog::info("{} stopped", identity());
+}
+
+void Worker::connect_writer() {
+    set_state(WorkerState::connecting);
+    std::string application_name = "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_);
+    writer_ = std::make_unique<PgWriter>(config_.postgres_url, pipeline_, application_name);
+    mapper_ = std::make_unique<RowMapper>(pipeline_, writer_->table());
+    metrics_.pg_connects++;
+    spdlog::info("{} connected to PostgreSQL ({})", identity(),
+                 mask_url_password(config_.postgres_url));
+}
+
+void Worker::connect_session() {
+    set_state(WorkerState::connecting);
+    const AmqpUrl& url = config_.amqp_urls[url_index_];
+    std::string name = "rmq2pg " + pipeline_.name + "/" + std::to_string(index_) + " on " +
+                       hostname() + " pid " + std::to_string(getpid());
+    session_ = std::make_unique<AmqpSession>(url, config_.heartbeat_s, name);
+    if (pipeline_.on_error == OnError::dead_letter && pipeline_.declares_dead_letter_queue())
+        session_->declare_durable_queue(pipeline_.dead_letter_routing_key());
+    session_->start_consuming(pipeline_.queue, static_cast<std::uint16_t>(pipeline_.prefetch),
+                              "rmq2pg-" + pipeline_.name + "-" + std::to_string(index_) + "-" +
+                                  hostname() + "-" + std::to_string(getpid()));
+    metrics_.amqp_connects++;
+    spdlog::info("{} consuming from queue '{}' on {}", identity(), pipeline_.queue, url.masked());
+}
+
+void Worker::serve() {
+    while (true) {
+        set_state(WorkerState::consuming);
+        fill_batch();
+        if (!batch_.empty())
+            flush_batch();
+        if (stop_.requested.load() || paused_)
+            return;
+    }
+}
+
+void Worker::fill_batch() {
+    while (!policy_.should_close(BatchPolicy::Clock::now())) {
+        if (stop_.requested.load())
+            return;
+        std::optional<Delivery> delivery;
+        if (!backlog_.empty()) {
+            delivery = std::move(backlog_.front());
+            backlog_.pop_front();
+        } else {
+            delivery =
+                session_->next_delivery(policy_.wait_budget(BatchPolicy::Clock::now(), kIdlePoll));
+            if (!delivery)
+                continue;
+            metrics_.received++;
+            if (delivery->redelivered)
+                metrics_.redelivered++;
+        }
+        policy_.add(delivery->body.size(), BatchPolicy::Clock::now());
+        batch_.emplace_back();
+        batch_.back().delivery = std::move(*delivery);
+    }
+}
+
+void Worker::flush_batch() {
+    set_state(WorkerState::writing);
+    rows_.clear();
+    for (auto& m : batch_) {
+        if (pipeline_.max_redeliveries > 0) {
+            // Quorum queues count deliveries themselves.
+            if (auto count = m.delivery.header("x-delivery-count")) {
+                if (std::atoll(count->text.c_str()) > pipeline_.max_redeliveries) {
+                    m.status = Status::poison;
+                    m.reason = "delivered " + count->text + " times (max_redeliveries " +
+                               std::to_string(pipeline_.max_redeliveries) + ")";
+                    continue;
+                }
+            }
+        }
+        if (!rows_.empty())
+            rows_ += '\n';
+        std::size_t offset = rows_.size();
+        if (auto error = mapper_->append_row(m.delivery, rows_)) {
+            if (offset > 0)
+                rows_.pop_back();
+            m.status = Status::poison;
+            m.reason = *error;
+            continue;
+        }
+        m.row_offset = offset;
+        m.row_length = rows_.size() - offset;
+    }
+    write_pending();
+    settle_poison();
+    if (paused_)
+        return;
+    session_->ack_up_to(batch_.back().delivery.delivery_tag);
+    metrics_.batches++;
+    batch_.clear();
+    policy_.reset();
+}
+
+// Writes every pending message, retrying transient failures until they commit (or the shutdown
+// deadline passes). Committed and poison statuses survive a retry, so nothing is written twice.
+void Worker::write_pending() {
+    while (true) {
+        std::vector<std::size_t> pending;
+        for (std::size_t i = 0; i < batch_.size(); ++i)
+            if (batch_[i].status == Status::pending)
+                pending.push_back(i);
+        if (pending.empty())
+            return;
+        try {
+            if (!writer_)
+                connect_writer();
+            set_state(WorkerState::writing);
+            write_isolating(std::move(pending));
+            backoff_.reset();
+            return;
+        } catch (const WriteError& e) {
+            metrics_.write_failures++;
+            auto delay = backoff_.next_delay();
+            spdlog::error("{} batch of {} (tags {}..{}) not written, retrying in {} ms: {} ({})",
+                          identity(), batch_.size(), batch_.front().delivery.delivery_tag,
+                          batch_.back().delivery.delivery_tag, delay.count(), e.what(),
+                          to_string(e.kind()));
+            if (e.kind() == WriteError::Kind::connection ||
+                e.kind() == WriteError::Kind::outcome_unknown ||
+                e.kind() == WriteError::Kind::schema)
+                writer_.reset();
+            wait(delay);
+        }
+    }
+}
+
+void Worker::write_isolating(std::vector<std::size_t> indices) {
+    std::vector<std::vector<std::size_t>> parts;
+    parts.push_back(std::move(indices));
+    while (!parts.empty()) {
+        std::vector<std::size_t> part = std::move(parts.back());
+        parts.pop_back();
+        bool contiguous = part.size() == batch_.size();
+        if (!contiguous) {
+            subset_.clear();
+            for (std::size_t i : part) {
+                if (!subset_.empty())
+                    subset_ += '\n';
+                subset_.append(rows_, batch_[i].row_offset, batch_[i].row_length);
+            }
+        }
+        try {
+            writer_->write(contiguous ? rows_ : subset_, part.size());
+            for (std::size_t i : part)
+                batch_[i].status = Status::committed;
+            metrics_.committed += part.size();
+        } catch (const WriteError& e) {
+            if (e.kind() != WriteError::Kind::bad_data)
+                throw;
+            if (e.failed_row() && *e.failed_row() < part.size()) {
+                std::size_t culprit = part[*e.failed_row()];
+                batch_[culprit].status = Status::poison;
+                batch_[culprit].reason = e.what();
+                part.erase(part.begin() + static_cast<std::ptrdiff_t>(*e.failed_row()));
+                if (!part.empty())
+                    parts.push_back(std::move(part));
+            } else if (part.size() == 1) {
+                batch_[part[0]].status = Status::poison;
+                batch_[part[0]].reason = e.what();
+            } else {
+                auto middle = part.begin() + static_cast<std::ptrdiff_t>(part.size() / 2);
+                parts.emplace_back(middle, part.end());
+                parts.emplace_back(part.begin(), middle);
+            }
+        }
+    }
+}
+
+// Every poison message leaves the queue the way on_error says, before the batch is acked.
+void Worker::settle_poison() {
+    for (auto& m : batch_) {
+        if (m.status != Status::poison)
+            continue;
+        spdlog::warn("{} poison message (tag {}, routing key '{}'): {}", identity(),
+                     m.delivery.delivery_tag, m.delivery.routing_key, m.reason);
+        switch (pipeline_.on_error) {
+            case OnError::reject:
+                session_->reject(m.delivery.delivery_tag, false);
+                metrics_.rejected++;
+                break;
+            case OnError::stop: {
+                // Ack what committed, leave the poison message (and what follows) unacked, and
+                // pause: closing the connection returns them to the queue.
+                for (auto& other : batch_)
+                    if (other.status == Status::committed)
+                        session_->ack_one(other.delivery.delivery_tag);
+                spdlog::critical(
+                    "{} on_error: stop — pipeline paused on a poison message; fix it "
+                    "and restart rmq2pg",
+                    identity());
+                paused_ = true;
+                batch_.clear();
+                backlog_.clear();
+                return;
+            }
+            case OnError::dead_letter: {
+                std::vector<std::pair<std::string, std::string>> headers = {
+                    {"x-rmq2pg-error", m.reason},
+                    {"x-rmq2pg-pipeline", pipeline_.name},
+                    {"x-rmq2pg-table", pipeline_.qualified_table()},
+                    {"x-original-exchange", std::string(m.delivery.exchange)},
+                    {"x-original-routing-key", std::string(m.delivery.routing_key)},
+                    {"x-rmq2pg-failed-at", now_rfc3339()},
+                };
+                while (true) {
+                    try {
+                        if (!publisher_)
+                            publisher_ = std::make_unique<AmqpSession>(
+                                config_.amqp_urls[url_index_], config_.heartbeat_s,
+                                "rmq2pg " + pipeline_.name + "/" + std::to_string(index_) +
+                                    " dead-letter publisher");
+                        publisher_->publish_confirmed(pipeline_.dead_letter.exchange,
+                                                      pipeline_.dead_letter_routing_key(),
+                                                      m.delivery, headers);
+                        break;
+                    } catch (const AmqpError& e) {
+                        publisher_.reset();
+                        auto delay = backoff_.next_delay();
+                        spdlog::error("{} dead-lettering tag {} failed, retrying in {} ms: {}",
+                                      identity(), m.delivery.delivery_tag, delay.count(), e.what());
+                        wait(delay);
+                    }
+                }
+                metrics_.dead_lettered++;
+                break;
+            }
+        }
+    }
+}
+
+// Sleeps `delay` while keeping the AMQP session alive: heartbeats go out and deliveries that
+// arrive are kept in the backlog (the broker sends no more than prefetch unacked ones).
+void Worker::wait(std::chrono::milliseconds delay) {
+    set_state(WorkerState::backing_off);
+    auto until = std::chrono::steady_clock::now() + delay;
+    while (std::chrono::steady_clock::now() < until) {
+        bool holding = !batch_.empty() || !backlog_.empty();
+        if (stop_.requested.load() && !holding)
+            return;
+        if (stop_.past_deadline() && holding)
+            throw ShutdownDeadline{};
+        auto slice = std::min(kIdlePoll, std::chrono::ceil<std::chrono::milliseconds>(
+                                             until - std::chrono::steady_clock::now()));
+        if (session_) {
+            if (auto delivery = session_->next_delivery(slice)) {
+                metrics_.received++;
+                backlog_.push_back(std::move(*delivery));
+            }
+        } else {
+            std::this_thread::sleep_for(slice);
+        }
+    }
+}
+
+}  // namespace rmq2pg

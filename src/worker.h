@@ -1,0 +1,90 @@
+// One worker thread of a pipeline: consume → batch → write (one transaction) → ack.
+// Ownership: a Worker owns its AmqpSession, its optional dead-letter publisher and its PgWriter;
+// nothing of it is touched by another thread except `state()` and the shared PipelineMetrics.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "amqp_session.h"
+#include "backoff.h"
+#include "batch_policy.h"
+#include "config.h"
+#include "metrics.h"
+#include "pg_writer.h"
+#include "row_mapper.h"
+
+namespace rmq2pg {
+
+// Set once by the supervisor; read by every worker.
+struct StopSignal {
+    std::atomic<bool> requested{false};
+    // steady_clock ticks: after this, a worker abandons what it cannot commit (no ack; the broker
+    // requeues it when the connection closes).
+    std::atomic<std::chrono::steady_clock::rep> deadline{0};
+
+    bool past_deadline() const {
+        return requested.load() &&
+               std::chrono::steady_clock::now().time_since_epoch().count() >= deadline.load();
+    }
+};
+
+class Worker {
+  public:
+    Worker(const Config& config, const PipelineConfig& pipeline, int index, const StopSignal& stop,
+           PipelineMetrics& metrics);
+    ~Worker();
+
+    // The thread body: returns once stop was requested and the open batch is committed and
+    // acked (or abandoned at the shutdown deadline).
+    void run();
+    WorkerState state() const { return state_.load(); }
+
+  private:
+    enum class Status { pending, committed, poison };
+    struct Message {
+        Delivery delivery;
+        Status status = Status::pending;
+        std::string reason;
+        std::size_t row_offset = 0, row_length = 0;
+    };
+
+    void set_state(WorkerState state);
+    void connect_writer();
+    void connect_session();
+    void serve();
+    void fill_batch();
+    void flush_batch();
+    void write_pending();
+    void write_isolating(std::vector<std::size_t> indices);
+    void settle_poison();
+    void wait(std::chrono::milliseconds delay);
+    std::string identity() const;
+
+    const Config& config_;
+    const PipelineConfig& pipeline_;
+    const int index_;
+    const StopSignal& stop_;
+    PipelineMetrics& metrics_;
+    std::atomic<WorkerState> state_{WorkerState::starting};
+
+    std::size_t url_index_ = 0;  // next amqp.urls entry to try
+    std::unique_ptr<AmqpSession> session_;
+    std::unique_ptr<AmqpSession> publisher_;  // dead-letter publishes, opened on first need
+    std::unique_ptr<PgWriter> writer_;
+    std::unique_ptr<RowMapper> mapper_;
+    Backoff backoff_;
+    BatchPolicy policy_;
+
+    std::vector<Message> batch_;
+    std::deque<Delivery> backlog_;  // received while a batch was retried; bounded by prefetch
+    std::string rows_;              // COPY text of every mapped message of the batch
+    std::string subset_;            // rows of the messages a retry still has to write
+    bool paused_ = false;
+};
+
+}  // namespace rmq2pg

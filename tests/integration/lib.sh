@@ -1,0 +1,126 @@
+# Shared helpers of the integration tests: private servers' URLs, a throw-away queue and table
+# per test, the daemon started in the background, and bounded polling (no sleep is an assertion).
+# Sourced by each test script; ctest passes RMQ2PG_SOURCE_DIR and RMQ2PG_BUILD_DIR.
+set -euo pipefail
+
+: "${RMQ2PG_SOURCE_DIR:?}" "${RMQ2PG_BUILD_DIR:?}"
+eval "$("$RMQ2PG_SOURCE_DIR/scripts/servers.sh" env)"
+export PGCONNECT_TIMEOUT=5
+
+TEST_ID="$(basename "$0" .sh)_$$"
+WORK="$(mktemp -d "/tmp/rmq2pg-${TEST_ID}-XXXX")"
+QUEUE="q_${TEST_ID}"
+TABLE="t_${TEST_ID}"
+DAEMON_PID=""
+DAEMON_LOG="$WORK/daemon.log"
+
+log() { printf '[%s] %s\n' "$(date +%T.%3N)" "$*"; }
+
+fail() {
+    log "FAIL: $*"
+    if [[ -f "$DAEMON_LOG" ]]; then
+        echo "---- last daemon log lines ----"
+        tail -n 40 "$DAEMON_LOG"
+    fi
+    exit 1
+}
+
+cleanup() {
+    local status=$?
+    if [[ -n "$DAEMON_PID" ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+        kill -9 "$DAEMON_PID" 2>/dev/null || true
+    fi
+    if [[ $status -eq 0 ]]; then rm -rf "$WORK"; else log "work dir kept: $WORK"; fi
+}
+trap cleanup EXIT
+
+sql() { psql "$RMQ2PG_TEST_PG_URL" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+
+publish() {
+    "$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" "$@" >/dev/null
+}
+
+# Ready messages in a queue (unacked ones are not counted by queue.declare passive).
+queue_ready() {
+    "$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" --stats "$1" | cut -d' ' -f1
+}
+
+# Ready + unacked, from the broker itself.
+queue_total() {
+    "$RMQ2PG_SOURCE_DIR/scripts/servers.sh" rabbitmqctl list_queues -q name messages |
+        awk -v q="$1" '$1 == q { print $2 }'
+}
+
+row_count() { sql "SELECT count(*) FROM \"$1\""; }
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s until it succeeds.
+wait_until() {
+    local seconds=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@"; do
+        ((SECONDS < deadline)) || fail "timed out after ${seconds}s waiting for: $what"
+        sleep 0.2
+    done
+}
+
+rows_at_least() { (($(row_count "$1") >= $2)); }
+rows_equal() { (($(row_count "$1") == $2)); }
+queue_ready_equal() { (($(queue_ready "$1") == $2)); }
+
+create_orders_table() {
+    sql "DROP TABLE IF EXISTS \"$1\"; CREATE TABLE \"$1\" (
+           id bigint ${2-PRIMARY KEY}, account varchar(64) NOT NULL, amount numeric(12,2),
+           currency text, payload jsonb, routing_key text, message_id text,
+           received_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+}
+
+# write_config FILE MODE WORKERS [EXTRA_PIPELINE_YAML]
+write_config() {
+    local file=$1 mode=$2 workers=$3 extra=${4:-}
+    cat >"$file" <<YAML
+amqp:
+  urls: ["$RMQ2PG_TEST_AMQP_URL"]
+  heartbeat_s: 10
+postgres:
+  url: "$RMQ2PG_TEST_PG_URL"
+shutdown_timeout_ms: 10000
+log: { level: info }
+retry: { initial_ms: 100, max_ms: 1000 }
+pipelines:
+  - name: $TEST_ID
+    queue: $QUEUE
+    workers: $workers
+    prefetch: 2000
+    batch: { max_messages: 500, max_bytes: 1048576, max_delay_ms: 50 }
+    table: public.$TABLE
+    mode: $mode
+    key: [id]
+    columns:
+      id: /id
+      account: /account
+      amount: /amount
+      currency: /currency
+      payload: \$body
+      routing_key: \$routing_key
+      message_id: \$message_id
+$extra
+YAML
+}
+
+start_daemon() {
+    "$RMQ2PG_BUILD_DIR/rmq2pg" --config "$1" >>"$DAEMON_LOG" 2>&1 &
+    DAEMON_PID=$!
+    log "daemon started (pid $DAEMON_PID)"
+}
+
+daemon_alive() { kill -0 "$DAEMON_PID" 2>/dev/null; }
+
+# stop_daemon: SIGTERM, wait for exit, sets DAEMON_EXIT.
+stop_daemon() {
+    kill -TERM "$DAEMON_PID"
+    local status=0
+    wait "$DAEMON_PID" || status=$?
+    DAEMON_EXIT=$status
+    DAEMON_PID=""
+}
