@@ -25,10 +25,14 @@ constexpr const char* kUsage =
     "  --message-id-prefix S  message_id = S + sequence number (default 'msg-')\n"
     "  --declare-queue        declare --queue as a durable queue first\n"
     "  --window N             unconfirmed messages in flight (default 2000)\n"
-    "  --stats QUEUE          print '<messages> <consumers>' of QUEUE and exit\n";
+    "  --stats QUEUE          print '<messages> <consumers>' of QUEUE and exit\n"
+    "  --drain QUEUE          consume and ack every message of QUEUE (until 2 s idle), printing\n"
+    "                         one line each: the --headers values then the body, tab-separated\n"
+    "  --headers A,B,...      header names --drain prints (missing ones print as '-')\n";
 
 struct Options {
-    std::string url, queue, exchange, routing_key, file, generate, prefix = "msg-", stats;
+    std::string url, queue, exchange, routing_key, file, generate, prefix = "msg-", stats, drain,
+                                                                   headers;
     long count = 1000, start = 1, seed = 1, pad = 0, window = 2000;
     double poison_percent = 0;
     bool declare = false;
@@ -99,6 +103,10 @@ bool parse(int argc, char** argv, Options& o) {
             ok = value(o.prefix);
         else if (a == "--stats")
             ok = value(o.stats);
+        else if (a == "--drain")
+            ok = value(o.drain);
+        else if (a == "--headers")
+            ok = value(o.headers);
         else if (a == "--count")
             ok = number(o.count);
         else if (a == "--start")
@@ -123,7 +131,8 @@ bool parse(int argc, char** argv, Options& o) {
             return false;
         }
     }
-    if (o.url.empty() || (o.stats.empty() && o.queue.empty() && o.routing_key.empty())) {
+    if (o.url.empty() ||
+        (o.stats.empty() && o.drain.empty() && o.queue.empty() && o.routing_key.empty())) {
         std::fputs(kUsage, stderr);
         return false;
     }
@@ -132,6 +141,39 @@ bool parse(int argc, char** argv, Options& o) {
         return false;
     }
     return true;
+}
+
+std::string one_line(std::string_view text) {
+    std::string out(text);
+    for (char& c : out)
+        if (c == '\t' || c == '\n')
+            c = ' ';
+    return out;
+}
+
+int drain(rmq2pg::AmqpSession& session, const Options& o) {
+    std::vector<std::string> names;
+    for (std::size_t start = 0; start < o.headers.size();) {
+        std::size_t comma = o.headers.find(',', start);
+        if (comma == std::string::npos)
+            comma = o.headers.size();
+        names.push_back(o.headers.substr(start, comma - start));
+        start = comma + 1;
+    }
+    session.start_consuming(o.drain, 1000, "rmq2pg-publish-drain");
+    long drained = 0;
+    while (auto delivery = session.next_delivery(std::chrono::seconds(2))) {
+        std::string line;
+        for (const auto& name : names) {
+            auto value = delivery->header(name);
+            line += (value ? one_line(value->text) : "-") + "\t";
+        }
+        std::printf("%s%s\n", line.c_str(), one_line(delivery->body).c_str());
+        session.ack_up_to(delivery->delivery_tag);
+        ++drained;
+    }
+    std::fprintf(stderr, "drained %ld messages from '%s'\n", drained, o.drain.c_str());
+    return 0;
 }
 
 }  // namespace
@@ -154,6 +196,8 @@ int main(int argc, char** argv) {
             std::printf("%u %u\n", state.messages, state.consumers);
             return 0;
         }
+        if (!o.drain.empty())
+            return drain(session, o);
         if (o.declare)
             session.declare_durable_queue(o.queue);
         std::string routing_key = o.routing_key.empty() ? o.queue : o.routing_key;
