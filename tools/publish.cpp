@@ -8,6 +8,7 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "amqp_session.h"
 
@@ -25,6 +26,7 @@ constexpr const char* kUsage =
     "  --message-id-prefix S  message_id = S + sequence number (default 'msg-')\n"
     "  --declare-queue        declare --queue as a durable queue first\n"
     "  --window N             unconfirmed messages in flight (default 2000)\n"
+    "  --rate N               at most N messages per second (default: as fast as confirmed)\n"
     "  --stats QUEUE          print '<messages> <consumers>' of QUEUE and exit\n"
     "  --drain QUEUE          consume and ack every message of QUEUE (until 2 s idle), printing\n"
     "                         one line each: the --headers values then the body, tab-separated\n"
@@ -33,7 +35,7 @@ constexpr const char* kUsage =
 struct Options {
     std::string url, queue, exchange, routing_key, file, generate, prefix = "msg-", stats, drain,
                                                                    headers;
-    long count = 1000, start = 1, seed = 1, pad = 0, window = 2000;
+    long count = 1000, start = 1, seed = 1, pad = 0, window = 2000, rate = 0;
     double poison_percent = 0;
     bool declare = false;
 };
@@ -117,6 +119,8 @@ bool parse(int argc, char** argv, Options& o) {
             ok = number(o.pad);
         else if (a == "--window")
             ok = number(o.window);
+        else if (a == "--rate")
+            ok = number(o.rate);
         else if (a == "--poison-percent") {
             std::string text;
             ok = value(text);
@@ -215,6 +219,14 @@ int main(int argc, char** argv) {
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count();
             session.publish(o.exchange, routing_key, message);
+            if (o.rate > 0) {
+                // Pace to the offered rate: sleep until this message's slot.
+                auto due = started + std::chrono::microseconds(sent * 1000000 / o.rate);
+                if (due > std::chrono::steady_clock::now()) {
+                    session.wait_for_confirms();
+                    std::this_thread::sleep_until(due);
+                }
+            }
             if (++sent % o.window == 0)
                 session.wait_for_confirms();
         };
