@@ -29,9 +29,9 @@ using Kind = ColumnSource::Kind;
 
 namespace {
 
-const TypeCategory kCategories[] = {TypeCategory::text,    TypeCategory::json,
+const TypeCategory kCategories[] = {TypeCategory::text,      TypeCategory::json,
                                     TypeCategory::timestamp, TypeCategory::boolean,
-                                    TypeCategory::bytea,   TypeCategory::array};
+                                    TypeCategory::bytea,     TypeCategory::array};
 
 const char* category_name(TypeCategory c) {
     switch (c) {
@@ -55,6 +55,8 @@ const char* category_name(TypeCategory c) {
 struct Spec {
     PipelineConfig pipeline;
     TableSchema table;
+    std::vector<std::size_t> timestamp_fields;         // $timestamp into a timestamp column
+    std::vector<std::size_t> timestamp_header_fields;  // $header.h into a timestamp column
 
     Spec() {
         pipeline.name = "fuzz";
@@ -79,11 +81,11 @@ struct Spec {
 // Pointers of every shape: whole document, members, nested objects and arrays, array elements
 // inside arrays, escaped tokens (~0 ~1), the empty member name, '-', leading zeros, a root
 // array index, and tokens that cannot exist.
-const char* const kPointers[] = {
-    "",       "/",        "/id",      "/a",        "/a/b",     "/a/b/0",      "/a/b/2/c",
-    "/arr",   "/arr/0",   "/arr/0/1", "/arr/1/x",  "/0",       "/1",          "/ts",
-    "/tags",  "/n",       "/s",       "/a~1b",     "/m~0n",    "/arr/-",      "/arr/01",
-    "/b",     "/o/p/q/r", "/é",       "/ a",       "/0/0/0",   "/null",       "/t"};
+const char* const kPointers[] = {"",         "/",      "/id",     "/a",       "/a/b",     "/a/b/0",
+                                 "/a/b/2/c", "/arr",   "/arr/0",  "/arr/0/1", "/arr/1/x", "/0",
+                                 "/1",       "/ts",    "/tags",   "/n",       "/s",       "/a~1b",
+                                 "/m~0n",    "/arr/-", "/arr/01", "/b",       "/o/p/q/r", "/é",
+                                 "/ a",      "/0/0/0", "/null",   "/t"};
 
 // Every pointer into every category, half of them with a default value that itself needs COPY
 // escaping; no required column, so one miss does not hide the columns after it.
@@ -98,7 +100,8 @@ Spec json_spec() {
             s.add({Kind::json_pointer, pointer}, pointer, category, def);
         }
     }
-    for (TypeCategory category : kCategories) s.add({Kind::body, ""}, "$body", category);
+    for (TypeCategory category : kCategories)
+        s.add({Kind::body, ""}, "$body", category);
     return s;
 }
 
@@ -123,7 +126,13 @@ Spec metadata_spec() {
         {Kind::timestamp, "$timestamp"}, {Kind::content_type, "$content_type"},
     };
     for (TypeCategory category : kCategories) {
-        for (const auto& [kind, text] : sources) s.add({kind, ""}, text, category);
+        for (const auto& [kind, text] : sources) {
+            if (kind == Kind::timestamp && category == TypeCategory::timestamp)
+                s.timestamp_fields.push_back(s.pipeline.columns.size());
+            s.add({kind, ""}, text, category);
+        }
+        if (category == TypeCategory::timestamp)
+            s.timestamp_header_fields.push_back(s.pipeline.columns.size());
         s.add({Kind::header, "h"}, "$header.h", category);
         s.add({Kind::header, "absent"}, "$header.absent", category, std::string("x\ty"));
     }
@@ -176,8 +185,45 @@ void check_row(std::string_view row, std::size_t columns) {
         fail("wrong number of field separators", row);
 }
 
-// Maps `d` after an earlier row already in the buffer, as a batch does.
-void map_one(RowMapper& mapper, std::size_t columns, const Delivery& d) {
+// Field `index` (0-based) of a COPY row, still escaped.
+std::string_view field_of(std::string_view row, std::size_t index) {
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+        if (row[i] == '\\') {
+            ++i;
+        } else if (row[i] == '\t') {
+            if (index-- == 0)
+                return row.substr(start, i - start);
+            start = i + 1;
+        }
+    }
+    return row.substr(start);
+}
+
+// "YYYY-MM-DD HH:MM:SS.ffffff+00" with a 4- to 6-digit year, as PostgreSQL reads it.
+bool is_timestamp_text(std::string_view s) {
+    std::size_t year = 0;
+    while (year < s.size() && s[year] >= '0' && s[year] <= '9')
+        ++year;
+    if (year < 4 || year > 6)
+        return false;
+    std::string_view rest = s.substr(year);
+    const std::string_view shape = "-DD-DD DD:DD:DD.DDDDDD+00";
+    if (rest.size() != shape.size())
+        return false;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        bool ok = shape[i] == 'D' ? rest[i] >= '0' && rest[i] <= '9' : rest[i] == shape[i];
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+// Maps `d` after an earlier row already in the buffer, as a batch does. Fields listed in
+// `epoch_fields` come from an AMQP timestamp into a timestamp column: a mapped row must have
+// turned them into a time (a value that is not a time must refuse the message instead).
+void map_one(RowMapper& mapper, std::size_t columns, const Delivery& d,
+             const std::vector<std::size_t>& epoch_fields = {}) {
     static const std::string earlier = "earlier\trow\n";
     std::string out = earlier;
     auto error = mapper.append_row(d, out);
@@ -190,7 +236,11 @@ void map_one(RowMapper& mapper, std::size_t columns, const Delivery& d) {
     }
     if (out.compare(0, earlier.size(), earlier) != 0)
         fail("earlier row was modified", out);
-    check_row(std::string_view(out).substr(earlier.size()), columns);
+    std::string_view row = std::string_view(out).substr(earlier.size());
+    check_row(row, columns);
+    for (std::size_t index : epoch_fields)
+        if (!is_timestamp_text(field_of(row, index)))
+            fail("timestamp column not rendered as a time", row);
 }
 
 }  // namespace
@@ -224,11 +274,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::memcpy(&ts, data, sizeof ts);
         d.timestamp = ts;
     }
-    for (auto kind : {HeaderValue::Kind::text, HeaderValue::Kind::number,
-                      HeaderValue::Kind::boolean, HeaderValue::Kind::timestamp,
-                      HeaderValue::Kind::json}) {
+    for (auto kind :
+         {HeaderValue::Kind::text, HeaderValue::Kind::number, HeaderValue::Kind::boolean,
+          HeaderValue::Kind::timestamp, HeaderValue::Kind::json}) {
         headers["h"] = {kind, std::string(input)};
-        map_one(metadata_mapper, metadata.pipeline.columns.size(), d);
+        std::vector<std::size_t> epoch_fields;
+        if (d.timestamp)
+            epoch_fields = metadata.timestamp_fields;
+        if (kind == HeaderValue::Kind::timestamp)
+            epoch_fields.insert(epoch_fields.end(), metadata.timestamp_header_fields.begin(),
+                                metadata.timestamp_header_fields.end());
+        map_one(metadata_mapper, metadata.pipeline.columns.size(), d, epoch_fields);
         map_one(required_mapper, required.pipeline.columns.size(), d);
     }
     return 0;

@@ -52,6 +52,7 @@ fi
 
 run() {
     local target=$1 binary
+    shift
     binary=$(binary_of "$target")
     mkdir -p "$build_dir/corpus/$target" "$build_dir/crashes"
     echo "== fuzzing $binary for ${seconds}s" >&2

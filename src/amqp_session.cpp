@@ -263,11 +263,23 @@ AmqpSession::AmqpSession(const AmqpUrl& url, int heartbeat_s, const std::string&
     timeval rpc_timeout{kRpcTimeoutS, 0};
     amqp_set_rpc_timeout(connection_->state, &rpc_timeout);
 
-    amqp_table_entry_t properties[1];
+    // Ask the broker to tell us when it cancels our consumer (queue deleted, node down) and
+    // when it blocks publishers (memory/disk alarm); rabbitmq-c merges these with its own.
+    amqp_table_entry_t capability_entries[2];
+    capability_entries[0].key = amqp_cstring_bytes("consumer_cancel_notify");
+    capability_entries[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capability_entries[0].value.value.boolean = 1;
+    capability_entries[1].key = amqp_cstring_bytes("connection.blocked");
+    capability_entries[1].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+    capability_entries[1].value.value.boolean = 1;
+    amqp_table_entry_t properties[2];
     properties[0].key = amqp_cstring_bytes("connection_name");
     properties[0].value.kind = AMQP_FIELD_KIND_UTF8;
     properties[0].value.value.bytes = as_bytes(connection_name);
-    amqp_table_t client_properties{1, properties};
+    properties[1].key = amqp_cstring_bytes("capabilities");
+    properties[1].value.kind = AMQP_FIELD_KIND_TABLE;
+    properties[1].value.value.table = amqp_table_t{2, capability_entries};
+    amqp_table_t client_properties{2, properties};
     int heartbeat = url.heartbeat_s >= 0 ? url.heartbeat_s : heartbeat_s;
     // channel_max 0 = broker's limit; frame_max 131072 = RabbitMQ's default.
     amqp_rpc_reply_t reply = amqp_login_with_properties(

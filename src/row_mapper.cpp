@@ -64,6 +64,11 @@ void append_hex_bytea(std::string& out, std::string_view bytes) {
     }
 }
 
+// The epoch seconds a timestamp column can take: from 0001-01-01 (the format below has no BC)
+// to PostgreSQL's own end, 294277-01-01 00:00:00 (exclusive).
+constexpr double kFirstEpochSecond = -62135596800.0;
+constexpr double kEndEpochSecond = 9224318016000.0;
+
 // Seconds since the epoch (fractions allowed) → "YYYY-MM-DD HH:MM:SS.ffffff+00".
 bool append_epoch(std::string& out, std::string_view number) {
     std::string text(number);
@@ -72,12 +77,18 @@ bool append_epoch(std::string& out, std::string_view number) {
     if (end != text.c_str() + text.size() || !std::isfinite(seconds))
         return false;
     double whole = std::floor(seconds);
+    // Range check before the cast: a double beyond time_t is undefined behaviour (fuzzing found
+    // 1E+029), and years outside PostgreSQL's range would only fail the whole COPY later.
+    if (whole < kFirstEpochSecond || whole >= kEndEpochSecond)
+        return false;
     auto micros = static_cast<long>(std::llround((seconds - whole) * 1e6));
     auto t = static_cast<std::time_t>(whole);
     if (micros >= 1000000) {
         micros -= 1000000;
         ++t;
     }
+    if (t >= static_cast<std::time_t>(kEndEpochSecond))
+        return false;
     std::tm tm{};
     if (gmtime_r(&t, &tm) == nullptr)
         return false;
@@ -267,20 +278,22 @@ struct RowMapper::Impl {
         return Outcome::value;
     }
 
-    // A metadata or header value given as text of some kind.
-    void render_text(std::string_view text, HeaderValue::Kind kind, TypeCategory category) {
+    // A metadata or header value given as text of some kind. False when an AMQP timestamp is
+    // not a time a timestamp column can take (it would otherwise become an empty field).
+    bool render_text(std::string_view text, HeaderValue::Kind kind, TypeCategory category) {
         if (category == TypeCategory::json) {
             if (kind == HeaderValue::Kind::text)
                 append_json_quoted(field, text);
             else
                 field.append(text);
         } else if (category == TypeCategory::timestamp && kind == HeaderValue::Kind::timestamp) {
-            append_epoch(field, text);
+            return append_epoch(field, text);
         } else if (category == TypeCategory::bytea) {
             append_hex_bytea(field, text);
         } else {
             field.append(text);
         }
+        return true;
     }
 };
 
@@ -373,18 +386,22 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
                     m.render_text(d.content_type, HeaderValue::Kind::text, column.category);
                 break;
             case Kind::timestamp:
-                if (!d.timestamp)
+                if (!d.timestamp) {
                     outcome = Impl::Outcome::missing;
-                else
-                    m.render_text(std::to_string(*d.timestamp), HeaderValue::Kind::timestamp,
-                                  column.category);
+                } else if (std::string epoch = std::to_string(*d.timestamp);
+                           !m.render_text(epoch, HeaderValue::Kind::timestamp, column.category)) {
+                    outcome = Impl::Outcome::error;
+                    error = "timestamp " + epoch + " is not a time in epoch seconds";
+                }
                 break;
             case Kind::header: {
                 auto header = d.header(mapping.source.argument);
-                if (!header)
+                if (!header) {
                     outcome = Impl::Outcome::missing;
-                else
-                    m.render_text(header->text, header->kind, column.category);
+                } else if (!m.render_text(header->text, header->kind, column.category)) {
+                    outcome = Impl::Outcome::error;
+                    error = "timestamp " + header->text + " is not a time in epoch seconds";
+                }
                 break;
             }
         }

@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# One benchmark run of rmq2pg against the private loopback servers (scripts/servers.sh): publish a
+# backlog, measure the broker drain and PostgreSQL COPY ceilings on the same messages, run the
+# daemon over the backlog (throughput, CPU/message, peak RSS), then a paced latency test.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: scripts/bench.sh [options]
+  --n N                 backlog size (default 200000)
+  --workers W           daemon workers (default 2)
+  --batch M             batch max_messages (default 1000)
+  --max-delay-ms D      batch max_delay_ms (default 50)
+  --prefetch P          daemon prefetch per worker (default 10000)
+  --mode M              insert | ignore | upsert (default insert)
+  --size BYTES          message body size (default 200)
+  --latency-seconds S   paced latency test length (default 30; 0 skips it)
+  --latency-rate R      offered load in msgs/s (default: fraction x min(drain, COPY) ceiling)
+  --latency-fraction F  (default 0.5)
+  --drain-consumers C   consumers of the drain ceiling (default 1)
+  --no-ceilings         skip the drain and COPY ceilings (e.g. for the 1M RSS run)
+  --smoke               N=5000, latency 3 s at 500 msgs/s: checks only exact counts
+  --results FILE        append one tab-separated line of figures (header if new)
+  --label TEXT          first column of that line
+  --perf FILE           perf record (cpu-clock, call graphs) the daemon during the backlog
+  --daemon-prefix CMD   run the daemon under CMD, e.g. "valgrind --tool=callgrind ..." (it must
+                        exec the daemon in the same process, as valgrind does)
+  --step-timeout S      bound of every step (default 900)
+  --build-dir DIR       (default: $RMQ2PG_BUILD_DIR or <source>/build)
+Servers: RMQ2PG_TEST_AMQP_URL / RMQ2PG_TEST_PG_URL, else `scripts/servers.sh env`. Loopback only.
+EOF
+}
+
+source_dir=${RMQ2PG_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+build_dir=${RMQ2PG_BUILD_DIR:-$source_dir/build}
+n=200000 workers=2 batch=1000 max_delay_ms=50 prefetch=10000 mode=insert size=200
+latency_seconds=30 latency_rate="" latency_fraction=0.5 drain_consumers=1 ceilings=1 smoke=0
+results="" label="" perf_file="" daemon_prefix="" step_timeout=900
+while (($#)); do
+    case $1 in
+        --n) n=$2; shift ;;
+        --workers) workers=$2; shift ;;
+        --batch) batch=$2; shift ;;
+        --max-delay-ms) max_delay_ms=$2; shift ;;
+        --prefetch) prefetch=$2; shift ;;
+        --mode) mode=$2; shift ;;
+        --size) size=$2; shift ;;
+        --latency-seconds) latency_seconds=$2; shift ;;
+        --latency-rate) latency_rate=$2; shift ;;
+        --latency-fraction) latency_fraction=$2; shift ;;
+        --drain-consumers) drain_consumers=$2; shift ;;
+        --no-ceilings) ceilings=0 ;;
+        --smoke) smoke=1 n=5000 latency_seconds=3 latency_rate=500 ;;
+        --results) results=$2; shift ;;
+        --label) label=$2; shift ;;
+        --perf) perf_file=$2; shift ;;
+        --daemon-prefix) daemon_prefix=$2; shift ;;
+        --step-timeout) step_timeout=$2; shift ;;
+        --build-dir) build_dir=$2; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "bench: unknown option $1" >&2; usage >&2; exit 64 ;;
+    esac
+    shift
+done
+[[ $mode =~ ^(insert|ignore|upsert)$ ]] || { echo "bench: bad --mode $mode" >&2; exit 64; }
+
+if [[ -z "${RMQ2PG_TEST_AMQP_URL:-}" || -z "${RMQ2PG_TEST_PG_URL:-}" ]]; then
+    eval "$("$source_dir/scripts/servers.sh" env)"
+fi
+amqp_url=$RMQ2PG_TEST_AMQP_URL
+pg_url=$RMQ2PG_TEST_PG_URL
+export PGCONNECT_TIMEOUT=5
+export PGOPTIONS="-c client_min_messages=warning"  # no NOTICEs from DROP IF EXISTS
+bench="$build_dir/rmq2pg-bench"
+daemon="$build_dir/rmq2pg"
+for f in "$bench" "$daemon"; do
+    [[ -x "$f" ]] || { echo "bench: $f not built (cmake --build build)" >&2; exit 1; }
+done
+
+# Load generators on shared servers mislead and disturb: refuse anything but loopback.
+url_host() { sed -E 's#^[a-z]+://([^@/]*@)?(\[[^]]*\]|[^:/?]*).*#\2#' <<<"$1"; }
+for u in "$amqp_url" "$pg_url"; do
+    case $(url_host "$u") in
+        127.0.0.1 | localhost | '[::1]') ;;
+        *) echo "bench: refusing a non-loopback server: $(url_host "$u")" >&2; exit 64 ;;
+    esac
+done
+
+id="bench_$$"
+queue="${id}_daemon"
+drain_queue="${id}_drain"
+table="$id"
+copy_table="${id}_copy"
+work=$(mktemp -d "/tmp/rmq2pg-${id}-XXXX")
+daemon_log="$work/daemon.log"
+daemon_pid=""
+perf_pid=""
+
+log() { printf '[%s] bench: %s\n' "$(date +%T.%3N)" "$*" >&2; }
+fail() {
+    log "FAIL: $*"
+    [[ -f "$daemon_log" ]] && { echo "---- last daemon log lines ----" >&2; tail -n 30 "$daemon_log" >&2; }
+    exit 1
+}
+sql() { psql "$pg_url" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+# step TIMEOUT CMD...: a bounded step; its "key value" lines are merged into fig[].
+declare -A fig=()
+step() {
+    local out status=0
+    out=$(timeout --kill-after=10 "$step_timeout" "$@") || status=$?
+    while read -r k v; do [[ -n "$k" ]] && fig[$k]=$v; done <<<"$out"
+    return $status
+}
+
+cleanup() {
+    local status=$?
+    if [[ -n "$perf_pid" ]]; then kill -INT "$perf_pid" 2>/dev/null || true; fi
+    if [[ -n "$daemon_pid" ]] && kill -0 "$daemon_pid" 2>/dev/null; then
+        kill -9 "$daemon_pid" 2>/dev/null || true
+    fi
+    sql "DROP TABLE IF EXISTS \"$table\", \"$copy_table\"" 2>/dev/null || true
+    for q in "$queue" "$drain_queue" "$queue.dead"; do
+        "$source_dir/scripts/servers.sh" rabbitmqctl delete_queue -q "$q" >/dev/null 2>&1 || true
+    done
+    if ((status == 0)); then rm -rf "$work"; else log "work dir kept: $work"; fi
+}
+trap cleanup EXIT
+
+create_table() {
+    local pk="PRIMARY KEY"
+    sql "DROP TABLE IF EXISTS \"$1\"; CREATE TABLE \"$1\" (
+           id bigint $pk, account varchar(64) NOT NULL, amount numeric(12,2),
+           currency text, payload jsonb, routing_key text, message_id text,
+           received_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+}
+
+cat >"$work/rmq2pg.yaml" <<YAML
+amqp:
+  urls: ["$amqp_url"]
+  heartbeat_s: 30
+postgres:
+  url: "$pg_url"
+shutdown_timeout_ms: 10000
+log: { level: info }
+retry: { initial_ms: 100, max_ms: 1000 }
+pipelines:
+  - name: bench
+    queue: $queue
+    workers: $workers
+    prefetch: $prefetch
+    batch: { max_messages: $batch, max_bytes: 67108864, max_delay_ms: $max_delay_ms }
+    table: public.$table
+    mode: $mode
+    key: [id]
+    columns:
+      id: /id
+      account: /account
+      amount: /amount
+      currency: /currency
+      payload: \$body
+      routing_key: \$routing_key
+      message_id: \$message_id
+YAML
+
+create_table "$table"
+create_table "$copy_table"
+log "N=$n size=${size}B workers=$workers batch=$batch prefetch=$prefetch mode=$mode (work $work)"
+
+# 1. The backlog, with confirms; the drain queue gets the very same messages.
+queues=$queue
+((ceilings)) && queues="$queue,$drain_queue"
+step "$bench" publish --amqp "$amqp_url" --queues "$queues" --count "$n" --size "$size" --declare ||
+    fail "publish"
+publish_rate=${fig[publish_rate]}
+log "published $n x ${fig[body_bytes]} B to $queues at $publish_rate msgs/s"
+
+# 2. The ceilings.
+if ((ceilings)); then
+    step "$bench" drain --amqp "$amqp_url" --queue "$drain_queue" --count "$n" \
+        --prefetch 5000 --ack-every 1000 --consumers "$drain_consumers" || fail "drain"
+    ((fig[drained] == n)) || fail "drained ${fig[drained]} of $n"
+    log "drain ceiling: ${fig[drain_rate]} msgs/s"
+    step "$bench" copy --pg "$pg_url" --config "$work/rmq2pg.yaml" --table "$copy_table" \
+        --count "$n" --size "$size" --workers "$workers" --batch "$batch" || fail "copy"
+    ((fig[copy_rows] == n && fig[copy1_rows] == n)) || fail "COPY wrote ${fig[copy_rows]} rows"
+    log "COPY ceiling: ${fig[copy_rate]} msgs/s ($workers conns x $batch rows/tx)," \
+        "${fig[copy1_rate]} msgs/s as one COPY"
+fi
+
+# 3. The daemon over the backlog.
+started=$(date +%s.%N)
+# shellcheck disable=SC2086  # the prefix is a command line
+$daemon_prefix "$daemon" --config "$work/rmq2pg.yaml" >>"$daemon_log" 2>&1 &
+daemon_pid=$!
+if [[ -n "$perf_file" ]]; then
+    perf record -q -e cpu-clock -F 999 -g -p "$daemon_pid" -o "$perf_file" >/dev/null 2>&1 &
+    perf_pid=$!
+fi
+step "$bench" wait-rows --pg "$pg_url" --table "$table" --count "$n" --amqp "$amqp_url" \
+    --queue "$queue" --pid "$daemon_pid" --since "$started" --timeout "$step_timeout" ||
+    fail "daemon wrote ${fig[rows]:-?} of $n rows"
+if [[ -n "$perf_pid" ]]; then
+    kill -INT "$perf_pid"
+    wait "$perf_pid" || true
+    perf_pid=""
+fi
+e2e_rate=${fig[rate]}
+log "rmq2pg: $n rows in ${fig[elapsed]} s = $e2e_rate msgs/s, ${fig[cpu_us_per_msg]} µs CPU/msg," \
+    "VmHWM ${fig[vm_hwm_kib]} KiB"
+
+# 4. Latency at a steady offered load, on the same daemon (its backlog is done).
+latency_count=0
+if [[ $latency_seconds != 0 ]]; then
+    if [[ -z "$latency_rate" ]]; then
+        ceiling=$e2e_rate
+        ((ceilings)) && ceiling=$(awk -v a="${fig[drain_rate]}" -v b="${fig[copy_rate]}" \
+            'BEGIN { print (a < b ? a : b) }')
+        latency_rate=$(awk -v c="$ceiling" -v f="$latency_fraction" 'BEGIN { printf "%d", c * f }')
+    fi
+    step "$bench" publish --amqp "$amqp_url" --queues "$queue" --start $((n + 1)) \
+        --size "$size" --rate "$latency_rate" --duration "$latency_seconds" ||
+        fail "latency publish"
+    latency_count=${fig[published]}
+    step "$bench" wait-rows --pg "$pg_url" --table "$table" --count $((n + latency_count)) \
+        --timeout "$step_timeout" || fail "latency rows ${fig[rows]:-?} of $((n + latency_count))"
+    read -r lat_n lat_p50 lat_p99 lat_max < <(sql "
+        SELECT count(*),
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY us) / 1000)::numeric, 1),
+               round((percentile_cont(0.99) WITHIN GROUP (ORDER BY us) / 1000)::numeric, 1),
+               round((max(us) / 1000)::numeric, 1)
+          FROM (SELECT extract(epoch FROM received_at) * 1000000 - (payload->>'sent_us')::bigint
+                       AS us FROM \"$table\" WHERE id > $n) l" | tr '|' ' ')
+    ((lat_n == latency_count)) || fail "latency rows $lat_n, published $latency_count"
+    log "latency at $latency_rate msgs/s: p50 $lat_p50 ms, p99 $lat_p99 ms, max $lat_max ms"
+fi
+
+# 5. Stop, then check the counts: everything exactly once, nothing left in the queue.
+kill -TERM "$daemon_pid"
+for _ in $(seq 300); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$daemon_pid" 2>/dev/null && fail "daemon still running 30 s after SIGTERM"
+daemon_exit=0
+wait "$daemon_pid" || daemon_exit=$?
+daemon_pid=""
+((daemon_exit == 0)) || fail "daemon exited $daemon_exit"
+total=$((n + latency_count))
+[[ $(sql "SELECT count(*) || ' ' || count(DISTINCT id) FROM \"$table\"") == "$total $total" ]] ||
+    fail "rows are not exactly $total distinct ids"
+# After the daemon closed its connections anything unacked is back among the ready messages.
+left=$(timeout 30 "$build_dir/rmq2pg-publish" --url "$amqp_url" --stats "$queue" | cut -d' ' -f1)
+[[ $left == 0 ]] || fail "queue $queue holds $left messages after the run"
+
+# 6. The table.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+human() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
+hwm_mib=$(awk -v k="${fig[vm_hwm_kib]}" 'BEGIN { printf "%.1f", k / 1024 }')
+cpu_us=$(awk -v c="${fig[cpu_us_per_msg]}" 'BEGIN { printf "%.2f", c }')
+{
+    echo
+    echo "rmq2pg benchmark: N=$n, body ${fig[body_bytes]} B, workers $workers, batch $batch," \
+        "max_delay_ms $max_delay_ms, prefetch $prefetch, mode $mode"
+    printf '%-44s %12s  %s\n' "measurement" "msgs/s" "notes"
+    printf '%-44s %12s  %s\n' "publish, persistent, confirms" "$(human "$publish_rate")" \
+        "each message to $(tr ',' '\n' <<<"$queues" | wc -l) queue(s)"
+    if ((ceilings)); then
+        printf '%-44s %12s  %s\n' "drain ceiling ($drain_consumers consumer, prefetch 5000)" \
+            "$(human "${fig[drain_rate]}")" "ack multiple every 1000"
+        printf '%-44s %12s  %s\n' "COPY ceiling ($workers conns x $batch rows/tx)" \
+            "$(human "${fig[copy_rate]}")" "daemon's own row mapper and table shape"
+        printf '%-44s %12s  %s\n' "COPY, one transaction (reference)" \
+            "$(human "${fig[copy1_rate]}")" ""
+    fi
+    printf '%-44s %12s  %s\n' "rmq2pg end-to-end" "$(human "$e2e_rate")" \
+        "$n rows in $(awk -v e="${fig[elapsed]}" 'BEGIN { printf "%.2f", e }') s from daemon start"
+    if ((ceilings)); then
+        printf '%-44s %12s  %s\n' "  ratio rmq2pg / drain ceiling" \
+            "$(ratio "$e2e_rate" "${fig[drain_rate]}")" "target >= 0.9"
+        printf '%-44s %12s  %s\n' "  ratio rmq2pg / COPY ceiling" \
+            "$(ratio "$e2e_rate" "${fig[copy_rate]}")" ""
+    fi
+    printf '%-44s %12s  %s\n' "rmq2pg CPU per message (user+sys)" "$cpu_us µs" "target <= 5 µs"
+    printf '%-44s %12s  %s\n' "rmq2pg peak RSS (VmHWM)" "$hwm_mib MiB" "target <= 64 MiB"
+    if ((latency_count > 0)); then
+        printf '%-44s %12s  %s\n' "latency p99 at $latency_rate msgs/s for ${latency_seconds} s" \
+            "$lat_p99 ms" "p50 $lat_p50 ms, max $lat_max ms; target p99 <= $((max_delay_ms + 20)) ms"
+    fi
+    ((smoke)) && echo "smoke run: N is too small for these figures to mean anything"
+    echo "all counts exact: $n backlog rows + $latency_count latency rows, queue empty"
+} | tee "$work/table.txt"
+
+if [[ -n "$results" ]]; then
+    [[ -s "$results" ]] || printf '%s\n' "label	n	size	workers	batch	prefetch	mode	publish_rate	drain_rate	copy_rate	copy1_rate	e2e_rate	e2e_over_drain	e2e_over_copy	cpu_us_per_msg	hwm_mib	latency_rate	p50_ms	p99_ms	max_ms" >"$results"
+    printf '%s\t' "${label:-run}" "$n" "${fig[body_bytes]}" "$workers" "$batch" "$prefetch" "$mode" \
+        "$(human "$publish_rate")" "$(human "${fig[drain_rate]:-0}")" \
+        "$(human "${fig[copy_rate]:-0}")" "$(human "${fig[copy1_rate]:-0}")" "$(human "$e2e_rate")" \
+        "$(ratio "$e2e_rate" "${fig[drain_rate]:-0}")" "$(ratio "$e2e_rate" "${fig[copy_rate]:-0}")" \
+        "$cpu_us" "$hwm_mib" "${latency_rate:--}" "${lat_p50:--}" "${lat_p99:--}" >>"$results"
+    printf '%s\n' "${lat_max:--}" >>"$results"
+fi
