@@ -1,6 +1,6 @@
-// libFuzzer target for RowMapper: the input is a message body (JSON pointers of every shape into
-// every column type), then a routing key / header / metadata value. Mapping must never crash, a
-// refused message must leave the COPY buffer untouched, and a mapped row must be valid COPY text.
+// libFuzzer target for RowMapper: the input is a message body (pointers of every shape into every
+// column type, upsert/delete/dedupe fields), then a routing key, header and metadata value. It
+// must never crash, a refused message must leave the buffer as it was, a row must be COPY text.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -140,6 +140,21 @@ Spec metadata_spec() {
     return s;
 }
 
+// An upsert target with a version, delete_when and a dedupe id: rows get the dedupe id and the
+// operation ('u'/'d') as two extra fields, and a delete needs only its key and version.
+Spec upsert_spec() {
+    Spec s;
+    s.add({Kind::json_pointer, "/id"}, "/id", TypeCategory::text, std::nullopt, true);
+    s.add({Kind::json_pointer, "/v"}, "/v", TypeCategory::text, std::nullopt, true);
+    s.add({Kind::json_pointer, "/name"}, "/name", TypeCategory::text, std::nullopt, true);
+    s.add({Kind::json_pointer, "/arr"}, "/arr", TypeCategory::array);
+    s.pipeline.mode = rmq2pg::WriteMode::upsert;
+    s.pipeline.key = {s.pipeline.columns[0].column};
+    s.pipeline.version = s.pipeline.columns[1].column;
+    s.pipeline.delete_when = rmq2pg::DeleteRule{"/op", "delete"};
+    return s;
+}
+
 using Headers = std::map<std::string, HeaderValue, std::less<>>;
 
 // As tests/unit/test_row_mapper.cpp: the delivery's header table is a plain map.
@@ -219,11 +234,11 @@ bool is_timestamp_text(std::string_view s) {
     return true;
 }
 
-// Maps `d` after an earlier row already in the buffer, as a batch does. Fields listed in
-// `epoch_fields` come from an AMQP timestamp into a timestamp column: a mapped row must have
-// turned them into a time (a value that is not a time must refuse the message instead).
+// Maps `d` after an earlier row already in the buffer, as a batch does; `columns` counts every
+// field of a row. Fields listed in `epoch_fields` come from an AMQP timestamp into a timestamp
+// column: a mapped row must have turned them into a time (or refused the message).
 void map_one(RowMapper& mapper, std::size_t columns, const Delivery& d,
-             const std::vector<std::size_t>& epoch_fields = {}) {
+             const std::vector<std::size_t>& epoch_fields = {}, bool ends_in_operation = false) {
     static const std::string earlier = "earlier\trow\n";
     std::string out = earlier;
     auto error = mapper.append_row(d, out);
@@ -241,6 +256,11 @@ void map_one(RowMapper& mapper, std::size_t columns, const Delivery& d,
     for (std::size_t index : epoch_fields)
         if (!is_timestamp_text(field_of(row, index)))
             fail("timestamp column not rendered as a time", row);
+    if (ends_in_operation) {
+        std::string_view op = field_of(row, columns - 1);
+        if (op != "u" && op != "d")
+            fail("last field is not the operation u or d", row);
+    }
 }
 
 }  // namespace
@@ -252,6 +272,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static RowMapper json_mapper(json.pipeline, json.table);
     static RowMapper required_mapper(required.pipeline, required.table);
     static RowMapper metadata_mapper(metadata.pipeline, metadata.table);
+    static Spec upsert = upsert_spec();
+    static RowMapper upsert_mapper(upsert.pipeline, upsert.table, "/meta/id");
+    static RowMapper dedupe_mapper(upsert.pipeline, upsert.table, "message_id");
+    // Every row of these two ends with the dedupe id and the operation.
+    static const std::size_t upsert_fields = upsert.pipeline.columns.size() + 2;
 
     const std::string_view input(reinterpret_cast<const char*>(data), size);
 
@@ -259,6 +284,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Delivery d;
     d.body = input;
     map_one(json_mapper, json.pipeline.columns.size(), d);
+    map_one(upsert_mapper, upsert_fields, d, {}, true);
 
     Headers headers;
     headers["h"] = {HeaderValue::Kind::number, "42"};
@@ -287,5 +313,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         map_one(metadata_mapper, metadata.pipeline.columns.size(), d, epoch_fields);
         map_one(required_mapper, required.pipeline.columns.size(), d);
     }
+    map_one(dedupe_mapper, upsert_fields, d, {}, true);  // the input as message_id too
     return 0;
 }

@@ -25,6 +25,7 @@ usage: scripts/bench.sh [options]
   --perf FILE           perf record (cpu-clock, call graphs) the daemon during the backlog
   --daemon-prefix CMD   run the daemon under CMD, e.g. "valgrind --tool=callgrind ..." (it must
                         exec the daemon in the same process, as valgrind does)
+  --keep                keep the work dir (config, daemon log, table.txt) after success
   --step-timeout S      bound of every step (default 900)
   --build-dir DIR       (default: $RMQ2PG_BUILD_DIR or <source>/build)
 Servers: RMQ2PG_TEST_AMQP_URL / RMQ2PG_TEST_PG_URL, else `scripts/servers.sh env`. Loopback only.
@@ -35,7 +36,7 @@ source_dir=${RMQ2PG_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 build_dir=${RMQ2PG_BUILD_DIR:-$source_dir/build}
 n=200000 workers=2 batch=1000 max_delay_ms=50 prefetch=10000 mode=insert size=200
 latency_seconds=30 latency_rate="" latency_fraction=0.5 drain_consumers=1 ceilings=1 smoke=0
-results="" label="" perf_file="" daemon_prefix="" step_timeout=900
+keep=0 results="" label="" perf_file="" daemon_prefix="" step_timeout=900
 while (($#)); do
     case $1 in
         --n) n=$2; shift ;;
@@ -50,6 +51,7 @@ while (($#)); do
         --latency-fraction) latency_fraction=$2; shift ;;
         --drain-consumers) drain_consumers=$2; shift ;;
         --no-ceilings) ceilings=0 ;;
+        --keep) keep=1 ;;
         --smoke) smoke=1 n=5000 latency_seconds=3 latency_rate=500 ;;
         --results) results=$2; shift ;;
         --label) label=$2; shift ;;
@@ -122,9 +124,56 @@ cleanup() {
     for q in "$queue" "$drain_queue" "$queue.dead"; do
         "$source_dir/scripts/servers.sh" rabbitmqctl delete_queue -q "$q" >/dev/null 2>&1 || true
     done
-    if ((status == 0)); then rm -rf "$work"; else log "work dir kept: $work"; fi
+    if ((status == 0 && !keep)); then rm -rf "$work"; else log "work dir kept: $work"; fi
 }
 trap cleanup EXIT
+
+# CPU accounting per phase. Everything shares this machine's cores, so the ratios mean little
+# without knowing who used them: the broker (the process listening on the AMQP port, with its
+# reaped children), PostgreSQL (postmaster + live backends + reaped ones) and the whole machine.
+url_port() { sed -E 's#^[a-z]+://([^@/]*@)?(\[[^]]*\]|[^:/?]*):([0-9]+).*#\3#' <<<"$1"; }
+listener_pid() { ss -Hltnp "sport = :$1" 2>/dev/null | sed -nE 's/.*pid=([0-9]+).*/\1/p' | head -1; }
+broker_pid=$(listener_pid "$(url_port "$amqp_url")")
+pg_pid=$(listener_pid "$(url_port "$pg_url")")
+clk_tck=$(getconf CLK_TCK)
+# ticks PID [children]: utime+stime+cutime+cstime of PID, plus utime+stime of its live children.
+ticks() {
+    local pid=$1 sum=0 f rest
+    [[ -n "$pid" && -r /proc/$pid/stat ]] || { echo 0; return; }
+    rest=$(sed 's/.*) //' "/proc/$pid/stat")
+    read -r -a f <<<"$rest"
+    sum=$((f[11] + f[12] + f[13] + f[14]))
+    if [[ "${2:-}" == children ]]; then
+        for c in /proc/[0-9]*/stat; do
+            rest=$(sed 's/.*) //' "$c" 2>/dev/null) || continue
+            read -r -a f <<<"$rest"
+            ((f[1] == pid)) && sum=$((sum + f[11] + f[12]))
+        done
+    fi
+    echo "$sum"
+}
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+declare -A cpu_at=()
+cpu_begin() {
+    cpu_at[broker]=$(ticks "$broker_pid") cpu_at[pg]=$(ticks "$pg_pid" children) cpu_at[own]=$(ticks $$)
+    cpu_at[machine]=$(machine_ticks) cpu_at[t]=$(date +%s.%N)
+}
+# cpu_end PHASE [DAEMON_CPU_SECONDS]: "cores used" (CPU seconds / wall seconds) per party;
+# "tools" is this script's finished children (rmq2pg-bench, psql), "others" the rest of the
+# machine: load that is not ours and makes the run's figures suspect.
+declare -A cpu_line=() cpu_others=()
+cpu_end() {
+    local b p m o t
+    b=$(ticks "$broker_pid") p=$(ticks "$pg_pid" children) m=$(machine_ticks) o=$(ticks $$)
+    t=$(date +%s.%N)
+    cpu_line[$1]=$(awk -v b=$((b - cpu_at[broker])) -v p=$((p - cpu_at[pg])) -v m=$((m - cpu_at[machine])) \
+        -v o=$((o - cpu_at[own])) -v w="$(awk -v a="$t" -v z="${cpu_at[t]}" 'BEGIN { print a - z }')" \
+        -v hz="$clk_tck" -v d="${2:-0}" 'BEGIN {
+            others = m / hz / w - b / hz / w - p / hz / w - o / hz / w - d / w
+            printf "RabbitMQ %.2f, PostgreSQL %.2f, rmq2pg %.2f, tools %.2f, others %.2f (machine %.2f of %d)",
+                b / hz / w, p / hz / w, d / w, o / hz / w, others < 0 ? 0 : others, m / hz / w, '"$(nproc)"' }')
+    cpu_others[$1]=$(sed -E 's/.*others ([0-9.]+).*/\1/' <<<"${cpu_line[$1]}")
+}
 
 create_table() {
     local pk="PRIMARY KEY"
@@ -164,6 +213,9 @@ YAML
 
 create_table "$table"
 create_table "$copy_table"
+# Runs start from a clean checkpoint, so a checkpoint left over from earlier work does not land in
+# the middle of this one (superuser only; skipped otherwise).
+sql "CHECKPOINT" 2>/dev/null || true
 log "N=$n size=${size}B workers=$workers batch=$batch prefetch=$prefetch mode=$mode (work $work)"
 
 # 1. The backlog, with confirms; the drain queue gets the very same messages.
@@ -176,18 +228,23 @@ log "published $n x ${fig[body_bytes]} B to $queues at $publish_rate msgs/s"
 
 # 2. The ceilings.
 if ((ceilings)); then
+    cpu_begin
     step "$bench" drain --amqp "$amqp_url" --queue "$drain_queue" --count "$n" \
         --prefetch 5000 --ack-every 1000 --consumers "$drain_consumers" || fail "drain"
     ((fig[drained] == n)) || fail "drained ${fig[drained]} of $n"
-    log "drain ceiling: ${fig[drain_rate]} msgs/s"
+    cpu_end drain
+    log "drain ceiling: ${fig[drain_rate]} msgs/s (cores: ${cpu_line[drain]})"
+    cpu_begin
     step "$bench" copy --pg "$pg_url" --config "$work/rmq2pg.yaml" --table "$copy_table" \
         --count "$n" --size "$size" --workers "$workers" --batch "$batch" || fail "copy"
     ((fig[copy_rows] == n && fig[copy1_rows] == n)) || fail "COPY wrote ${fig[copy_rows]} rows"
+    cpu_end copy
     log "COPY ceiling: ${fig[copy_rate]} msgs/s ($workers conns x $batch rows/tx)," \
         "${fig[copy1_rate]} msgs/s as one COPY"
 fi
 
 # 3. The daemon over the backlog.
+cpu_begin
 started=$(date +%s.%N)
 # shellcheck disable=SC2086  # the prefix is a command line
 $daemon_prefix "$daemon" --config "$work/rmq2pg.yaml" >>"$daemon_log" 2>&1 &
@@ -205,6 +262,7 @@ if [[ -n "$perf_pid" ]]; then
     perf_pid=""
 fi
 e2e_rate=${fig[rate]}
+cpu_end daemon "${fig[cpu_seconds]}"
 log "rmq2pg: $n rows in ${fig[elapsed]} s = $e2e_rate msgs/s, ${fig[cpu_us_per_msg]} µs CPU/msg," \
     "VmHWM ${fig[vm_hwm_kib]} KiB"
 
@@ -217,10 +275,12 @@ if [[ $latency_seconds != 0 ]]; then
             'BEGIN { print (a < b ? a : b) }')
         latency_rate=$(awk -v c="$ceiling" -v f="$latency_fraction" 'BEGIN { printf "%d", c * f }')
     fi
+    cpu_begin
     step "$bench" publish --amqp "$amqp_url" --queues "$queue" --start $((n + 1)) \
         --size "$size" --rate "$latency_rate" --duration "$latency_seconds" ||
         fail "latency publish"
     latency_count=${fig[published]}
+    cpu_end latency
     step "$bench" wait-rows --pg "$pg_url" --table "$table" --count $((n + latency_count)) \
         --timeout "$step_timeout" || fail "latency rows ${fig[rows]:-?} of $((n + latency_count))"
     read -r lat_n lat_p50 lat_p99 lat_max < <(sql "
@@ -283,6 +343,14 @@ cpu_us=$(awk -v c="${fig[cpu_us_per_msg]}" 'BEGIN { printf "%.2f", c }')
         printf '%-44s %12s  %s\n' "latency p99 at $latency_rate msgs/s for ${latency_seconds} s" \
             "$lat_p99 ms" "p50 $lat_p50 ms, max $lat_max ms; target p99 <= $((max_delay_ms + 20)) ms"
     fi
+    echo "cores used (CPU s / wall s):"
+    for phase in drain copy daemon latency; do
+        [[ -n "${cpu_line[$phase]:-}" ]] || continue
+        printf '  %-8s %s\n' "$phase" "${cpu_line[$phase]}"
+        if awk -v o="${cpu_others[$phase]}" 'BEGIN { exit !(o > 0.2) }'; then
+            echo "  WARNING: other load during '$phase': its figures are not trustworthy"
+        fi
+    done
     ((smoke)) && echo "smoke run: N is too small for these figures to mean anything"
     echo "all counts exact: $n backlog rows + $latency_count latency rows, queue empty"
 } | tee "$work/table.txt"

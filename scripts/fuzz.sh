@@ -57,9 +57,11 @@ run() {
     mkdir -p "$build_dir/corpus/$target" "$build_dir/crashes"
     echo "== fuzzing $binary for ${seconds}s" >&2
     # The first corpus directory receives new inputs, so the committed seeds stay untouched.
-    # -timeout flags a single input taking over 10 s as a hang.
+    # -timeout flags a single input taking over 10 s as a hang; -max_len lets inputs nest JSON
+    # deeper than simdjson's 1024 levels.
     "$build_dir/fuzz/$binary" "$build_dir/corpus/$target" "fuzz/corpus/$target" \
         -dict="fuzz/$target.dict" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -max_len=4096 \
         -artifact_prefix="$build_dir/crashes/$target-" -print_final_stats=1 "$@"
 }
 

@@ -12,9 +12,9 @@ usage: scripts/servers.sh COMMAND [ARGS...]
   env                                    export lines: eval "$(scripts/servers.sh env)"
   rabbitmqctl ARGS...                    rabbitmqctl against the private node
   psql ARGS...                           psql on the private database as rmq2pg
-settings (environment): RMQ2PG_SERVERS_DIR (/tmp/rmq2pg-servers), RMQ2PG_TEST_AMQP_PORT (56720),
-  RMQ2PG_TEST_RABBIT_DIST_PORT (56721), RMQ2PG_TEST_EPMD_PORT (56722),
-  RMQ2PG_TEST_RABBIT_NODE (rmq2pg-test@localhost), RMQ2PG_TEST_PG_PORT (54329),
+settings (environment): RMQ2PG_SERVERS_DIR (/tmp/rmq2pg-servers), RMQ2PG_TEST_AMQP_PORT (21672),
+  RMQ2PG_TEST_RABBIT_DIST_PORT (21673), RMQ2PG_TEST_EPMD_PORT (21674),
+  RMQ2PG_TEST_RABBIT_NODE (rmq2pg-test@localhost), RMQ2PG_TEST_PG_PORT (21675),
   RMQ2PG_SERVERS_TIMEOUT (60, seconds a start or stop may take)
 EOF
 }
@@ -22,13 +22,15 @@ EOF
 dir=${RMQ2PG_SERVERS_DIR:-/tmp/rmq2pg-servers}
 # The servers are started from inside $dir and their config files name paths: make it absolute.
 [[ "$dir" == /* ]] || dir="$PWD/$dir"
-amqp_port=${RMQ2PG_TEST_AMQP_PORT:-56720}
-dist_port=${RMQ2PG_TEST_RABBIT_DIST_PORT:-56721}
+# Ports below 32768: outside Linux's ephemeral range, so no outgoing connection of the tests
+# can hold one of them when a server restarts and binds it again.
+amqp_port=${RMQ2PG_TEST_AMQP_PORT:-21672}
+dist_port=${RMQ2PG_TEST_RABBIT_DIST_PORT:-21673}
 # A private epmd (Erlang's node-name registry), so a system RabbitMQ's epmd on 4369 is never
 # used, and so the one ours starts can be ended with it.
-epmd_port=${RMQ2PG_TEST_EPMD_PORT:-56722}
+epmd_port=${RMQ2PG_TEST_EPMD_PORT:-21674}
 node=${RMQ2PG_TEST_RABBIT_NODE:-rmq2pg-test@localhost}
-pg_port=${RMQ2PG_TEST_PG_PORT:-54329}
+pg_port=${RMQ2PG_TEST_PG_PORT:-21675}
 timeout_s=${RMQ2PG_SERVERS_TIMEOUT:-60}
 
 pg_bin=/usr/lib/postgresql/15/bin

@@ -3,7 +3,7 @@
 
 #include <cctype>
 #include <charconv>
-#include <regex>
+#include <string_view>
 
 namespace rmq2pg {
 namespace {
@@ -34,6 +34,55 @@ bool percent_decode(const std::string& in, std::string& out) {
         i += 2;
     }
     return true;
+}
+
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+// libpq keyword form: every "password = value" (any case, spaces around '=') gets its value,
+// quoted ('two words') or up to the next space, replaced by "***". A plain scan on purpose: it
+// replaced std::regex_replace of (password\s*=\s*)('[^']*'|\S+), whose libstdc++ matcher
+// recurses once per character and overflowed the stack on a ~100 KB value (found by fuzzing).
+std::string mask_keyword_passwords(const std::string& text) {
+    static constexpr std::string_view keyword = "password";
+    std::string out;
+    std::size_t copied = 0;  // text[0, copied) is already in `out`
+    for (std::size_t i = 0; i + keyword.size() <= text.size(); ++i) {
+        bool match = true;
+        for (std::size_t k = 0; k < keyword.size() && match; ++k) {
+            char c = text[i + k];
+            match = (c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c) == keyword[k];
+        }
+        if (!match)
+            continue;
+        std::size_t j = i + keyword.size();
+        while (j < text.size() && is_space(text[j]))
+            ++j;
+        if (j == text.size() || text[j] != '=')
+            continue;
+        ++j;
+        while (j < text.size() && is_space(text[j]))
+            ++j;
+        std::size_t value_end = j;
+        if (j < text.size() && text[j] == '\'') {
+            std::size_t close = text.find('\'', j + 1);
+            if (close != std::string::npos)
+                value_end = close + 1;
+        }
+        if (value_end == j) {  // unquoted, or a quote never closed: up to the next space
+            while (value_end < text.size() && !is_space(text[value_end]))
+                ++value_end;
+        }
+        if (value_end == j)
+            continue;  // nothing after '=' to mask
+        out.append(text, copied, j - copied);
+        out += "***";
+        copied = value_end;
+        i = value_end - 1;  // the next match starts after this value
+    }
+    out.append(text, copied, std::string::npos);
+    return out;
 }
 
 bool parse_int(const std::string& text, int& value) {
@@ -77,10 +126,7 @@ std::string mask_url_password(const std::string& text) {
         pos = authority_end;
     }
     out.append(text, std::min(pos, text.size()), std::string::npos);
-    // libpq keyword form: password=secret
-    static const std::regex keyword_password(R"((password\s*=\s*)('[^']*'|\S+))",
-                                             std::regex::icase);
-    return std::regex_replace(out, keyword_password, "$1***");
+    return mask_keyword_passwords(out);
 }
 
 std::optional<AmqpUrl> parse_amqp_url(const std::string& text, std::string& error) {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "json_pointer.h"
+#include "topic_match.h"
 
 namespace rmq2pg {
 
@@ -320,7 +321,7 @@ std::optional<ColumnSource> parse_source(const std::string& text, std::string& e
 }
 
 void read_columns(Reader& r, const YAML::Node& parent, const std::string& path,
-                  PipelineConfig& pipeline) {
+                  TargetConfig& pipeline) {
     YAML::Node node = parent["columns"];
     if (!node.IsDefined() || node.IsNull()) {
         r.problem(node.IsDefined() ? node : parent, path, "is required (target column: source)");
@@ -370,13 +371,76 @@ void read_columns(Reader& r, const YAML::Node& parent, const std::string& path,
     }
 }
 
+void read_target(Reader& r, const YAML::Node& node, const std::string& path, TargetConfig& p) {
+    if (auto table = r.required_string(node, "table", path)) {
+        if (!split_table_name(*table, p.table_schema, p.table_name))
+            r.problem(node["table"], path + ".table",
+                      "'" + *table + "' is not a table name (table, schema.table, \"Quoted\".t)");
+    }
+    if (auto mode = r.string(node, "mode", path)) {
+        if (*mode == "insert")
+            p.mode = WriteMode::insert;
+        else if (*mode == "ignore")
+            p.mode = WriteMode::ignore;
+        else if (*mode == "upsert")
+            p.mode = WriteMode::upsert;
+        else
+            r.problem(node["mode"], path + ".mode",
+                      "'" + *mode + "' is not one of insert, ignore, upsert");
+    }
+    p.key = r.string_list(node, "key", path);
+    read_columns(r, node, path + ".columns", p);
+    if (p.mode != WriteMode::insert && p.key.empty())
+        r.problem(node, path + ".key", std::string("is required by mode ") + to_string(p.mode));
+    for (const auto& key_column : p.key) {
+        bool mapped = false;
+        for (const auto& c : p.columns)
+            mapped = mapped || c.column == key_column;
+        if (!mapped && !p.columns.empty())
+            r.problem(node["key"], path + ".key",
+                      "key column '" + key_column + "' is not one of the mapped columns");
+    }
+    if (auto version = r.string(node, "version", path)) {
+        p.version = *version;
+        bool mapped = false;
+        for (const auto& c : p.columns)
+            mapped = mapped || c.column == p.version;
+        if (!mapped)
+            r.problem(node["version"], path + ".version",
+                      "version column '" + p.version + "' is not one of the mapped columns");
+        if (p.mode != WriteMode::upsert)
+            r.problem(node["version"], path + ".version", "needs mode: upsert");
+    }
+    if (YAML::Node dw = node["delete_when"]; dw.IsDefined() && !dw.IsNull()) {
+        std::string dpath = path + ".delete_when";
+        if (r.expect_map(dw, dpath)) {
+            r.check_keys(dw, dpath, {"field", "equals"});
+            DeleteRule rule;
+            if (auto field = r.required_string(dw, "field", dpath)) {
+                rule.field = *field;
+                if (rule.field.empty() || rule.field[0] != '/')
+                    r.problem(dw["field"], dpath + ".field",
+                              "'" + rule.field + "' is not a JSON Pointer such as /op");
+                else if (auto problem = validate_json_pointer(rule.field))
+                    r.problem(dw["field"], dpath + ".field", *problem);
+            }
+            if (auto equals = r.required_string(dw, "equals", dpath))
+                rule.equals = *equals;
+            if (p.mode != WriteMode::upsert)
+                r.problem(dw, dpath, "needs mode: upsert");
+            p.delete_when = rule;
+        }
+    }
+}
+
 PipelineConfig read_pipeline(Reader& r, const YAML::Node& node, const std::string& path) {
     PipelineConfig p;
     if (!r.expect_map(node, path))
         return p;
     r.check_keys(node, path,
                  {"name", "queue", "workers", "prefetch", "batch", "table", "mode", "key",
-                  "columns", "on_error", "dead_letter", "max_redeliveries"});
+                  "columns", "version", "delete_when", "routes", "dedupe", "dedupe_retention_s",
+                  "tombstone_retention_s", "on_error", "dead_letter", "max_redeliveries"});
     if (auto name = r.required_string(node, "name", path)) {
         p.name = *name;
         if (!valid_name(p.name))
@@ -408,34 +472,46 @@ PipelineConfig read_pipeline(Reader& r, const YAML::Node& node, const std::strin
                       std::to_string(p.prefetch) +
                       ": the broker would never send enough messages to fill a batch");
     }
-    if (auto table = r.required_string(node, "table", path)) {
-        if (!split_table_name(*table, p.table_schema, p.table_name))
-            r.problem(node["table"], path + ".table",
-                      "'" + *table + "' is not a table name (table, schema.table, \"Quoted\".t)");
+    if (YAML::Node routes = node["routes"]; routes.IsDefined() && !routes.IsNull()) {
+        // With routes, where messages go is said by each route alone.
+        for (const char* key : {"table", "mode", "key", "columns", "version", "delete_when"})
+            if (node[key].IsDefined())
+                r.problem(node[key], path + "." + key,
+                          "with routes:, this key belongs to each route, not the pipeline");
+        if (!routes.IsSequence() || routes.size() == 0) {
+            r.problem(routes, path + ".routes", "expected a non-empty list of routes");
+        } else {
+            for (std::size_t i = 0; i < routes.size(); ++i) {
+                std::string rpath = path + ".routes[" + std::to_string(i) + "]";
+                TargetConfig route;
+                if (!r.expect_map(routes[i], rpath))
+                    continue;
+                r.check_keys(
+                    routes[i], rpath,
+                    {"match", "table", "mode", "key", "columns", "version", "delete_when"});
+                if (auto match = r.required_string(routes[i], "match", rpath)) {
+                    route.match = *match;
+                    if (auto problem = validate_topic_pattern(route.match))
+                        r.problem(routes[i]["match"], rpath + ".match",
+                                  "'" + route.match + "': " + *problem);
+                }
+                read_target(r, routes[i], rpath, route);
+                p.routes.push_back(std::move(route));
+            }
+        }
+    } else {
+        read_target(r, node, path, p);
     }
-    if (auto mode = r.string(node, "mode", path)) {
-        if (*mode == "insert")
-            p.mode = WriteMode::insert;
-        else if (*mode == "ignore")
-            p.mode = WriteMode::ignore;
-        else if (*mode == "upsert")
-            p.mode = WriteMode::upsert;
-        else
-            r.problem(node["mode"], path + ".mode",
-                      "'" + *mode + "' is not one of insert, ignore, upsert");
+    if (auto dedupe = r.string(node, "dedupe", path)) {
+        p.dedupe = *dedupe;
+        if (p.dedupe != "message_id" && (p.dedupe.empty() || p.dedupe[0] != '/'))
+            r.problem(node["dedupe"], path + ".dedupe",
+                      "'" + p.dedupe + "' is neither message_id nor a JSON Pointer such as /id");
+        else if (auto problem = validate_json_pointer(p.dedupe == "message_id" ? "" : p.dedupe))
+            r.problem(node["dedupe"], path + ".dedupe", *problem);
     }
-    p.key = r.string_list(node, "key", path);
-    read_columns(r, node, path + ".columns", p);
-    if (p.mode != WriteMode::insert && p.key.empty())
-        r.problem(node, path + ".key", std::string("is required by mode ") + to_string(p.mode));
-    for (const auto& key_column : p.key) {
-        bool mapped = false;
-        for (const auto& c : p.columns)
-            mapped = mapped || c.column == key_column;
-        if (!mapped && !p.columns.empty())
-            r.problem(node["key"], path + ".key",
-                      "key column '" + key_column + "' is not one of the mapped columns");
-    }
+    r.integer(node, "dedupe_retention_s", path, p.dedupe_retention_s, 1, 10LL * 365 * 86400);
+    r.integer(node, "tombstone_retention_s", path, p.tombstone_retention_s, 1, 10LL * 365 * 86400);
     if (auto on_error = r.string(node, "on_error", path)) {
         if (*on_error == "dead_letter")
             p.on_error = OnError::dead_letter;
@@ -461,6 +537,45 @@ PipelineConfig read_pipeline(Reader& r, const YAML::Node& node, const std::strin
     return p;
 }
 
+// "host:port", "[v6]:port": a host name or address and a port 1–65535, nothing more.
+bool parse_listen_address(const std::string& text, std::string& host, int& port,
+                          std::string& error) {
+    const char* expected = "expected host:port, e.g. 127.0.0.1:9187 or [::1]:9187";
+    std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+        error = expected;
+        return false;
+    }
+    std::string h = text.substr(0, colon), p = text.substr(colon + 1);
+    if (h.front() == '[') {
+        if (h.size() < 3 || h.back() != ']' ||
+            h.find_first_not_of("0123456789abcdefABCDEF:.", 1) != h.size() - 1) {
+            error = "'" + h + "' is not a bracketed IPv6 address";
+            return false;
+        }
+        h = h.substr(1, h.size() - 2);
+    } else if (h.find(':') != std::string::npos) {
+        error = "IPv6 addresses need brackets: [" + h + "]:" + p;
+        return false;
+    } else {
+        for (char c : h)
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-')) {
+                error = "'" + h + "' is not a host name or address";
+                return false;
+            }
+    }
+    int value = 0;
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+    if (p.empty() || ec != std::errc() || end != p.data() + p.size() || value < 1 ||
+        value > 65535) {
+        error = "port '" + p + "' is not a number in 1..65535";
+        return false;
+    }
+    host = h;
+    port = value;
+    return true;
+}
+
 Config read_config(Reader& r, const YAML::Node& root, const std::string& source) {
     Config config;
     config.source_file = source;
@@ -471,8 +586,8 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
         return config;
     }
     r.check_keys(root, "",
-                 {"amqp", "postgres", "shutdown_timeout_ms", "startup_timeout_s", "log", "retry",
-                  "pipelines"});
+                 {"amqp", "postgres", "shutdown_timeout_ms", "startup_timeout_s", "log", "http",
+                  "retry", "pipelines"});
 
     YAML::Node amqp = root["amqp"];
     if (!amqp.IsDefined() || amqp.IsNull()) {
@@ -511,7 +626,14 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
 
     if (YAML::Node log = root["log"]; log.IsDefined() && !log.IsNull()) {
         if (r.expect_map(log, "log")) {
-            r.check_keys(log, "log", {"level"});
+            r.check_keys(log, "log", {"level", "format"});
+            if (auto format = r.string(log, "format", "log")) {
+                if (*format == "text" || *format == "json")
+                    config.log_format = *format;
+                else
+                    r.problem(log["format"], "log.format",
+                              "'" + *format + "' is not one of text, json");
+            }
             if (auto level = r.string(log, "level", "log")) {
                 static const std::set<std::string> levels = {"trace", "debug",    "info", "warn",
                                                              "error", "critical", "off"};
@@ -521,6 +643,18 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
                     r.problem(log["level"], "log.level",
                               "'" + *level +
                                   "' is not one of trace, debug, info, warn, error, critical, off");
+            }
+        }
+    }
+    if (YAML::Node http = root["http"]; http.IsDefined() && !http.IsNull()) {
+        if (r.expect_map(http, "http")) {
+            r.check_keys(http, "http", {"listen"});
+            if (auto listen = r.required_string(http, "listen", "http")) {
+                std::string error;
+                if (parse_listen_address(*listen, config.http.host, config.http.port, error))
+                    config.http.listen = *listen;
+                else
+                    r.problem(http["listen"], "http.listen", "'" + *listen + "': " + error);
             }
         }
     }

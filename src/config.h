@@ -51,26 +51,64 @@ struct DeadLetterTarget {
     std::string routing_key;  // "" = "<queue>.dead"
 };
 
-struct PipelineConfig {
-    std::string name;
-    std::string queue;
-    int workers = 1;
-    int prefetch = 2000;
-    BatchLimits batch;
+// delete_when: { field: /op, equals: "delete" } — the message deletes the row with its key.
+struct DeleteRule {
+    std::string field;  // a JSON Pointer
+    std::string equals;
+};
+
+// Where and how messages are written: a pipeline's own table, or one of its routes.
+struct TargetConfig {
+    std::string match = "#";  // routing-key pattern (AMQP topic semantics); routes only
     std::string table_schema = "public";
     std::string table_name;
     WriteMode mode = WriteMode::insert;
     std::vector<std::string> key;
     std::vector<ColumnMapping> columns;
+    std::string version;  // upsert applies only when this column's incoming value is greater
+    std::optional<DeleteRule> delete_when;
+
+    std::string qualified_table() const { return table_schema + "." + table_name; }
+};
+
+// A queue → table(s) flow. Without `routes:` the pipeline's own TargetConfig is its only
+// target; with them, each route is one.
+struct PipelineConfig : TargetConfig {
+    std::string name;
+    std::string queue;
+    int workers = 1;
+    int prefetch = 2000;
+    BatchLimits batch;
+    std::vector<TargetConfig> routes;
+    std::string dedupe;  // "" = off, "message_id", or a JSON Pointer into the body
+    std::int64_t dedupe_retention_s = 7 * 24 * 3600;
+    std::int64_t tombstone_retention_s = 7 * 24 * 3600;
     OnError on_error = OnError::dead_letter;
     DeadLetterTarget dead_letter;
     int max_redeliveries = 0;  // 0 = unlimited
 
-    std::string qualified_table() const { return table_schema + "." + table_name; }
+    // The targets messages are routed to, tried in order.
+    std::vector<const TargetConfig*> targets() const {
+        std::vector<const TargetConfig*> out;
+        if (routes.empty())
+            out.push_back(this);
+        for (const auto& r : routes)
+            out.push_back(&r);
+        return out;
+    }
     bool declares_dead_letter_queue() const { return dead_letter.exchange.empty(); }
     std::string dead_letter_routing_key() const {
         return dead_letter.routing_key.empty() ? queue + ".dead" : dead_letter.routing_key;
     }
+};
+
+// http: { listen: "127.0.0.1:9187" }: the observability endpoints (docs/operations.md).
+struct HttpConfig {
+    std::string listen;  // as written; "" = no HTTP server
+    std::string host;    // without brackets: "127.0.0.1", "::1", "localhost"
+    int port = 0;
+
+    bool enabled() const { return !listen.empty(); }
 };
 
 struct RetryConfig {
@@ -86,6 +124,8 @@ struct Config {
     std::int64_t shutdown_timeout_ms = 10000;
     std::int64_t startup_timeout_s = 0;  // 0 = keep retrying forever
     std::string log_level = "info";
+    std::string log_format = "text";  // text | json (one JSON object per line)
+    HttpConfig http;
     RetryConfig retry;
     std::vector<PipelineConfig> pipelines;
 };

@@ -1,15 +1,149 @@
-// Logging setup; see logging.h.
+// Logging setup; see logging.h. Two pieces sit between spdlog and stderr: a JSON formatter (for
+// log shippers: one object per line with time, level, message) and a sink that folds repeated
+// error lines (a database outage must not flood the journal with one line per retry).
 #include "logging.h"
 
+#include <spdlog/formatter.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <ctime>
+#include <mutex>
+
+#include "json_escape.h"
+
 namespace rmq2pg {
 
-void init_logging(const std::string& level) {
+bool RepeatFilter::admit(const std::string& key, int level,
+                         std::chrono::steady_clock::time_point now) {
+    auto it = windows_.find(key);
+    if (it != windows_.end() && now - it->second.first < kWindow) {
+        ++it->second.repeats;
+        return false;
+    }
+    if (it != windows_.end())
+        it->second = Window{now, level, 0};  // an ended window without repeats: start anew
+    else if (windows_.size() < kMaxTracked)
+        windows_.emplace(key, Window{now, level, 0});
+    return true;
+}
+
+std::vector<RepeatFilter::Summary> RepeatFilter::expire(std::chrono::steady_clock::time_point now) {
+    std::vector<Summary> out;
+    for (auto it = windows_.begin(); it != windows_.end();) {
+        if (now - it->second.first >= kWindow) {
+            if (it->second.repeats > 0)
+                out.push_back({it->first, it->second.level, it->second.repeats});
+            it = windows_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    return out;
+}
+
+std::vector<RepeatFilter::Summary> RepeatFilter::drain() {
+    std::vector<Summary> out;
+    for (const auto& [key, window] : windows_)
+        if (window.repeats > 0)
+            out.push_back({key, window.level, window.repeats});
+    windows_.clear();
+    return out;
+}
+
+std::string repeat_summary(const std::string& line, std::uint64_t repeats) {
+    return line + " (repeated " + std::to_string(repeats) + " times in the last " +
+           std::to_string(RepeatFilter::kWindow.count()) + " s)";
+}
+
+namespace {
+
+// {"time":"2024-05-01T12:00:00.123Z","level":"info","message":"..."}
+class JsonFormatter : public spdlog::formatter {
+  public:
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        auto since_epoch = msg.time.time_since_epoch();
+        std::time_t seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count();
+        int millis = static_cast<int>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch).count() % 1000);
+        std::tm tm{};
+        gmtime_r(&seconds, &tm);
+        char time[80];  // ample for any int the compiler imagines in tm
+        std::snprintf(time, sizeof time, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+        line_.clear();
+        line_ += "{\"time\":\"";
+        line_ += time;
+        line_ += "\",\"level\":";
+        auto level = spdlog::level::to_string_view(msg.level);
+        append_json_string(line_, std::string_view(level.data(), level.size()));
+        line_ += ",\"message\":";
+        append_json_string(line_, std::string_view(msg.payload.data(), msg.payload.size()));
+        line_ += "}\n";
+        dest.append(line_.data(), line_.data() + line_.size());
+    }
+    std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<JsonFormatter>();
+    }
+
+  private:
+    std::string line_;
+};
+
+// Passes lines on to `inner`, folding repeated error and critical lines with RepeatFilter.
+// Summaries of ended windows go out with the next line of any level (the progress line comes
+// every 10 s) or when the sink is destroyed. base_sink's mutex serialises every call.
+class RepeatFoldingSink : public spdlog::sinks::base_sink<std::mutex> {
+  public:
+    explicit RepeatFoldingSink(std::shared_ptr<spdlog::sinks::sink> inner)
+        : inner_(std::move(inner)) {}
+    ~RepeatFoldingSink() override {
+        std::lock_guard<std::mutex> guard(mutex_);
+        for (const auto& s : filter_.drain())
+            write_summary(s);
+        inner_->flush();
+    }
+
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        auto now = std::chrono::steady_clock::now();
+        for (const auto& s : filter_.expire(now))
+            write_summary(s);
+        if (msg.level >= spdlog::level::err) {
+            std::string key(msg.payload.data(), msg.payload.size());
+            if (!filter_.admit(key, static_cast<int>(msg.level), now))
+                return;
+        }
+        inner_->log(msg);
+    }
+    void flush_() override { inner_->flush(); }
+
+  private:
+    void write_summary(const RepeatFilter::Summary& s) {
+        std::string text = repeat_summary(s.key, s.repeats);
+        spdlog::details::log_msg summary(spdlog::source_loc{}, "rmq2pg",
+                                         static_cast<spdlog::level::level_enum>(s.level), text);
+        inner_->log(summary);
+    }
+
+    std::shared_ptr<spdlog::sinks::sink> inner_;
+    RepeatFilter filter_;
+};
+
+}  // namespace
+
+void init_logging(const std::string& level, const std::string& format) {
     // stderr, unbuffered by spdlog's stdout_sinks: journald and docker logs both read it.
-    auto logger = spdlog::stderr_logger_mt("rmq2pg");
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+    auto stderr_sink = std::make_shared<spdlog::sinks::stderr_sink_st>();
+    if (format == "json")
+        stderr_sink->set_formatter(std::make_unique<JsonFormatter>());
+    else
+        stderr_sink->set_formatter(
+            std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z %l %v"));
+    auto logger = std::make_shared<spdlog::logger>(
+        "rmq2pg", std::make_shared<RepeatFoldingSink>(std::move(stderr_sink)));
     logger->set_level(spdlog::level::from_str(level));
     logger->flush_on(spdlog::level::info);
     spdlog::set_default_logger(logger);

@@ -7,12 +7,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "config.h"
+#include "health.h"
+#include "http_server.h"
 #include "logging.h"
 #include "pg_writer.h"
+#include "status_sampler.h"
 #include "supervisor.h"
+#include "systemd_notify.h"
 #include "version.h"
 
 namespace {
@@ -26,6 +31,9 @@ constexpr const char* kUsage =
     "       rmq2pg --check-config --config FILE\n"
     "                                     validate the file (and the tables, when PostgreSQL\n"
     "                                     is reachable); exit 0 valid, 78 invalid\n"
+    "       rmq2pg --migrate --config FILE\n"
+    "                                     create rmq2pg's own tables (dedupe inbox, delete\n"
+    "                                     tombstones); idempotent\n"
     "       rmq2pg --version\n";
 
 int check_config(const rmq2pg::Config& config) {
@@ -57,6 +65,7 @@ int check_config(const rmq2pg::Config& config) {
 int main(int argc, char** argv) {
     std::string config_path;
     bool check_only = false;
+    bool migrate_only = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--config" && i + 1 < argc) {
@@ -65,6 +74,8 @@ int main(int argc, char** argv) {
             config_path = arg.substr(9);
         } else if (arg == "--check-config") {
             check_only = true;
+        } else if (arg == "--migrate") {
+            migrate_only = true;
         } else if (arg == "--version") {
             std::printf("rmq2pg %s\n", RMQ2PG_VERSION);
             return 0;
@@ -91,8 +102,22 @@ int main(int argc, char** argv) {
     }
     if (check_only)
         return check_config(config);
+    if (migrate_only) {
+        // Creates rmq2pg_state.inbox and rmq2pg_state.tombstones (sql/002_rmq2pg_state.sql);
+        // idempotent.
+        try {
+            rmq2pg::migrate(config.postgres_url);
+        } catch (const rmq2pg::WriteError& e) {
+            std::fprintf(stderr, "rmq2pg --migrate: %s\n", e.what());
+            return 1;
+        }
+        std::fprintf(
+            stderr,
+            "rmq2pg --migrate: rmq2pg_state.inbox and rmq2pg_state.tombstones are in place\n");
+        return 0;
+    }
 
-    rmq2pg::init_logging(config.log_level);
+    rmq2pg::init_logging(config.log_level, config.log_format);
 
     // Signals become events of the main loop (sigtimedwait), never work inside a handler; every
     // thread inherits the blocked mask, so only the main thread sees them.
@@ -112,19 +137,41 @@ int main(int argc, char** argv) {
                      p.name, p.queue, p.qualified_table(), p.workers, rmq2pg::to_string(p.mode),
                      rmq2pg::to_string(p.on_error));
 
+    rmq2pg::SystemdNotifier systemd;
+    systemd.status("starting: connecting to the broker and the database");
     rmq2pg::Supervisor supervisor(config);
+    // Rates for STATUS= and /api/status; queue depth polling only when /metrics can show it.
+    rmq2pg::StatusSampler sampler(supervisor, config.http.enabled());
+    std::unique_ptr<rmq2pg::HttpServer> http;
+    if (config.http.enabled()) {
+        http = std::make_unique<rmq2pg::HttpServer>(supervisor, sampler, config.http.host,
+                                                    config.http.port);
+        try {
+            http->start();
+        } catch (const std::exception& e) {
+            spdlog::critical("{}; exiting", e.what());
+            return 1;
+        }
+    }
     supervisor.start();
+    sampler.start();
+    auto wedge_threshold = rmq2pg::wedge_threshold(config.shutdown_timeout_ms);
 
     auto started = std::chrono::steady_clock::now();
     auto last_progress = started;
     bool ready_logged = false;
     int exit_code = 0;
     while (true) {
-        timespec tick{1, 0};
+        auto tick_ms = systemd.tick().count();  // 1 s, shorter when the watchdog needs it
+        timespec tick{tick_ms / 1000, (tick_ms % 1000) * 1000000};
         int sig = sigtimedwait(&signals, nullptr, &tick);
         if (sig == SIGTERM || sig == SIGINT) {
             spdlog::info("{} received: finishing open batches (timeout {} ms)",
                          sig == SIGTERM ? "SIGTERM" : "SIGINT", config.shutdown_timeout_ms);
+            systemd.stopping();
+            systemd.status("stopping: finishing open batches");
+            if (http)
+                http->note_stopping();
             break;
         }
         if (sig == SIGHUP)
@@ -133,7 +180,10 @@ int main(int argc, char** argv) {
         if (!ready_logged && supervisor.all_consuming()) {
             spdlog::info("ready: every worker is consuming");
             ready_logged = true;
+            systemd.ready();
         }
+        systemd.watchdog(
+            rmq2pg::check_liveness(supervisor.worker_readings(), wedge_threshold, now).ok, now);
         if (!ready_logged && config.startup_timeout_s > 0 &&
             now - started > std::chrono::seconds(config.startup_timeout_s)) {
             spdlog::critical(
@@ -145,10 +195,14 @@ int main(int argc, char** argv) {
         }
         if (now - last_progress >= std::chrono::seconds(10)) {
             supervisor.log_progress();
+            systemd.status(sampler.summary());
             last_progress = now;
         }
     }
     bool clean = supervisor.stop();
+    sampler.stop();
+    if (http)
+        http->stop();
     supervisor.log_progress();
     if (!clean) {
         spdlog::error(

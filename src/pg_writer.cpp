@@ -14,6 +14,8 @@
 #include <regex>
 #include <set>
 
+#include "migration_sql.h"
+
 namespace rmq2pg {
 
 const char* to_string(WriteError::Kind kind) {
@@ -34,8 +36,9 @@ const char* to_string(WriteError::Kind kind) {
 
 namespace {
 
-constexpr const char* kStagingTable = "rmq2pg_staging";
 constexpr const char* kStagingSeq = "rmq2pg_seq";
+constexpr const char* kStagingDedupe = "rmq2pg_dedupe";
+constexpr const char* kStagingOp = "rmq2pg_op";
 
 std::string quote_ident(const std::string& name) {
     std::string out = "\"";
@@ -105,7 +108,8 @@ std::string one_line(std::string text) {
 
 // Runs `body`, translating libpqxx exceptions into WriteError.
 template <typename F>
-auto translate_errors(const std::string& context, F&& body) -> decltype(body()) {
+auto translate_errors(const std::string& context, F&& body, const std::size_t* target = nullptr)
+    -> decltype(body()) {
     try {
         return body();
     } catch (const WriteError&) {
@@ -114,25 +118,54 @@ auto translate_errors(const std::string& context, F&& body) -> decltype(body()) 
         throw WriteError(WriteError::Kind::outcome_unknown, context + ": " + one_line(e.what()));
     } catch (const pqxx::broken_connection& e) {
         throw WriteError(WriteError::Kind::connection, context + ": " + one_line(e.what()));
+    } catch (const pqxx::transaction_rollback& e) {
+        // Serialization failure, deadlock: the transaction is gone, the connection is fine.
+        throw WriteError(WriteError::Kind::transient, context + ": " + one_line(e.what()));
     } catch (const pqxx::sql_error& e) {
         std::string text = one_line(e.what());
         if (!e.sqlstate().empty())
             text += " (SQLSTATE " + e.sqlstate() + ")";
         WriteError::Kind kind =
             e.sqlstate().empty() ? WriteError::Kind::connection : classify_sqlstate(e.sqlstate());
-        throw WriteError(kind, context + ": " + text, e.sqlstate(), blamed_copy_line(e.what()));
+        throw WriteError(kind, context + ": " + text, e.sqlstate(), blamed_copy_line(e.what()),
+                         target ? *target : 0);
     } catch (const pqxx::failure& e) {
         // libpqxx reports a dropped connection during COPY as a plain failure.
         throw WriteError(WriteError::Kind::connection, context + ": " + one_line(e.what()));
     }
 }
 
-TableSchema read_table(pqxx::connection& conn, const PipelineConfig& pipeline) {
+std::string quote_literal(const std::string& text) {
+    std::string out = "'";
+    for (char c : text) {
+        if (c == '\'')
+            out += '\'';
+        out += c;
+    }
+    return out + "'";
+}
+
+std::string prefixed(const std::string& alias, const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names)
+        out += (out.empty() ? "" : ", ") + alias + "." + quote_ident(n);
+    return out;
+}
+
+bool state_tables_exist(pqxx::transaction_base& tx) {
+    return tx
+        .exec(
+            "SELECT to_regclass('rmq2pg_state.inbox') IS NOT NULL AND "
+            "to_regclass('rmq2pg_state.tombstones') IS NOT NULL")[0][0]
+        .as<bool>();
+}
+
+TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipeline,
+                       const TargetConfig& target) {
     TableSchema table;
-    table.schema = pipeline.table_schema;
-    table.name = pipeline.table_name;
+    table.schema = target.table_schema;
+    table.name = target.table_name;
     std::string qualified = quote_ident(table.schema) + "." + quote_ident(table.name);
-    pqxx::read_transaction tx(conn, "catalog");
     auto exists = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", qualified);
     if (!exists[0][0].as<bool>())
         throw WriteError(WriteError::Kind::schema, "table " + qualified + " does not exist");
@@ -150,13 +183,13 @@ TableSchema read_table(pqxx::connection& conn, const PipelineConfig& pipeline) {
         column.not_null = row[4].as<bool>();
         table.columns.push_back(column);
     }
-    for (const auto& mapping : pipeline.columns) {
+    for (const auto& mapping : target.columns) {
         if (table.find(mapping.column) == nullptr)
             throw WriteError(WriteError::Kind::schema, "pipeline '" + pipeline.name +
                                                            "': column '" + mapping.column +
                                                            "' does not exist in " + qualified);
     }
-    if (pipeline.mode != WriteMode::insert) {
+    if (target.mode != WriteMode::insert) {
         // ON CONFLICT (key) needs a unique index on exactly those columns.
         auto indexes = tx.exec_params(
             "SELECT array_to_string(array_agg(a.attname::text ORDER BY a.attname), ',') "
@@ -164,7 +197,7 @@ TableSchema read_table(pqxx::connection& conn, const PipelineConfig& pipeline) {
             "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisunique "
             "AND i.indpred IS NULL AND i.indexprs IS NULL GROUP BY i.indexrelid",
             qualified);
-        std::vector<std::string> key = pipeline.key;
+        std::vector<std::string> key = target.key;
         std::sort(key.begin(), key.end());
         std::string wanted;
         for (const auto& k : key)
@@ -174,77 +207,191 @@ TableSchema read_table(pqxx::connection& conn, const PipelineConfig& pipeline) {
             found = found || row[0].as<std::string>() == wanted;
         if (!found)
             throw WriteError(WriteError::Kind::schema,
-                             "pipeline '" + pipeline.name + "': mode " + to_string(pipeline.mode) +
+                             "pipeline '" + pipeline.name + "': mode " + to_string(target.mode) +
                                  " needs a unique index or constraint on (" + wanted + ") of " +
                                  qualified + ", and there is none");
     }
+    bool needs_state = !pipeline.dedupe.empty() || (target.delete_when && !target.version.empty());
+    if (needs_state && !state_tables_exist(tx))
+        throw WriteError(WriteError::Kind::schema,
+                         "pipeline '" + pipeline.name +
+                             "': dedupe and deletes need rmq2pg's tables (rmq2pg_state.inbox, "
+                             "rmq2pg_state.tombstones): run rmq2pg --migrate --config FILE");
     return table;
 }
 
-}  // namespace
-
-struct PgWriter::Impl {
-    std::unique_ptr<pqxx::connection> conn;
+// The statements that write one target's batch rows, in order, after its COPY.
+struct TargetPlan {
     TableSchema table;
-    std::string copy_target;  // COPY ... FROM STDIN target with its column list
-    std::string merge_sql;    // empty in insert mode
-    std::string context;
+    std::string copy_target;        // COPY ... FROM STDIN target with its column list
+    std::string staging;            // "" when COPY goes straight into the table
+    std::vector<std::string> then;  // statements after the COPY
 };
 
-PgWriter::PgWriter(const std::string& url, const PipelineConfig& pipeline,
-                   const std::string& application_name)
-    : impl_(std::make_unique<Impl>()) {
-    impl_->context = "pipeline '" + pipeline.name + "' table " + pipeline.qualified_table();
-    translate_errors(impl_->context, [&] {
-        impl_->conn = std::make_unique<pqxx::connection>(url);
-        // A silent reconnect inside libpqxx would lose the temporary staging table and hide
-        // the failure from the worker, which must see it to retry the batch correctly.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-        impl_->conn->inhibit_reactivation(true);
-#pragma GCC diagnostic pop
-        impl_->conn->set_variable("application_name", impl_->conn->quote(application_name));
-        impl_->table = read_table(*impl_->conn, pipeline);
-        return 0;
-    });
+TargetPlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target,
+                       std::size_t index, TableSchema table) {
+    TargetPlan plan;
+    plan.table = std::move(table);
     std::vector<std::string> columns;
-    for (const auto& c : pipeline.columns)
+    for (const auto& c : target.columns)
         columns.push_back(c.column);
-    std::string target =
-        quote_ident(pipeline.table_schema) + "." + quote_ident(pipeline.table_name);
-    if (pipeline.mode == WriteMode::insert) {
-        impl_->copy_target = target + " (" + column_list(columns) + ")";
-        return;
+    std::string qualified = quote_ident(target.table_schema) + "." + quote_ident(target.table_name);
+    bool dedupe = !pipeline.dedupe.empty();
+    bool deletes = target.delete_when.has_value();
+    bool guarded = !target.version.empty();
+    if (target.mode == WriteMode::insert && !dedupe) {
+        plan.copy_target = qualified + " (" + column_list(columns) + ")";
+        return plan;
     }
-    impl_->copy_target = std::string(kStagingTable) + " (" + column_list(columns) + ")";
+    plan.staging = "rmq2pg_staging_" + std::to_string(index);
+    std::vector<std::string> copied = columns;
+    if (dedupe)
+        copied.push_back(kStagingDedupe);
+    if (deletes)
+        copied.push_back(kStagingOp);
+    plan.copy_target = plan.staging + " (" + column_list(copied) + ")";
+    const std::string& stage = plan.staging;
+
+    if (dedupe) {
+        // In-batch duplicates keep their first delivery; then ids already in the inbox (an
+        // earlier batch, another worker, a redelivery) are dropped, in the same transaction.
+        plan.then.push_back("DELETE FROM " + stage + " a USING " + stage + " b WHERE a." +
+                            kStagingDedupe + " = b." + kStagingDedupe + " AND a." + kStagingSeq +
+                            " > b." + kStagingSeq);
+        plan.then.push_back(
+            "WITH fresh AS (INSERT INTO rmq2pg_state.inbox (pipeline, message_id) "
+            "SELECT " +
+            quote_literal(pipeline.name) + ", " + kStagingDedupe + " FROM " + stage +
+            " ON CONFLICT DO NOTHING RETURNING message_id) "
+            "DELETE FROM " +
+            stage +
+            " s WHERE NOT EXISTS (SELECT 1 FROM fresh f "
+            "WHERE f.message_id = s." +
+            kStagingDedupe + ")");
+    }
+    if (target.mode == WriteMode::insert) {
+        plan.then.push_back("INSERT INTO " + qualified + " (" + column_list(columns) + ") SELECT " +
+                            column_list(columns) + " FROM " + stage + " ORDER BY " + kStagingSeq);
+        return plan;
+    }
+    std::string key = column_list(target.key);
+    // One change per key: the highest version, else the last delivered (upsert) or the first
+    // delivered (ignore). ON CONFLICT must never meet the same row twice in one statement.
+    std::string order = key + ", " +
+                        (guarded ? quote_ident(target.version) + " DESC NULLS LAST, " : "") +
+                        kStagingSeq + (target.mode == WriteMode::upsert ? " DESC" : "");
+    std::string latest =
+        "(SELECT DISTINCT ON (" + key + ") * FROM " + stage + " ORDER BY " + order + ")";
+    std::string key_json = "jsonb_build_array(" + prefixed("l", target.key) + ")";
+    std::string table_literal = quote_literal(target.qualified_table());
+    std::string not_deleted;
+    if (deletes || guarded) {
+        // Deletes, tombstones and guarded upserts of one table from several workers or instances
+        // would deadlock on each other's rows; one transaction-scoped lock per table orders them.
+        plan.then.push_back("SELECT pg_advisory_xact_lock(hashtext(" +
+                            quote_literal("rmq2pg:" + target.qualified_table()) + "))");
+    }
+    if (deletes) {
+        std::string match;
+        for (const auto& k : target.key)
+            match += " AND t." + quote_ident(k) + " = l." + quote_ident(k);
+        std::string guard = guarded ? " AND t." + quote_ident(target.version) + " <= l." +
+                                          quote_ident(target.version)
+                                    : "";
+        plan.then.push_back("DELETE FROM " + qualified + " t USING " + latest + " l WHERE l." +
+                            kStagingOp + " = 'd'" + match + guard);
+        if (guarded) {
+            // The tombstone keeps the delete's version so that an older update arriving later
+            // is refused below.
+            plan.then.push_back(
+                "INSERT INTO rmq2pg_state.tombstones AS tb (table_name, key, version) SELECT " +
+                table_literal + ", " + key_json + ", to_jsonb(l." + quote_ident(target.version) +
+                ") FROM " + latest + " l WHERE l." + kStagingOp + " = 'd' AND l." +
+                quote_ident(target.version) +
+                " IS NOT NULL ON CONFLICT (table_name, key) DO UPDATE SET version = "
+                "EXCLUDED.version, deleted_at = now() WHERE tb.version < EXCLUDED.version");
+            not_deleted =
+                " AND NOT EXISTS (SELECT 1 FROM rmq2pg_state.tombstones tb WHERE "
+                "tb.table_name = " +
+                table_literal + " AND tb.key = " + key_json + " AND tb.version >= to_jsonb(l." +
+                quote_ident(target.version) + "))";
+        }
+    }
+    std::string sql =
+        "INSERT INTO " + qualified + " AS t (" + column_list(columns) + ") SELECT " +
+        prefixed("l", columns) + " FROM " + latest + " l WHERE true" +
+        (deletes ? std::string(" AND l.") + kStagingOp + " IS DISTINCT FROM 'd'" : "") +
+        not_deleted + " ON CONFLICT (" + key + ") ";
     std::vector<std::string> non_key;
     for (const auto& c : columns)
-        if (std::find(pipeline.key.begin(), pipeline.key.end(), c) == pipeline.key.end())
+        if (std::find(target.key.begin(), target.key.end(), c) == target.key.end())
             non_key.push_back(c);
-    std::string order = pipeline.mode == WriteMode::upsert ? " DESC" : "";
-    std::string sql = "INSERT INTO " + target + " (" + column_list(columns) +
-                      ") SELECT DISTINCT ON (" + column_list(pipeline.key) + ") " +
-                      column_list(columns) + " FROM " + kStagingTable + " ORDER BY " +
-                      column_list(pipeline.key) + ", " + kStagingSeq + order + " ON CONFLICT (" +
-                      column_list(pipeline.key) + ") ";
-    if (pipeline.mode == WriteMode::ignore || non_key.empty()) {
+    if (target.mode == WriteMode::ignore || non_key.empty()) {
         sql += "DO NOTHING";
     } else {
         sql += "DO UPDATE SET ";
         for (std::size_t i = 0; i < non_key.size(); ++i)
             sql += (i ? ", " : "") + quote_ident(non_key[i]) + " = EXCLUDED." +
                    quote_ident(non_key[i]);
+        if (guarded)
+            sql += " WHERE t." + quote_ident(target.version) + " IS NULL OR t." +
+                   quote_ident(target.version) + " < EXCLUDED." + quote_ident(target.version);
     }
-    impl_->merge_sql = sql;
+    plan.then.push_back(sql);
+    return plan;
+}
+
+}  // namespace
+
+struct PgWriter::Impl {
+    std::unique_ptr<pqxx::connection> conn;
+    std::vector<TargetPlan> targets;
+    std::string context;
+    std::string pipeline_name;
+    std::vector<std::string> tombstone_tables;
+    std::int64_t dedupe_retention_s = 0;
+    std::int64_t tombstone_retention_s = 0;
+};
+
+PgWriter::PgWriter(const std::string& url, const PipelineConfig& pipeline,
+                   const std::string& application_name)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->context = "pipeline '" + pipeline.name + "'";
+    impl_->pipeline_name = pipeline.name;
+    if (!pipeline.dedupe.empty())
+        impl_->dedupe_retention_s = pipeline.dedupe_retention_s;
+    impl_->tombstone_retention_s = pipeline.tombstone_retention_s;
     translate_errors(impl_->context, [&] {
-        // Same column types as the target, none of its constraints: conversion errors surface
-        // in COPY with a line number; constraint errors in the INSERT ... SELECT.
-        pqxx::work tx(*impl_->conn, "staging");
-        tx.exec("CREATE TEMP TABLE IF NOT EXISTS " + std::string(kStagingTable) +
-                " ON COMMIT DELETE ROWS AS SELECT " + column_list(columns) + " FROM " + target +
-                " WITH NO DATA");
-        tx.exec("ALTER TABLE " + std::string(kStagingTable) + " ADD COLUMN IF NOT EXISTS " +
-                kStagingSeq + " bigserial");
+        impl_->conn = std::make_unique<pqxx::connection>(url);
+        // A silent reconnect inside libpqxx would lose the temporary staging tables and hide
+        // the failure from the worker, which must see it to retry the batch correctly.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+        impl_->conn->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+        impl_->conn->set_variable("application_name", impl_->conn->quote(application_name));
+        pqxx::work tx(*impl_->conn, "setup");
+        auto targets = pipeline.targets();
+        for (std::size_t i = 0; i < targets.size(); ++i) {
+            const TargetConfig& target = *targets[i];
+            TargetPlan plan = plan_target(pipeline, target, i, read_table(tx, pipeline, target));
+            if (!plan.staging.empty()) {
+                std::vector<std::string> columns;
+                for (const auto& c : target.columns)
+                    columns.push_back(c.column);
+                // Same column types as the target, none of its constraints: conversion errors
+                // surface in COPY with a line number; constraint errors in the statements after.
+                tx.exec("CREATE TEMP TABLE " + plan.staging + " ON COMMIT DELETE ROWS AS SELECT " +
+                        column_list(columns) + " FROM " + quote_ident(target.table_schema) + "." +
+                        quote_ident(target.table_name) + " WITH NO DATA");
+                tx.exec("ALTER TABLE " + plan.staging + " ADD COLUMN " + kStagingSeq +
+                        " bigserial, ADD COLUMN " + kStagingDedupe + " text, ADD COLUMN " +
+                        kStagingOp + " text");
+            }
+            if (target.delete_when && !target.version.empty())
+                impl_->tombstone_tables.push_back(target.qualified_table());
+            impl_->targets.push_back(std::move(plan));
+        }
         tx.commit();
         return 0;
     });
@@ -252,27 +399,57 @@ PgWriter::PgWriter(const std::string& url, const PipelineConfig& pipeline,
 
 PgWriter::~PgWriter() = default;
 
-const TableSchema& PgWriter::table() const {
-    return impl_->table;
+const TableSchema& PgWriter::table(std::size_t target) const {
+    return impl_->targets.at(target).table;
 }
 
-void PgWriter::write(const std::string& copy_rows, std::size_t rows) {
-    translate_errors(impl_->context + " (batch of " + std::to_string(rows) + ")", [&] {
-        if (!impl_->conn->is_open())
-            throw WriteError(WriteError::Kind::connection, "connection is closed");
-        pqxx::work tx(*impl_->conn, "batch");
-        {
-            // libpqxx 6.4 keeps stream_to's raw-line writer private; tablewriter exposes it, and
-            // the batch is already COPY text: one call sends it all.
+void PgWriter::write(const std::vector<TargetRows>& parts) {
+    std::size_t rows = 0;
+    for (const auto& part : parts)
+        rows += part.count;
+    std::size_t current = 0;
+    translate_errors(
+        impl_->context + " (batch of " + std::to_string(rows) + ")",
+        [&] {
+            if (!impl_->conn->is_open())
+                throw WriteError(WriteError::Kind::connection, "connection is closed");
+            pqxx::work tx(*impl_->conn, "batch");
+            for (const auto& part : parts) {
+                if (part.count == 0)
+                    continue;
+                current = part.target;
+                const TargetPlan& plan = impl_->targets.at(part.target);
+                {
+                // libpqxx 6.4 keeps stream_to's raw-line writer private; tablewriter exposes
+                // it, and the rows are already COPY text: one call sends them all.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-            pqxx::tablewriter copy(tx, impl_->copy_target);
+                    pqxx::tablewriter copy(tx, plan.copy_target);
 #pragma GCC diagnostic pop
-            copy.write_raw_line(copy_rows);
-            copy.complete();
-        }
-        if (!impl_->merge_sql.empty())
-            tx.exec(impl_->merge_sql);
+                    copy.write_raw_line(*part.rows);
+                    copy.complete();
+                }
+                for (const auto& statement : plan.then)
+                    tx.exec(statement);
+            }
+            tx.commit();
+            return 0;
+        },
+        &current);
+}
+
+void PgWriter::prune() {
+    translate_errors(impl_->context + " (prune)", [&] {
+        pqxx::work tx(*impl_->conn, "prune");
+        if (impl_->dedupe_retention_s > 0)
+            tx.exec("DELETE FROM rmq2pg_state.inbox WHERE pipeline = " +
+                    quote_literal(impl_->pipeline_name) +
+                    " AND processed_at < now() - make_interval(secs => " +
+                    std::to_string(impl_->dedupe_retention_s) + ")");
+        for (const auto& table : impl_->tombstone_tables)
+            tx.exec("DELETE FROM rmq2pg_state.tombstones WHERE table_name = " +
+                    quote_literal(table) + " AND deleted_at < now() - make_interval(secs => " +
+                    std::to_string(impl_->tombstone_retention_s) + ")");
         tx.commit();
         return 0;
     });
@@ -282,7 +459,21 @@ TableSchema check_pipeline_against_database(const std::string& url,
                                             const PipelineConfig& pipeline) {
     return translate_errors("pipeline '" + pipeline.name + "'", [&] {
         pqxx::connection conn(url);
-        return read_table(conn, pipeline);
+        pqxx::read_transaction tx(conn, "check");
+        std::vector<TableSchema> tables;
+        for (const TargetConfig* target : pipeline.targets())
+            tables.push_back(read_table(tx, pipeline, *target));
+        return tables.front();
+    });
+}
+
+void migrate(const std::string& url) {
+    translate_errors("migration", [&] {
+        pqxx::connection conn(url);
+        pqxx::work tx(conn, "migrate");
+        tx.exec(kStateMigrationSql);
+        tx.commit();
+        return 0;
     });
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "config.h"
 #include "table_schema.h"
@@ -23,27 +24,38 @@ class WriteError : public std::runtime_error {
         schema,           // table/column/permission problem: no row can succeed until fixed
     };
     WriteError(Kind kind, const std::string& what, std::string sqlstate = {},
-               std::optional<std::size_t> failed_row = std::nullopt)
+               std::optional<std::size_t> failed_row = std::nullopt, std::size_t failed_target = 0)
         : std::runtime_error(what),
           kind_(kind),
           sqlstate_(std::move(sqlstate)),
-          failed_row_(failed_row) {}
+          failed_row_(failed_row),
+          failed_target_(failed_target) {}
     Kind kind() const { return kind_; }
     const std::string& sqlstate() const { return sqlstate_; }
     // The 0-based row of the COPY data PostgreSQL blamed, when it said so.
     std::optional<std::size_t> failed_row() const { return failed_row_; }
+    // Which target's statements failed (an index into PipelineConfig::targets()).
+    std::size_t failed_target() const { return failed_target_; }
 
   private:
     Kind kind_;
     std::string sqlstate_;
     std::optional<std::size_t> failed_row_;
+    std::size_t failed_target_;
 };
 
 const char* to_string(WriteError::Kind kind);
 
+// The rows of one target in a write: COPY text, rows separated by '\n', no trailing newline.
+struct TargetRows {
+    std::size_t target = 0;
+    const std::string* rows = nullptr;
+    std::size_t count = 0;
+};
+
 class PgWriter {
   public:
-    // Connects, reads the target table from the catalog, checks the mapping against it and
+    // Connects, reads every target table from the catalog, checks the mapping against it and
     // prepares the statements. Throws WriteError (connection or schema).
     PgWriter(const std::string& url, const PipelineConfig& pipeline,
              const std::string& application_name);
@@ -51,19 +63,31 @@ class PgWriter {
     PgWriter(const PgWriter&) = delete;
     PgWriter& operator=(const PgWriter&) = delete;
 
-    const TableSchema& table() const;
+    // The catalog's view of target `target` (same order as PipelineConfig::targets()).
+    const TableSchema& table(std::size_t target = 0) const;
 
-    // Writes `rows` rows of COPY text (rows separated by '\n', no trailing newline) in one
-    // transaction whose last statement is COMMIT. Returns only after COMMIT succeeded.
-    void write(const std::string& copy_rows, std::size_t rows);
+    // Writes every part in one transaction whose last statement is COMMIT. Returns only after
+    // COMMIT succeeded.
+    void write(const std::vector<TargetRows>& parts);
+    // One target's rows alone (the single-table case).
+    void write(const std::string& copy_rows, std::size_t rows) {
+        write({TargetRows{0, &copy_rows, rows}});
+    }
+
+    // Deletes inbox entries and tombstones older than their retention. Its own transaction.
+    void prune();
 
   private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 
-// Reads the table and checks the pipeline's mapping against it (columns exist, key columns
-// carry a unique index for ignore/upsert); used by --check-config. Throws WriteError.
+// Creates rmq2pg's own tables (sql/002_rmq2pg_state.sql); idempotent. Throws WriteError.
+void migrate(const std::string& url);
+
+// Reads every target table and checks the pipeline's mapping against it (columns exist, key
+// columns carry a unique index for ignore/upsert, rmq2pg's tables exist when needed); used by
+// --check-config. Returns the first target's table. Throws WriteError.
 TableSchema check_pipeline_against_database(const std::string& url, const PipelineConfig& pipeline);
 
 }  // namespace rmq2pg

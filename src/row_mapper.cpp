@@ -7,6 +7,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -143,6 +144,71 @@ void append_array_element_quoted(std::string& field, std::string_view s) {
     field += '"';
 }
 
+// RFC 8259 number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+bool is_json_number(std::string_view s) {
+    std::size_t i = 0, n = s.size();
+    auto digits = [&] {
+        std::size_t start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            ++i;
+        return i > start;
+    };
+    if (i < n && s[i] == '-')
+        ++i;
+    if (i < n && s[i] == '0') {
+        ++i;
+    } else if (!digits()) {
+        return false;
+    }
+    if (i < n && s[i] == '.') {
+        ++i;
+        if (!digits())
+            return false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        ++i;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            ++i;
+        if (!digits())
+            return false;
+    }
+    return i == n;
+}
+
+// simdjson's DOM parser refuses numbers it cannot hold (integers beyond 64 bits, 1e400), yet
+// they are valid JSON and PostgreSQL's numeric takes them. This copy of the body has each number
+// token checked against the JSON grammar and replaced by a same-length "0   ", so the DOM parser
+// can validate everything else.
+bool neutralize_numbers(std::string_view body, std::string& copy) {
+    copy.assign(body.data(), body.size());
+    bool in_string = false;
+    for (std::size_t i = 0; i < copy.size(); ++i) {
+        char c = copy[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            std::size_t end = i;
+            while (end < copy.size() && std::strchr("+-.eE0123456789", copy[end]) != nullptr &&
+                   copy[end] != '\0')
+                ++end;
+            if (!is_json_number(std::string_view(copy).substr(i, end - i)))
+                return false;
+            copy[i] = '0';
+            std::fill(copy.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                      copy.begin() + static_cast<std::ptrdiff_t>(end), ' ');
+            i = end - 1;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 struct RowMapper::Impl {
@@ -152,10 +218,34 @@ struct RowMapper::Impl {
     };
     std::vector<Column> columns;
     bool parses_json = false;
+    std::string dedupe;
+    std::optional<DeleteRule> delete_when;
+    std::vector<std::string> key;
+    std::string version;
+
+    // A scalar at `pointer` as text (strings unescaped, other scalars as their JSON token).
+    std::optional<std::string> scalar_at(simdjson::ondemand::document& document,
+                                         const std::string& pointer) {
+        simdjson::ondemand::value value;
+        if (document.at_pointer(pointer).get(value) != simdjson::SUCCESS)
+            return std::nullopt;
+        json_type type;
+        if (value.type().get(type) != simdjson::SUCCESS || type == json_type::null ||
+            type == json_type::object || type == json_type::array)
+            return std::nullopt;
+        if (type == json_type::string) {
+            std::string_view s;
+            if (value.get_string().get(s) != simdjson::SUCCESS)
+                return std::nullopt;
+            return std::string(s);
+        }
+        return std::string(trim(value.raw_json_token()));
+    }
     simdjson::dom::parser validator;
     simdjson::ondemand::parser parser;
-    std::string padded;  // body + SIMDJSON_PADDING, reused across messages
-    std::string field;   // scratch for values built before escaping
+    std::string padded;       // body + SIMDJSON_PADDING, reused across messages
+    std::string neutralized;  // body with numbers blanked, for validating huge numbers
+    std::string field;        // scratch for values built before escaping
 
     enum class Outcome { value, missing, error };
 
@@ -297,8 +387,14 @@ struct RowMapper::Impl {
     }
 };
 
-RowMapper::RowMapper(const PipelineConfig& pipeline, const TableSchema& table)
+RowMapper::RowMapper(const TargetConfig& pipeline, const TableSchema& table,
+                     const std::string& dedupe)
     : impl_(std::make_unique<Impl>()) {
+    impl_->dedupe = dedupe;
+    impl_->delete_when = pipeline.delete_when;
+    impl_->key = pipeline.key;
+    impl_->version = pipeline.version;
+    impl_->parses_json = (!dedupe.empty() && dedupe != "message_id") || pipeline.delete_when;
     for (const auto& mapping : pipeline.columns) {
         const ColumnInfo* info = table.find(mapping.column);
         if (info == nullptr)
@@ -324,13 +420,25 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
         // parser is robust and dispatches to the CPU's SIMD kernels at run time.
         m.padded.assign(d.body.data(), d.body.size());
         m.padded.resize(d.body.size() + simdjson::SIMDJSON_PADDING);
-        // Numbers beyond double's range (1E+400, integers over 2^64) are refused here; every
-        // number within it keeps its exact digits below (the raw token is copied).
+        // Every number keeps its exact digits below (the raw token is copied), also those the
+        // DOM parser cannot hold (see neutralize_numbers).
         auto error = m.validator.parse(m.padded.data(), d.body.size(), false).error();
+        if (error == simdjson::NUMBER_ERROR) {
+            if (neutralize_numbers(d.body, m.neutralized)) {
+                m.neutralized.resize(d.body.size() + simdjson::SIMDJSON_PADDING);
+                error = m.validator.parse(m.neutralized.data(), d.body.size(), false).error();
+            }
+        }
         if (error == simdjson::SUCCESS)
             error = m.parser.iterate(m.padded.data(), d.body.size(), m.padded.size()).get(document);
         if (error != simdjson::SUCCESS)
             return std::string("body is not JSON: ") + simdjson::error_message(error);
+    }
+    // A delete needs only its key (and version): other columns may be absent from it.
+    bool is_delete = false;
+    if (m.delete_when) {
+        auto op = m.scalar_at(document, m.delete_when->field);
+        is_delete = op && *op == m.delete_when->equals;
     }
     using Kind = ColumnSource::Kind;
     for (std::size_t i = 0; i < m.columns.size(); ++i) {
@@ -412,7 +520,9 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
         if (outcome == Impl::Outcome::missing) {
             if (mapping.default_value) {
                 append_copy_escaped(out, *mapping.default_value);
-            } else if (mapping.required) {
+            } else if (mapping.required &&
+                       (!is_delete || mapping.column == m.version ||
+                        std::find(m.key.begin(), m.key.end(), mapping.column) != m.key.end())) {
                 out.resize(row_start);
                 return "column '" + mapping.column + "' is required but " + mapping.source_text +
                        " is missing or null";
@@ -423,6 +533,24 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
         }
         append_copy_escaped(out, m.field);
     }
+    if (!m.dedupe.empty()) {
+        std::optional<std::string> id;
+        if (m.dedupe == "message_id") {
+            if (!d.message_id.empty())
+                id = std::string(d.message_id);
+        } else {
+            document.rewind();
+            id = m.scalar_at(document, m.dedupe);
+        }
+        if (!id || id->empty()) {
+            out.resize(row_start);
+            return "dedupe: " + m.dedupe + " is missing, so the message cannot be deduplicated";
+        }
+        out += '\t';
+        append_copy_escaped(out, *id);
+    }
+    if (m.delete_when)
+        out += is_delete ? "\td" : "\tu";
     return std::nullopt;
 }
 

@@ -16,7 +16,9 @@ namespace rmq2pg {
 class RowMapper {
   public:
     // Throws std::invalid_argument naming the column when a mapped column is not in `table`.
-    RowMapper(const PipelineConfig& pipeline, const TableSchema& table);
+    // `dedupe` is PipelineConfig::dedupe: when set, each row ends with the message's dedupe id;
+    // with target.delete_when, each row then ends with its operation ('u' or 'd').
+    RowMapper(const TargetConfig& target, const TableSchema& table, const std::string& dedupe = "");
     ~RowMapper();
     RowMapper(RowMapper&&) noexcept;
     RowMapper& operator=(RowMapper&&) noexcept;

@@ -40,6 +40,27 @@ bool Supervisor::all_consuming() const {
     return true;
 }
 
+std::vector<Supervisor::PipelineView> Supervisor::pipelines() const {
+    std::vector<PipelineView> views;
+    for (const auto& pipeline : pipelines_) {
+        PipelineView view{pipeline->config, &pipeline->metrics, {}};
+        for (const auto& worker : pipeline->workers)
+            view.workers.push_back(worker.get());
+        views.push_back(std::move(view));
+    }
+    return views;
+}
+
+std::vector<WorkerReading> Supervisor::worker_readings() const {
+    std::vector<WorkerReading> readings;
+    for (const auto& pipeline : pipelines_)
+        for (std::size_t i = 0; i < pipeline->workers.size(); ++i)
+            readings.push_back({pipeline->config->name, static_cast<int>(i),
+                                pipeline->workers[i]->state(),
+                                pipeline->workers[i]->last_progress()});
+    return readings;
+}
+
 void Supervisor::log_progress() {
     auto now = std::chrono::steady_clock::now();
     double seconds = std::chrono::duration<double>(now - last_progress_).count();

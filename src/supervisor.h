@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config.h"
+#include "health.h"
 #include "metrics.h"
 #include "worker.h"
 
@@ -27,6 +28,18 @@ class Supervisor {
     // Asks every worker to finish its batch and stop; returns false if some did not stop within
     // shutdown_timeout_ms (their unacked messages return to the queue when the process exits).
     bool stop();
+
+    // Read-only views for the reporters (HTTP server, status sampler, systemd status) on other
+    // threads: configs are immutable, metrics and worker readings are atomics. Valid for the
+    // Supervisor's lifetime.
+    struct PipelineView {
+        const PipelineConfig* config;
+        const PipelineMetrics* metrics;
+        std::vector<const Worker*> workers;  // position = worker index
+    };
+    std::vector<PipelineView> pipelines() const;
+    std::vector<WorkerReading> worker_readings() const;
+    const Config& config() const { return config_; }
 
   private:
     struct Pipeline {

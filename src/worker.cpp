@@ -11,7 +11,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
+
+#include "topic_match.h"
 
 namespace rmq2pg {
 
@@ -90,6 +93,29 @@ void Worker::set_state(WorkerState state) {
         spdlog::debug("{} state {} -> {}", identity(), to_string(old), to_string(state));
 }
 
+// Published for the HTTP server's in-flight gauge and the wedged-worker health check.
+void Worker::note_progress() {
+    in_flight_.store(batch_.size() + backlog_.size());
+    last_progress_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+// Observes one committed write: its size and duration, and each message's end-to-end latency
+// from its AMQP timestamp (seconds since the epoch, set by the publisher) when it has one.
+void Worker::record_commit(const std::vector<std::size_t>& part,
+                           std::chrono::steady_clock::time_point started) {
+    metrics_.commit_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    metrics_.batch_size.observe(static_cast<double>(part.size()));
+    auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    for (std::size_t i : part)
+        if (auto ts = batch_[i].delivery.timestamp)
+            metrics_.latency_seconds.observe(
+                static_cast<double>(std::max<std::int64_t>(0, now_s - *ts)));
+    note_progress();
+}
+
 void Worker::run() {
     spdlog::info(
         "{} started: queue '{}' -> table {} ({} mode, prefetch {}, batch {} msgs / {} "
@@ -111,15 +137,18 @@ void Worker::run() {
             else
                 spdlog::error("{} broker: {}; {} unacked messages return to the queue", identity(),
                               e.what(), batch_.size() + backlog_.size());
+            metrics_.last_error.set(identity() + " broker: " + e.what());
             session_.reset();
             publisher_.reset();
             batch_.clear();
             backlog_.clear();
             policy_.reset();
+            note_progress();
             url_index_ = (url_index_ + 1) % config_.amqp_urls.size();
             wait(backoff_.next_delay());
         } catch (const WriteError& e) {
             spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), e.what());
+            metrics_.last_error.set(identity() + " database: " + e.what());
             writer_.reset();
             wait(backoff_.next_delay());
         } catch (const ShutdownDeadline&) {
@@ -147,7 +176,10 @@ void Worker::connect_writer() {
     set_state(WorkerState::connecting);
     std::string application_name = "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_);
     writer_ = std::make_unique<PgWriter>(config_.postgres_url, pipeline_, application_name);
-    mapper_ = std::make_unique<RowMapper>(pipeline_, writer_->table());
+    mappers_.clear();
+    auto targets = pipeline_.targets();
+    for (std::size_t t = 0; t < targets.size(); ++t)
+        mappers_.emplace_back(*targets[t], writer_->table(t), pipeline_.dedupe);
     metrics_.pg_connects++;
     spdlog::info("{} connected to PostgreSQL ({})", identity(),
                  mask_url_password(config_.postgres_url));
@@ -169,7 +201,26 @@ void Worker::connect_session() {
 }
 
 void Worker::serve() {
+    // Worker 0 of a pipeline prunes the inbox and tombstones past their retention.
+    bool prunes = index_ == 0 &&
+                  (!pipeline_.dedupe.empty() || pipeline_.delete_when ||
+                   std::any_of(pipeline_.routes.begin(), pipeline_.routes.end(),
+                               [](const TargetConfig& r) { return r.delete_when.has_value(); }));
+    auto prune_every = std::chrono::seconds(std::clamp<std::int64_t>(
+        std::min(pipeline_.dedupe_retention_s, pipeline_.tombstone_retention_s) / 2, 1, 60));
+    auto next_prune = std::chrono::steady_clock::now() + prune_every;
     while (true) {
+        if (prunes && std::chrono::steady_clock::now() >= next_prune) {
+            next_prune = std::chrono::steady_clock::now() + prune_every;
+            try {
+                writer_->prune();
+            } catch (const WriteError& e) {
+                spdlog::warn("{} pruning the inbox and tombstones failed: {}", identity(),
+                             e.what());
+                if (e.kind() == WriteError::Kind::connection)
+                    throw;
+            }
+        }
         set_state(WorkerState::consuming);
         fill_batch();
         if (!batch_.empty())
@@ -181,6 +232,7 @@ void Worker::serve() {
 
 void Worker::fill_batch() {
     while (!policy_.should_close(BatchPolicy::Clock::now())) {
+        note_progress();
         if (stop_.requested.load())
             return;
         std::optional<Delivery> delivery;
@@ -190,8 +242,11 @@ void Worker::fill_batch() {
         } else {
             delivery =
                 session_->next_delivery(policy_.wait_budget(BatchPolicy::Clock::now(), kIdlePoll));
-            if (!delivery)
+            if (!delivery) {
+                if (batch_.empty())
+                    return;  // idle: let serve() run its periodic work
                 continue;
+            }
             metrics_.received++;
             if (delivery->redelivered)
                 metrics_.redelivered++;
@@ -204,7 +259,10 @@ void Worker::fill_batch() {
 
 void Worker::flush_batch() {
     set_state(WorkerState::writing);
-    rows_.clear();
+    auto targets = pipeline_.targets();
+    rows_.resize(targets.size());
+    for (auto& rows : rows_)
+        rows.clear();
     for (auto& m : batch_) {
         if (pipeline_.max_redeliveries > 0) {
             // Quorum queues count deliveries themselves.
@@ -217,18 +275,32 @@ void Worker::flush_batch() {
                 }
             }
         }
-        if (!rows_.empty())
-            rows_ += '\n';
-        std::size_t offset = rows_.size();
-        if (auto error = mapper_->append_row(m.delivery, rows_)) {
+        // Routes are tried in order, first match wins; a pipeline without routes has one
+        // target that takes everything.
+        m.target = targets.size();
+        for (std::size_t t = 0; t < targets.size() && m.target == targets.size(); ++t)
+            if (pipeline_.routes.empty() ||
+                topic_matches(targets[t]->match, m.delivery.routing_key))
+                m.target = t;
+        if (m.target == targets.size()) {
+            m.status = Status::poison;
+            m.reason = "no route matches routing key '" + std::string(m.delivery.routing_key) + "'";
+            continue;
+        }
+        std::string& rows = rows_[m.target];
+        if (!rows.empty())
+            rows += '\n';
+        std::size_t offset = rows.size();
+        if (auto error = mappers_[m.target].append_row(m.delivery, rows)) {
             if (offset > 0)
-                rows_.pop_back();
+                rows.pop_back();
             m.status = Status::poison;
             m.reason = *error;
             continue;
         }
         m.row_offset = offset;
-        m.row_length = rows_.size() - offset;
+        m.row_length = rows.size() - offset;
+        m.mapped = true;
     }
     write_pending();
     settle_poison();
@@ -238,6 +310,14 @@ void Worker::flush_batch() {
     metrics_.batches++;
     batch_.clear();
     policy_.reset();
+    note_progress();
+}
+
+std::size_t Worker::mapped_count() const {
+    std::size_t n = 0;
+    for (const auto& m : batch_)
+        n += m.mapped ? 1 : 0;
+    return n;
 }
 
 // Writes every pending message, retrying transient failures until they commit (or the shutdown
@@ -264,6 +344,7 @@ void Worker::write_pending() {
                           identity(), batch_.size(), batch_.front().delivery.delivery_tag,
                           batch_.back().delivery.delivery_tag, delay.count(), e.what(),
                           to_string(e.kind()));
+            metrics_.last_error.set(identity() + " batch not written: " + e.what());
             if (e.kind() == WriteError::Kind::connection ||
                 e.kind() == WriteError::Kind::outcome_unknown ||
                 e.kind() == WriteError::Kind::schema)
@@ -279,28 +360,49 @@ void Worker::write_isolating(std::vector<std::size_t> indices) {
     while (!parts.empty()) {
         std::vector<std::size_t> part = std::move(parts.back());
         parts.pop_back();
-        bool contiguous = part.size() == batch_.size();
-        if (!contiguous) {
-            subset_.clear();
+        // The first attempt sends the rows as mapped; retries send only what is left.
+        bool everything = part.size() == mapped_count();
+        subsets_.resize(rows_.size());
+        std::vector<TargetRows> write_parts(rows_.size());
+        for (std::size_t t = 0; t < rows_.size(); ++t)
+            write_parts[t].target = t;
+        if (!everything) {
+            for (auto& subset : subsets_)
+                subset.clear();
             for (std::size_t i : part) {
-                if (!subset_.empty())
-                    subset_ += '\n';
-                subset_.append(rows_, batch_[i].row_offset, batch_[i].row_length);
+                std::string& subset = subsets_[batch_[i].target];
+                if (!subset.empty())
+                    subset += '\n';
+                subset.append(rows_[batch_[i].target], batch_[i].row_offset, batch_[i].row_length);
             }
         }
+        for (std::size_t i : part)
+            write_parts[batch_[i].target].count++;
+        for (std::size_t t = 0; t < rows_.size(); ++t)
+            write_parts[t].rows = everything ? &rows_[t] : &subsets_[t];
         try {
-            writer_->write(contiguous ? rows_ : subset_, part.size());
+            auto started = std::chrono::steady_clock::now();
+            writer_->write(write_parts);
+            record_commit(part, started);
             for (std::size_t i : part)
                 batch_[i].status = Status::committed;
             metrics_.committed += part.size();
         } catch (const WriteError& e) {
             if (e.kind() != WriteError::Kind::bad_data)
                 throw;
-            if (e.failed_row() && *e.failed_row() < part.size()) {
-                std::size_t culprit = part[*e.failed_row()];
+            // The blamed row counts within its target's rows, which follow `part`'s order.
+            std::optional<std::size_t> blamed;
+            if (e.failed_row()) {
+                std::size_t seen = 0;
+                for (std::size_t j = 0; j < part.size() && !blamed; ++j)
+                    if (batch_[part[j]].target == e.failed_target() && seen++ == *e.failed_row())
+                        blamed = j;
+            }
+            if (blamed) {
+                std::size_t culprit = part[*blamed];
                 batch_[culprit].status = Status::poison;
                 batch_[culprit].reason = e.what();
-                part.erase(part.begin() + static_cast<std::ptrdiff_t>(*e.failed_row()));
+                part.erase(part.begin() + static_cast<std::ptrdiff_t>(*blamed));
                 if (!part.empty())
                     parts.push_back(std::move(part));
             } else if (part.size() == 1) {
@@ -337,6 +439,7 @@ void Worker::settle_poison() {
                     "{} on_error: stop — pipeline paused on a poison message; fix it "
                     "and restart rmq2pg",
                     identity());
+                metrics_.last_error.set(identity() + " paused (on_error: stop): " + m.reason);
                 paused_ = true;
                 batch_.clear();
                 backlog_.clear();
@@ -367,6 +470,7 @@ void Worker::settle_poison() {
                         auto delay = backoff_.next_delay();
                         spdlog::error("{} dead-lettering tag {} failed, retrying in {} ms: {}",
                                       identity(), m.delivery.delivery_tag, delay.count(), e.what());
+                        metrics_.last_error.set(identity() + " dead-lettering: " + e.what());
                         wait(delay);
                     }
                 }
@@ -383,6 +487,7 @@ void Worker::wait(std::chrono::milliseconds delay) {
     set_state(WorkerState::backing_off);
     auto until = std::chrono::steady_clock::now() + delay;
     while (std::chrono::steady_clock::now() < until) {
+        note_progress();
         bool holding = !batch_.empty() || !backlog_.empty();
         if (stop_.requested.load() && !holding)
             return;

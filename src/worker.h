@@ -43,6 +43,13 @@ class Worker {
     // acked (or abandoned at the shutdown deadline).
     void run();
     WorkerState state() const { return state_.load(); }
+    // For the HTTP server and the health check: unacked messages this worker holds (batch and
+    // backlog), and when its loop last turned (a poll returned, a write finished, a wait slept).
+    std::size_t in_flight() const { return in_flight_.load(); }
+    std::chrono::steady_clock::time_point last_progress() const {
+        return std::chrono::steady_clock::time_point(
+            std::chrono::steady_clock::duration(last_progress_.load()));
+    }
 
   private:
     enum class Status { pending, committed, poison };
@@ -50,7 +57,9 @@ class Worker {
         Delivery delivery;
         Status status = Status::pending;
         std::string reason;
+        std::size_t target = 0;  // index into pipeline targets(): its table and mapper
         std::size_t row_offset = 0, row_length = 0;
+        bool mapped = false;  // has a row in rows_[target]
     };
 
     void set_state(WorkerState state);
@@ -61,9 +70,13 @@ class Worker {
     void flush_batch();
     void write_pending();
     void write_isolating(std::vector<std::size_t> indices);
+    std::size_t mapped_count() const;
     void settle_poison();
     void wait(std::chrono::milliseconds delay);
     std::string identity() const;
+    void note_progress();
+    void record_commit(const std::vector<std::size_t>& part,
+                       std::chrono::steady_clock::time_point started);
 
     const Config& config_;
     const PipelineConfig& pipeline_;
@@ -71,19 +84,22 @@ class Worker {
     const StopSignal& stop_;
     PipelineMetrics& metrics_;
     std::atomic<WorkerState> state_{WorkerState::starting};
+    std::atomic<std::size_t> in_flight_{0};
+    std::atomic<std::chrono::steady_clock::rep> last_progress_{
+        std::chrono::steady_clock::now().time_since_epoch().count()};
 
     std::size_t url_index_ = 0;  // next amqp.urls entry to try
     std::unique_ptr<AmqpSession> session_;
     std::unique_ptr<AmqpSession> publisher_;  // dead-letter publishes, opened on first need
     std::unique_ptr<PgWriter> writer_;
-    std::unique_ptr<RowMapper> mapper_;
+    std::vector<RowMapper> mappers_;  // one per target
     Backoff backoff_;
     BatchPolicy policy_;
 
     std::vector<Message> batch_;
-    std::deque<Delivery> backlog_;  // received while a batch was retried; bounded by prefetch
-    std::string rows_;              // COPY text of every mapped message of the batch
-    std::string subset_;            // rows of the messages a retry still has to write
+    std::deque<Delivery> backlog_;      // received while a batch was retried; bounded by prefetch
+    std::vector<std::string> rows_;     // per target: COPY text of the batch's mapped messages
+    std::vector<std::string> subsets_;  // per target: the rows a retry still has to write
     bool paused_ = false;
 };
 

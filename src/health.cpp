@@ -1,0 +1,50 @@
+// Liveness and readiness verdicts; see health.h.
+#include "health.h"
+
+#include <algorithm>
+
+namespace rmq2pg {
+
+std::chrono::milliseconds wedge_threshold(std::int64_t shutdown_timeout_ms) {
+    return 2 * std::max(std::chrono::milliseconds(shutdown_timeout_ms),
+                        std::chrono::milliseconds(std::chrono::seconds(60)));
+}
+
+namespace {
+
+std::string worker_name(const WorkerReading& w) {
+    return w.pipeline + "/" + std::to_string(w.index);
+}
+
+}  // namespace
+
+HealthVerdict check_liveness(const std::vector<WorkerReading>& workers,
+                             std::chrono::milliseconds threshold,
+                             std::chrono::steady_clock::time_point now) {
+    HealthVerdict verdict;
+    for (const auto& w : workers) {
+        if (w.state != WorkerState::consuming && w.state != WorkerState::writing)
+            continue;
+        auto still = std::chrono::duration_cast<std::chrono::seconds>(now - w.last_progress);
+        if (now - w.last_progress > threshold) {
+            verdict.ok = false;
+            verdict.reasons.push_back(worker_name(w) + " wedged: " + to_string(w.state) +
+                                      " without progress for " + std::to_string(still.count()) +
+                                      " s");
+        }
+    }
+    return verdict;
+}
+
+HealthVerdict check_readiness(const std::vector<WorkerReading>& workers) {
+    HealthVerdict verdict;
+    for (const auto& w : workers) {
+        if (w.state == WorkerState::consuming || w.state == WorkerState::writing)
+            continue;
+        verdict.ok = false;
+        verdict.reasons.push_back(worker_name(w) + " is " + to_string(w.state));
+    }
+    return verdict;
+}
+
+}  // namespace rmq2pg

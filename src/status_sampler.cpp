@@ -1,0 +1,186 @@
+// Counter sampling and queue-depth polling; see status_sampler.h.
+#include "status_sampler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "amqp_session.h"
+
+namespace rmq2pg {
+
+namespace {
+
+// The poller's world: copies of what it needs, so that a poller left behind at shutdown (stuck
+// in a connect) touches nothing the rest of the process destroys.
+struct PollTarget {
+    std::vector<AmqpUrl> urls;
+    int heartbeat_s = 0;
+    std::vector<std::string> queues;  // one per pipeline, in pipeline order
+};
+
+}  // namespace
+
+StatusSampler::StatusSampler(const Supervisor& supervisor, bool poll_queues)
+    : supervisor_(supervisor), poll_queues_(poll_queues), shared_(std::make_shared<Shared>()) {
+    shared_->pipelines.resize(supervisor.pipelines().size());
+}
+
+StatusSampler::~StatusSampler() {
+    stop();
+}
+
+void StatusSampler::start() {
+    take_sample();
+    sampler_ = std::thread([this] { sample_loop(); });
+    if (!poll_queues_)
+        return;
+    PollTarget target;
+    target.urls = supervisor_.config().amqp_urls;
+    target.heartbeat_s = supervisor_.config().heartbeat_s;
+    for (const auto& p : supervisor_.pipelines())
+        target.queues.push_back(p.config->queue);
+    poller_ = std::thread([shared = shared_, target = std::move(target)] {
+        std::unique_ptr<AmqpSession> session;
+        std::size_t url_index = 0;
+        std::unique_lock<std::mutex> guard(shared->lock);
+        while (!shared->stopping) {
+            for (std::size_t i = 0; i < target.queues.size() && !shared->stopping; ++i) {
+                guard.unlock();  // never hold the lock across network calls
+                QueueState state;
+                std::string error;
+                try {
+                    if (!session)
+                        session = std::make_unique<AmqpSession>(
+                            target.urls[url_index], target.heartbeat_s, "rmq2pg status poller");
+                    state = session->inspect_queue(target.queues[i]);
+                } catch (const AmqpError& e) {
+                    // A missing queue closes the channel, a broker outage the connection:
+                    // either way the next poll starts on a fresh connection (the next URL).
+                    error = e.what();
+                    session.reset();
+                    url_index = (url_index + 1) % target.urls.size();
+                    spdlog::debug("status poller: queue '{}': {}", target.queues[i], error);
+                }
+                guard.lock();
+                QueueReading& q = shared->pipelines[i].queue;
+                q.error = error;
+                if (error.empty()) {
+                    q.known = true;
+                    q.messages = state.messages;
+                    q.consumers = state.consumers;
+                    q.at = std::chrono::system_clock::now();
+                }
+            }
+            shared->wake.wait_for(guard, kQueuePollInterval, [&] { return shared->stopping; });
+        }
+        guard.unlock();
+        session.reset();
+        guard.lock();
+        shared->poller_done = true;
+        shared->wake.notify_all();
+    });
+}
+
+void StatusSampler::stop() {
+    {
+        std::lock_guard<std::mutex> guard(shared_->lock);
+        shared_->stopping = true;
+    }
+    shared_->wake.notify_all();
+    if (sampler_.joinable())
+        sampler_.join();
+    if (poller_.joinable()) {
+        std::unique_lock<std::mutex> guard(shared_->lock);
+        bool done = shared_->wake.wait_for(guard, std::chrono::seconds(2),
+                                           [&] { return shared_->poller_done; });
+        guard.unlock();
+        if (done)
+            poller_.join();
+        else
+            poller_.detach();
+    }
+}
+
+void StatusSampler::sample_loop() {
+    std::unique_lock<std::mutex> guard(shared_->lock);
+    auto next = std::chrono::steady_clock::now() + kInterval;
+    while (!shared_->wake.wait_until(guard, next, [&] { return shared_->stopping; })) {
+        guard.unlock();
+        take_sample();
+        guard.lock();
+        next += kInterval;
+    }
+}
+
+void StatusSampler::take_sample() {
+    auto views = supervisor_.pipelines();
+    auto now = std::chrono::system_clock::now();
+    std::vector<Sample> samples;
+    for (const auto& view : views) {
+        Sample s;
+        s.at = now;
+        s.received = view.metrics->received.load();
+        s.committed = view.metrics->committed.load();
+        s.dead_lettered = view.metrics->dead_lettered.load();
+        s.commit_seconds = view.metrics->commit_seconds.snapshot();
+        samples.push_back(std::move(s));
+    }
+    std::lock_guard<std::mutex> guard(shared_->lock);
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+        auto& ring = shared_->pipelines[i].samples;
+        if (ring.size() == kRingSize)
+            ring.erase(ring.begin());  // 150 elements every 2 s: a deque buys nothing here
+        ring.push_back(std::move(samples[i]));
+        shared_->pipelines[i].rates = rates_of(ring, kRateWindow);
+    }
+}
+
+std::vector<StatusSampler::PipelineStatus> StatusSampler::snapshot() const {
+    std::lock_guard<std::mutex> guard(shared_->lock);
+    return shared_->pipelines;
+}
+
+std::string StatusSampler::summary() const {
+    auto status = snapshot();
+    auto views = supervisor_.pipelines();
+    std::string line;
+    for (std::size_t i = 0; i < views.size() && i < status.size(); ++i) {
+        std::size_t consuming = 0;
+        for (const Worker* w : views[i].workers)
+            consuming += w->state() == WorkerState::consuming || w->state() == WorkerState::writing;
+        char buf[256];
+        std::snprintf(buf, sizeof buf,
+                      "%s%s: %.0f msg/s committed (%llu total), %.0f/s dead-lettered, "
+                      "%zu/%zu workers consuming",
+                      line.empty() ? "" : "; ", views[i].config->name.c_str(),
+                      status[i].rates.committed,
+                      static_cast<unsigned long long>(views[i].metrics->committed.load()),
+                      status[i].rates.dead_lettered, consuming, views[i].workers.size());
+        line += buf;
+    }
+    return line;
+}
+
+StatusSampler::Rates StatusSampler::rates_of(const std::vector<Sample>& samples,
+                                             std::chrono::seconds window) {
+    Rates rates;
+    if (samples.size() < 2)
+        return rates;
+    const Sample& last = samples.back();
+    const Sample* first = &samples.back();
+    for (auto it = samples.rbegin() + 1; it != samples.rend(); ++it) {
+        if (last.at - it->at > window)
+            break;
+        first = &*it;
+    }
+    double seconds = std::chrono::duration<double>(last.at - first->at).count();
+    if (seconds <= 0)
+        return rates;
+    rates.received = static_cast<double>(last.received - first->received) / seconds;
+    rates.committed = static_cast<double>(last.committed - first->committed) / seconds;
+    rates.dead_lettered = static_cast<double>(last.dead_lettered - first->dead_lettered) / seconds;
+    return rates;
+}
+
+}  // namespace rmq2pg

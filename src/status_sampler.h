@@ -1,0 +1,89 @@
+// Samples every pipeline's counters every 2 s into a 5-minute ring (the rates of /api/status,
+// of systemd's STATUS= line and the page's chart), and polls each pipeline queue's depth every
+// 5 s over an AMQP connection of its own: a worker's session is never shared across threads.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "metrics.h"
+#include "supervisor.h"
+
+namespace rmq2pg {
+
+class StatusSampler {
+  public:
+    // 2 s samples make the chart smooth enough; 150 of them cover the 5 minutes it shows.
+    static constexpr std::chrono::seconds kInterval{2};
+    static constexpr std::size_t kRingSize = 150;
+    // Rates are averaged over 10 s: long enough to smooth batch-sized steps in the counters.
+    static constexpr std::chrono::seconds kRateWindow{10};
+    // Queue depth every 5 s: one passive queue.declare per queue, negligible for the broker.
+    static constexpr std::chrono::seconds kQueuePollInterval{5};
+
+    struct Sample {
+        std::chrono::system_clock::time_point at;
+        std::uint64_t received = 0, committed = 0, dead_lettered = 0;
+        Histogram::Snapshot commit_seconds;
+    };
+    struct Rates {
+        double received = 0, committed = 0, dead_lettered = 0;  // per second
+    };
+    struct QueueReading {
+        bool known = false;  // false until the first successful poll
+        std::uint32_t messages = 0, consumers = 0;
+        std::chrono::system_clock::time_point at;  // of the last successful poll
+        std::string error;                         // of the last poll, empty when it succeeded
+    };
+    struct PipelineStatus {
+        std::vector<Sample> samples;  // oldest first, at most kRingSize
+        Rates rates;                  // over the last kRateWindow
+        QueueReading queue;
+    };
+
+    // `poll_queues`: open the queue-depth connection (only worth it when someone reads it).
+    StatusSampler(const Supervisor& supervisor, bool poll_queues);
+    ~StatusSampler();
+    StatusSampler(const StatusSampler&) = delete;
+    StatusSampler& operator=(const StatusSampler&) = delete;
+
+    void start();
+    // Stops both threads. The poller may sit in a connect or an RPC (bounded by their timeouts):
+    // it gets 2 s, then is left to finish on its own (it owns everything it touches).
+    void stop();
+
+    // Copies of the current state, in the order of Supervisor::pipelines().
+    std::vector<PipelineStatus> snapshot() const;
+    // One line for systemd's STATUS=: committed rate and total per pipeline, workers consuming.
+    std::string summary() const;
+
+    // Rates between the newest sample and the oldest one within `window` of it. Pure.
+    static Rates rates_of(const std::vector<Sample>& samples, std::chrono::seconds window);
+
+  private:
+    // Everything both threads and the readers touch. `lock` is the one lock: the sampler and
+    // poller threads write under it, HTTP handlers and the main thread copy under it.
+    struct Shared {
+        std::mutex lock;
+        std::condition_variable wake;
+        bool stopping = false;
+        bool poller_done = false;
+        std::vector<PipelineStatus> pipelines;
+    };
+    void sample_loop();
+    void take_sample();
+
+    const Supervisor& supervisor_;
+    const bool poll_queues_;
+    std::shared_ptr<Shared> shared_;
+    std::thread sampler_;
+    std::thread poller_;
+};
+
+}  // namespace rmq2pg
