@@ -25,12 +25,17 @@ if ! command -v clang++ >/dev/null || ! compgen -G "/usr/lib/llvm-*/lib/clang/*/
 fi
 
 build_dir=build-fuzz
-if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
-    CC=clang CXX=clang++ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DRMQ2PG_FUZZ=ON -DRMQ2PG_BUILD_TESTS=OFF
-fi
-# Only the fuzz targets (and the core library they link): the daemon is not needed here.
-cmake --build "$build_dir" -j"$(nproc)" --target fuzz_config fuzz_row_mapper
+mkdir -p "$build_dir"
+# Locked, so that two runs started together (config and row in parallel) build one at a time.
+{
+    flock 9
+    if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+        CC=clang CXX=clang++ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+            -DRMQ2PG_FUZZ=ON -DRMQ2PG_BUILD_TESTS=OFF
+    fi
+    # Only the fuzz targets (and the core library they link): the daemon is not needed here.
+    cmake --build "$build_dir" -j"$(nproc)" --target fuzz_config fuzz_row_mapper
+} 9>"$build_dir/.build.lock"
 
 # Any sanitizer report is a failure with a stack; leaks too (the targets free what they allocate).
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:symbolize=1}"

@@ -219,7 +219,9 @@ std::string server_close_text(const amqp_rpc_reply_t& reply, AmqpError::Kind& ki
     } else if (reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         auto* m = static_cast<amqp_channel_close_t*>(reply.reply.decoded);
         text << "broker closed the channel: " << m->reply_code << " " << as_view(m->reply_text);
-        kind = m->reply_code == 403 ? AmqpError::Kind::refused : AmqpError::Kind::channel;
+        kind = m->reply_code == 403   ? AmqpError::Kind::refused
+               : m->reply_code == 406 ? AmqpError::Kind::conflict
+                                      : AmqpError::Kind::channel;
     } else {
         text << "unexpected server method 0x" << std::hex << reply.reply.id;
         kind = AmqpError::Kind::connection;
@@ -345,6 +347,76 @@ void AmqpSession::check_reply(const amqp_rpc_reply_t& reply, const char* operati
 void AmqpSession::declare_durable_queue(const std::string& queue) {
     amqp_queue_declare(connection_->state, kChannel, as_bytes(queue), 0, 1, 0, 0, amqp_empty_table);
     check_rpc(("queue.declare '" + queue + "'").c_str());
+}
+
+namespace {
+
+// The config's typed arguments as an AMQP field table; `entries` owns the array.
+amqp_table_t to_table(const std::vector<AmqpArgument>& arguments,
+                      std::vector<amqp_table_entry_t>& entries) {
+    entries.clear();
+    for (const auto& argument : arguments) {
+        amqp_table_entry_t entry{};
+        entry.key = as_bytes(argument.name);
+        switch (argument.type) {
+            case AmqpArgument::Type::integer:
+                entry.value.kind = AMQP_FIELD_KIND_I64;
+                entry.value.value.i64 = argument.integer;
+                break;
+            case AmqpArgument::Type::boolean:
+                entry.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+                entry.value.value.boolean = argument.boolean ? 1 : 0;
+                break;
+            case AmqpArgument::Type::string:
+                entry.value.kind = AMQP_FIELD_KIND_UTF8;
+                entry.value.value.bytes = as_bytes(argument.text);
+                break;
+        }
+        entries.push_back(entry);
+    }
+    return amqp_table_t{static_cast<int>(entries.size()), entries.data()};
+}
+
+}  // namespace
+
+void AmqpSession::declare_exchange(const ExchangeConfig& exchange) {
+    amqp_exchange_declare(connection_->state, kChannel, as_bytes(exchange.name),
+                          as_bytes(exchange.type), 0, exchange.durable ? 1 : 0, 0, 0,
+                          amqp_empty_table);
+    check_rpc(("exchange.declare '" + exchange.name + "'").c_str());
+}
+
+void AmqpSession::declare_queue(const std::string& queue, const QueueDeclaration& declaration) {
+    if (declaration.passive) {
+        inspect_queue(queue);
+        return;
+    }
+    std::vector<AmqpArgument> arguments = declaration.arguments;
+    auto add = [&](const char* name, const std::string& value) {
+        bool given = false;
+        for (const auto& a : arguments)
+            given = given || a.name == name;
+        if (!given && !value.empty()) {
+            AmqpArgument a;
+            a.name = name;
+            a.text = value;
+            arguments.push_back(a);
+        }
+    };
+    if (declaration.type != "classic")
+        add("x-queue-type", declaration.type);
+    add("x-dead-letter-exchange", declaration.dead_letter_exchange);
+    std::vector<amqp_table_entry_t> entries;
+    amqp_queue_declare(connection_->state, kChannel, as_bytes(queue), 0,
+                       declaration.durable ? 1 : 0, 0, 0, to_table(arguments, entries));
+    check_rpc(("queue.declare '" + queue + "'").c_str());
+    for (const auto& binding : declaration.bindings) {
+        amqp_queue_bind(connection_->state, kChannel, as_bytes(queue), as_bytes(binding.exchange),
+                        as_bytes(binding.routing_key), to_table(binding.arguments, entries));
+        check_rpc(("queue.bind '" + queue + "' to exchange '" + binding.exchange +
+                   "' with routing key '" + binding.routing_key + "'")
+                      .c_str());
+    }
 }
 
 QueueState AmqpSession::inspect_queue(const std::string& queue) {

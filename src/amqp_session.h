@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "amqp_url.h"
+#include "config.h"
 #include "delivery.h"
 
 struct amqp_rpc_reply_t_;  // rabbitmq-c, kept out of this header
@@ -29,6 +30,7 @@ class AmqpError : public std::runtime_error {
         channel,     // channel.close or consumer cancelled by the broker: reconnect
         refused,     // login/vhost/permission refused: reconnecting will not help until fixed
         publish,     // a dead-letter publish was nacked or unroutable: retry later
+        conflict,    // a declaration differs from what exists (406): fix the config or the queue
     };
     AmqpError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
     Kind kind() const { return kind_; }
@@ -52,6 +54,10 @@ class AmqpSession {
 
     // Declares a durable classic queue (idempotent), e.g. "<queue>.dead".
     void declare_durable_queue(const std::string& queue);
+    // Topology from the config: idempotent; a conflict with what exists throws Kind::conflict
+    // with the broker's text, which names the differing argument.
+    void declare_exchange(const ExchangeConfig& exchange);
+    void declare_queue(const std::string& queue, const QueueDeclaration& declaration);
     // queue.declare passive: throws AmqpError(channel) when the queue does not exist.
     QueueState inspect_queue(const std::string& queue);
     void start_consuming(const std::string& queue, std::uint16_t prefetch,

@@ -371,6 +371,84 @@ void read_columns(Reader& r, const YAML::Node& parent, const std::string& path,
     }
 }
 
+std::vector<AmqpArgument> read_arguments(Reader& r, const YAML::Node& node,
+                                         const std::string& path) {
+    std::vector<AmqpArgument> out;
+    if (!node.IsDefined() || node.IsNull() || !r.expect_map(node, path))
+        return out;
+    for (const auto& entry : node) {
+        AmqpArgument argument;
+        argument.name = entry.first.Scalar();
+        std::string key = path + "." + argument.name;
+        if (!entry.second.IsScalar()) {
+            r.problem(entry.second, key, "expected a string, number or boolean");
+            continue;
+        }
+        auto text = r.expand(entry.second, key);
+        if (!text)
+            continue;
+        argument.text = *text;
+        std::int64_t number = 0;
+        auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), number);
+        // A quoted YAML scalar ("1000") stays a string: users quote to mean text.
+        bool quoted = entry.second.Tag() == "!";
+        if (!quoted && (*text == "true" || *text == "false")) {
+            argument.type = AmqpArgument::Type::boolean;
+            argument.boolean = *text == "true";
+        } else if (!quoted && ec == std::errc() && end == text->data() + text->size()) {
+            argument.type = AmqpArgument::Type::integer;
+            argument.integer = number;
+        }
+        out.push_back(argument);
+    }
+    return out;
+}
+
+QueueDeclaration read_declaration(Reader& r, const YAML::Node& node, const std::string& path) {
+    QueueDeclaration d;
+    if (!r.expect_map(node, path))
+        return d;
+    r.check_keys(node, path,
+                 {"passive", "durable", "type", "arguments", "dead_letter_exchange", "bindings"});
+    r.boolean(node, "passive", path, d.passive);
+    r.boolean(node, "durable", path, d.durable);
+    if (auto type = r.string(node, "type", path)) {
+        if (*type == "classic" || *type == "quorum" || *type == "stream")
+            d.type = *type;
+        else
+            r.problem(node["type"], path + ".type",
+                      "'" + *type + "' is not one of classic, quorum, stream");
+    }
+    if (d.type != "classic" && !d.durable)
+        r.problem(node["durable"].IsDefined() ? node["durable"] : node, path + ".durable",
+                  d.type + " queues are always durable");
+    if (auto dlx = r.string(node, "dead_letter_exchange", path))
+        d.dead_letter_exchange = *dlx;
+    d.arguments = read_arguments(r, node["arguments"], path + ".arguments");
+    if (YAML::Node bindings = node["bindings"]; bindings.IsDefined() && !bindings.IsNull()) {
+        if (!bindings.IsSequence()) {
+            r.problem(bindings, path + ".bindings",
+                      std::string("expected a list, got ") + Reader::describe(bindings));
+        } else {
+            for (std::size_t i = 0; i < bindings.size(); ++i) {
+                std::string bpath = path + ".bindings[" + std::to_string(i) + "]";
+                if (!r.expect_map(bindings[i], bpath))
+                    continue;
+                r.check_keys(bindings[i], bpath, {"exchange", "routing_key", "arguments"});
+                BindingConfig binding;
+                if (auto exchange = r.required_string(bindings[i], "exchange", bpath))
+                    binding.exchange = *exchange;
+                if (auto key = r.string(bindings[i], "routing_key", bpath))
+                    binding.routing_key = *key;
+                binding.arguments =
+                    read_arguments(r, bindings[i]["arguments"], bpath + ".arguments");
+                d.bindings.push_back(std::move(binding));
+            }
+        }
+    }
+    return d;
+}
+
 void read_target(Reader& r, const YAML::Node& node, const std::string& path, TargetConfig& p) {
     if (auto table = r.required_string(node, "table", path)) {
         if (!split_table_name(*table, p.table_schema, p.table_name))
@@ -437,10 +515,11 @@ PipelineConfig read_pipeline(Reader& r, const YAML::Node& node, const std::strin
     PipelineConfig p;
     if (!r.expect_map(node, path))
         return p;
-    r.check_keys(node, path,
-                 {"name", "queue", "workers", "prefetch", "batch", "table", "mode", "key",
-                  "columns", "version", "delete_when", "routes", "dedupe", "dedupe_retention_s",
-                  "tombstone_retention_s", "on_error", "dead_letter", "max_redeliveries"});
+    r.check_keys(
+        node, path,
+        {"name", "queue", "workers", "prefetch", "batch", "table", "mode", "key", "columns",
+         "version", "delete_when", "routes", "dedupe", "dedupe_retention_s",
+         "tombstone_retention_s", "on_error", "dead_letter", "max_redeliveries", "declare"});
     if (auto name = r.required_string(node, "name", path)) {
         p.name = *name;
         if (!valid_name(p.name))
@@ -534,6 +613,8 @@ PipelineConfig read_pipeline(Reader& r, const YAML::Node& node, const std::strin
         }
     }
     r.integer(node, "max_redeliveries", path, p.max_redeliveries, 0, 1000000);
+    if (YAML::Node declare = node["declare"]; declare.IsDefined() && !declare.IsNull())
+        p.declare = read_declaration(r, declare, path + ".declare");
     return p;
 }
 
@@ -587,7 +668,33 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
     }
     r.check_keys(root, "",
                  {"amqp", "postgres", "shutdown_timeout_ms", "startup_timeout_s", "log", "http",
-                  "retry", "pipelines"});
+                  "retry", "exchanges", "pipelines"});
+    if (YAML::Node exchanges = root["exchanges"]; exchanges.IsDefined() && !exchanges.IsNull()) {
+        if (!exchanges.IsSequence()) {
+            r.problem(exchanges, "exchanges",
+                      std::string("expected a list, got ") + Reader::describe(exchanges));
+        } else {
+            for (std::size_t i = 0; i < exchanges.size(); ++i) {
+                std::string path = "exchanges[" + std::to_string(i) + "]";
+                if (!r.expect_map(exchanges[i], path))
+                    continue;
+                r.check_keys(exchanges[i], path, {"name", "type", "durable"});
+                ExchangeConfig exchange;
+                if (auto name = r.required_string(exchanges[i], "name", path))
+                    exchange.name = *name;
+                if (auto type = r.string(exchanges[i], "type", path)) {
+                    if (*type == "direct" || *type == "topic" || *type == "fanout" ||
+                        *type == "headers")
+                        exchange.type = *type;
+                    else
+                        r.problem(exchanges[i]["type"], path + ".type",
+                                  "'" + *type + "' is not one of direct, topic, fanout, headers");
+                }
+                r.boolean(exchanges[i], "durable", path, exchange.durable);
+                config.exchanges.push_back(exchange);
+            }
+        }
+    }
 
     YAML::Node amqp = root["amqp"];
     if (!amqp.IsDefined() || amqp.IsNull()) {

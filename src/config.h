@@ -51,6 +51,39 @@ struct DeadLetterTarget {
     std::string routing_key;  // "" = "<queue>.dead"
 };
 
+// A queue or binding argument ("x-queue-type": quorum, "x-max-length": 1000, ...), typed as
+// the YAML scalar was written, since RabbitMQ compares argument types too.
+struct AmqpArgument {
+    enum class Type { string, integer, boolean };
+    std::string name;
+    Type type = Type::string;
+    std::string text;
+    std::int64_t integer = 0;
+    bool boolean = false;
+};
+
+struct ExchangeConfig {
+    std::string name;
+    std::string type = "direct";  // direct | topic | fanout | headers
+    bool durable = true;
+};
+
+struct BindingConfig {
+    std::string exchange;
+    std::string routing_key;
+    std::vector<AmqpArgument> arguments;
+};
+
+// pipelines[].declare: the queue rmq2pg declares (idempotently) before consuming.
+struct QueueDeclaration {
+    bool passive = false;  // only check that the queue exists
+    bool durable = true;
+    std::string type = "classic";  // classic | quorum | stream (x-queue-type)
+    std::string dead_letter_exchange;
+    std::vector<AmqpArgument> arguments;
+    std::vector<BindingConfig> bindings;
+};
+
 // delete_when: { field: /op, equals: "delete" } — the message deletes the row with its key.
 struct DeleteRule {
     std::string field;  // a JSON Pointer
@@ -80,6 +113,7 @@ struct PipelineConfig : TargetConfig {
     int prefetch = 2000;
     BatchLimits batch;
     std::vector<TargetConfig> routes;
+    std::optional<QueueDeclaration> declare;  // absent: the queue is consumed as it exists
     std::string dedupe;  // "" = off, "message_id", or a JSON Pointer into the body
     std::int64_t dedupe_retention_s = 7 * 24 * 3600;
     std::int64_t tombstone_retention_s = 7 * 24 * 3600;
@@ -127,6 +161,7 @@ struct Config {
     std::string log_format = "text";  // text | json (one JSON object per line)
     HttpConfig http;
     RetryConfig retry;
+    std::vector<ExchangeConfig> exchanges;  // declared (idempotently) before any queue
     std::vector<PipelineConfig> pipelines;
 };
 

@@ -132,6 +132,18 @@ void Worker::run() {
             backoff_.reset();
             serve();
         } catch (const AmqpError& e) {
+            if (e.kind() == AmqpError::Kind::conflict) {
+                // Reconnecting would meet the same conflict forever: pause and say what differs.
+                spdlog::critical(
+                    "{} {}: the declaration in the config conflicts with what "
+                    "exists; pipeline paused until the config or the broker is "
+                    "fixed and rmq2pg restarted",
+                    identity(), e.what());
+                paused_ = true;
+                batch_.clear();
+                backlog_.clear();
+                continue;
+            }
             if (batch_.empty() && backlog_.empty())
                 spdlog::error("{} broker: {}", identity(), e.what());
             else
@@ -191,6 +203,10 @@ void Worker::connect_session() {
     std::string name = "rmq2pg " + pipeline_.name + "/" + std::to_string(index_) + " on " +
                        hostname() + " pid " + std::to_string(getpid());
     session_ = std::make_unique<AmqpSession>(url, config_.heartbeat_s, name);
+    for (const auto& exchange : config_.exchanges)
+        session_->declare_exchange(exchange);
+    if (pipeline_.declare)
+        session_->declare_queue(pipeline_.queue, *pipeline_.declare);
     if (pipeline_.on_error == OnError::dead_letter && pipeline_.declares_dead_letter_queue())
         session_->declare_durable_queue(pipeline_.dead_letter_routing_key());
     session_->start_consuming(pipeline_.queue, static_cast<std::uint16_t>(pipeline_.prefetch),
