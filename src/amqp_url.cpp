@@ -1,6 +1,7 @@
 // AMQP URL parsing; see amqp_url.h for the rules.
 #include "amqp_url.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <string_view>
@@ -64,15 +65,20 @@ std::string mask_keyword_passwords(const std::string& text) {
         ++j;
         while (j < text.size() && is_space(text[j]))
             ++j;
+        // As libpq's parser reads it, a backslash escapes the next character (quote, space or
+        // backslash), quoted or not: the value may only end at an unescaped quote or space.
         std::size_t value_end = j;
         if (j < text.size() && text[j] == '\'') {
-            std::size_t close = text.find('\'', j + 1);
-            if (close != std::string::npos)
+            std::size_t close = j + 1;
+            while (close < text.size() && text[close] != '\'')
+                close += text[close] == '\\' ? 2 : 1;
+            if (close < text.size())
                 value_end = close + 1;
         }
         if (value_end == j) {  // unquoted, or a quote never closed: up to the next space
             while (value_end < text.size() && !is_space(text[value_end]))
-                ++value_end;
+                value_end += text[value_end] == '\\' ? 2 : 1;
+            value_end = std::min(value_end, text.size());
         }
         if (value_end == j)
             continue;  // nothing after '=' to mask
@@ -127,6 +133,42 @@ std::string mask_url_password(const std::string& text) {
     }
     out.append(text, std::min(pos, text.size()), std::string::npos);
     return mask_keyword_passwords(out);
+}
+
+std::string append_libpq_password(const std::string& conninfo, const std::string& password) {
+    std::string out = conninfo;
+    if (conninfo.rfind("postgresql://", 0) == 0 || conninfo.rfind("postgres://", 0) == 0) {
+        // A query parameter, percent-encoded (libpq decodes it): every byte but the unreserved
+        // ones is encoded, so no '&', space or quote can end the value early, for libpq or for
+        // the masking of logged URLs.
+        static constexpr char hex[] = "0123456789ABCDEF";
+        if (out.find('?') == std::string::npos)
+            out += '?';
+        else if (out.back() != '?' && out.back() != '&')
+            out += '&';
+        out += "password=";
+        for (unsigned char c : password) {
+            if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+                out += static_cast<char>(c);
+            } else {
+                out += '%';
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            }
+        }
+        return out;
+    }
+    // key=value form: quoted, with quotes and backslashes escaped by a backslash.
+    if (!out.empty() && !is_space(out.back()))
+        out += ' ';
+    out += "password='";
+    for (char c : password) {
+        if (c == '\'' || c == '\\')
+            out += '\\';
+        out += c;
+    }
+    out += '\'';
+    return out;
 }
 
 std::optional<AmqpUrl> parse_amqp_url(const std::string& text, std::string& error) {

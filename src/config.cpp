@@ -9,8 +9,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
+
+#include <sys/stat.h>
 
 #include "json_pointer.h"
 #include "topic_match.h"
@@ -618,6 +621,72 @@ PipelineConfig read_pipeline(Reader& r, const YAML::Node& node, const std::strin
     return p;
 }
 
+// A file named in the config (certificates, keys, password files) is checked at load, when the
+// operator is watching, rather than at the first connect. Returns its content, or nullopt with
+// the reason in `error`.
+std::optional<std::string> read_named_file(const std::string& path, std::string& error) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        error = "cannot read '" + path + "': " + std::strerror(errno);
+        return std::nullopt;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        error = "'" + path + "' is a directory, not a file";
+        return std::nullopt;
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::string content;
+    if (in)
+        content.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!in.is_open() || in.bad()) {
+        error = "cannot read '" + path + "': " + std::strerror(errno);
+        return std::nullopt;
+    }
+    return content;
+}
+
+// A password file holds the password alone; the newline that `echo` or an editor leaves at
+// its end is not part of it (a password ending in a newline could not be typed anyway).
+std::optional<std::string> read_password_file(const std::string& path, std::string& error) {
+    auto content = read_named_file(path, error);
+    if (!content)
+        return std::nullopt;
+    while (!content->empty() && (content->back() == '\n' || content->back() == '\r'))
+        content->pop_back();
+    if (content->empty()) {
+        error = "'" + path + "' is empty";
+        return std::nullopt;
+    }
+    return content;
+}
+
+void read_amqp_tls(Reader& r, const YAML::Node& tls, AmqpTlsOptions& options) {
+    if (!r.expect_map(tls, "amqp.tls"))
+        return;
+    r.check_keys(tls, "amqp.tls",
+                 {"ca_file", "cert_file", "key_file", "verify_peer", "verify_hostname"});
+    std::pair<const char*, std::string*> files[] = {{"ca_file", &options.ca_file},
+                                                    {"cert_file", &options.cert_file},
+                                                    {"key_file", &options.key_file}};
+    bool given[3] = {false, false, false};
+    for (std::size_t i = 0; i < 3; ++i) {
+        auto path = r.string(tls, files[i].first, "amqp.tls");
+        if (!path || path->empty())  // "" (e.g. "${CA_FILE:-}") means not set
+            continue;
+        given[i] = true;
+        std::string error;
+        if (read_named_file(*path, error))
+            *files[i].second = *path;
+        else
+            r.problem(tls[files[i].first], std::string("amqp.tls.") + files[i].first, error);
+    }
+    if (given[1] != given[2])
+        r.problem(tls, given[1] ? "amqp.tls.key_file" : "amqp.tls.cert_file",
+                  "cert_file and key_file go together (the client certificate and its key)");
+    r.boolean(tls, "verify_peer", "amqp.tls", options.verify_peer);
+    r.boolean(tls, "verify_hostname", "amqp.tls", options.verify_hostname);
+}
+
 // "host:port", "[v6]:port": a host name or address and a port 1–65535, nothing more.
 bool parse_listen_address(const std::string& text, std::string& host, int& port,
                           std::string& error) {
@@ -700,7 +769,7 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
     if (!amqp.IsDefined() || amqp.IsNull()) {
         r.problem(root, "amqp", "is required (amqp.urls)");
     } else if (r.expect_map(amqp, "amqp")) {
-        r.check_keys(amqp, "amqp", {"urls", "heartbeat_s"});
+        r.check_keys(amqp, "amqp", {"urls", "heartbeat_s", "tls", "password_file"});
         auto urls = r.string_list(amqp, "urls", "amqp");
         if (urls.empty() && !(amqp["urls"].IsDefined() && !amqp["urls"].IsNull()))
             r.problem(amqp, "amqp.urls", "is required (one or more amqp:// URLs)");
@@ -717,15 +786,43 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
             }
         }
         r.integer(amqp, "heartbeat_s", "amqp", config.heartbeat_s, 0, 3600);
+        if (YAML::Node tls = amqp["tls"]; tls.IsDefined() && !tls.IsNull())
+            read_amqp_tls(r, tls, config.amqp_tls);
+        std::optional<std::string> password;
+        if (auto file = r.string(amqp, "password_file", "amqp"); file && !file->empty()) {
+            std::string error;
+            password = read_password_file(*file, error);
+            if (password)
+                config.amqp_password_file = *file;
+            else
+                r.problem(amqp["password_file"], "amqp.password_file", error);
+        }
+        for (auto& url : config.amqp_urls) {
+            url.tls_options = config.amqp_tls;
+            if (password)
+                url.password = *password;
+        }
     }
 
     YAML::Node pg = root["postgres"];
     if (!pg.IsDefined() || pg.IsNull()) {
         r.problem(root, "postgres", "is required (postgres.url)");
     } else if (r.expect_map(pg, "postgres")) {
-        r.check_keys(pg, "postgres", {"url"});
+        r.check_keys(pg, "postgres", {"url", "password_file"});
         if (auto url = r.required_string(pg, "url", "postgres"))
             config.postgres_url = *url;
+        if (auto file = r.string(pg, "password_file", "postgres"); file && !file->empty()) {
+            std::string error;
+            if (auto password = read_password_file(*file, error)) {
+                config.postgres_password_file = *file;
+                // Appended to the connection string every connection uses; the logged form goes
+                // through mask_url_password, which hides it.
+                if (!config.postgres_url.empty())
+                    config.postgres_url = append_libpq_password(config.postgres_url, *password);
+            } else {
+                r.problem(pg["password_file"], "postgres.password_file", error);
+            }
+        }
     }
 
     r.integer(root, "shutdown_timeout_ms", "", config.shutdown_timeout_ms, 0, 3600000);

@@ -152,9 +152,13 @@ struct RetryConfig {
 
 struct Config {
     std::string source_file;
-    std::vector<AmqpUrl> amqp_urls;
+    std::vector<AmqpUrl> amqp_urls;  // each with amqp.tls and amqp.password_file applied
     int heartbeat_s = 30;
+    AmqpTlsOptions amqp_tls;
+    std::string amqp_password_file;  // "" = the URLs' own passwords
+    // As written, plus the password of postgres.password_file (mask_url_password hides it).
     std::string postgres_url;
+    std::string postgres_password_file;
     std::int64_t shutdown_timeout_ms = 10000;
     std::int64_t startup_timeout_s = 0;  // 0 = keep retrying forever
     std::string log_level = "info";

@@ -394,16 +394,17 @@ void HttpServer::start() {
         res.set_content(kStatusPage, "text/html; charset=utf-8");
     });
 
+    std::string address =
+        (impl.host.find(':') != std::string::npos ? "[" + impl.host + "]" : impl.host) + ":" +
+        std::to_string(impl.port);
     errno = 0;
     if (!server.bind_to_port(impl.host, impl.port)) {
-        int error = errno;
-        throw std::runtime_error("http.listen " + impl.host + ":" + std::to_string(impl.port) +
-                                 ": cannot listen" +
+        int error = errno;  // cpp-httplib reports a bool; bind()'s errno says why
+        throw std::runtime_error("http.listen " + address + ": cannot listen" +
                                  (error != 0 ? std::string(": ") + std::strerror(error) : ""));
     }
     impl.thread = std::thread([&server] { server.listen_after_bind(); });
-    spdlog::info("http: serving /metrics, /healthz, /readyz, /api/status and / on {}:{}", impl.host,
-                 impl.port);
+    spdlog::info("http: serving /metrics, /healthz, /readyz, /api/status and / on {}", address);
 }
 
 void HttpServer::note_stopping() {

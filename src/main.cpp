@@ -211,6 +211,12 @@ int main(int argc, char** argv) {
         spdlog::shutdown();
         std::_Exit(1);  // detached workers still run: skip static destructors
     }
+    if (supervisor.abandoned_work()) {
+        spdlog::error(
+            "stopped; some messages could not be committed within shutdown_timeout_ms "
+            "and were left unacked (they return to the queue)");
+        return 1;
+    }
     spdlog::info("stopped cleanly");
     return exit_code;
 }

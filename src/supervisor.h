@@ -28,6 +28,8 @@ class Supervisor {
     // Asks every worker to finish its batch and stop; returns false if some did not stop within
     // shutdown_timeout_ms (their unacked messages return to the queue when the process exits).
     bool stop();
+    // After stop(): some worker gave up on messages it could not commit in time.
+    bool abandoned_work() const { return stop_.abandoned.load(); }
 
     // Read-only views for the reporters (HTTP server, status sampler, systemd status) on other
     // threads: configs are immutable, metrics and worker readings are atomics. Valid for the

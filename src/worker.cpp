@@ -168,6 +168,7 @@ void Worker::run() {
                 "{} shutdown timeout: {} messages not committed; they return to the "
                 "queue",
                 identity(), batch_.size() + backlog_.size());
+            stop_.abandoned = true;
             break;
         }
     }

@@ -26,6 +26,8 @@ struct StopSignal {
     // steady_clock ticks: after this, a worker abandons what it cannot commit (no ack; the broker
     // requeues it when the connection closes).
     std::atomic<std::chrono::steady_clock::rep> deadline{0};
+    // Set by a worker that gave up on uncommitted messages at the deadline (exit status 1).
+    mutable std::atomic<bool> abandoned{false};
 
     bool past_deadline() const {
         return requested.load() &&
