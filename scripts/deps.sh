@@ -8,13 +8,15 @@ packages=(
     build-essential cmake pkg-config g++ git clang-format
     # libraries
     librabbitmq-dev libpqxx-dev libpq-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
-    libsimdjson-dev libsystemd-dev libcpp-httplib-dev catch2
+    libsimdjson-dev libsystemd-dev libcpp-httplib-dev catch2 libssl-dev
     # private servers for the integration tests and the demo (scripts/servers.sh)
     rabbitmq-server postgresql postgresql-client
     # pgrep/pkill, fuser/killall used by the test scripts
     procps psmisc bc python3
     # the HTTP endpoints' tests: curl scrapes, headless Chromium renders the status page
     curl chromium
+    # certificates for the TLS test (tests/integration/tls.sh)
+    openssl
 )
 
 missing=()

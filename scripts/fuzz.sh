@@ -33,8 +33,13 @@ mkdir -p "$build_dir"
         CC=clang CXX=clang++ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
             -DRMQ2PG_FUZZ=ON -DRMQ2PG_BUILD_TESTS=OFF
     fi
-    # Only the fuzz targets (and the core library they link): the daemon is not needed here.
-    cmake --build "$build_dir" -j"$(nproc)" --target fuzz_config fuzz_row_mapper
+    # Only the fuzz target(s) asked for (and the core library): the daemon is not needed here.
+    case "$which" in
+        config) targets=(fuzz_config) ;;
+        row) targets=(fuzz_row_mapper) ;;
+        all) targets=(fuzz_config fuzz_row_mapper) ;;
+    esac
+    cmake --build "$build_dir" -j"$(nproc)" --target "${targets[@]}"
 } 9>"$build_dir/.build.lock"
 
 # Any sanitizer report is a failure with a stack; leaks too (the targets free what they allocate).

@@ -15,7 +15,10 @@ usage: scripts/servers.sh COMMAND [ARGS...]
 settings (environment): RMQ2PG_SERVERS_DIR (/tmp/rmq2pg-servers), RMQ2PG_TEST_AMQP_PORT (21672),
   RMQ2PG_TEST_RABBIT_DIST_PORT (21673), RMQ2PG_TEST_EPMD_PORT (21674),
   RMQ2PG_TEST_RABBIT_NODE (rmq2pg-test@localhost), RMQ2PG_TEST_PG_PORT (21675),
-  RMQ2PG_SERVERS_TIMEOUT (60, seconds a start or stop may take)
+  RMQ2PG_SERVERS_TIMEOUT (60, seconds a start or stop may take),
+  RMQ2PG_TEST_RABBIT_EXTRA_CONF, RMQ2PG_TEST_PG_EXTRA_CONF (lines appended to the generated
+  rabbitmq.conf / postgresql settings at each start, e.g. a TLS listener; files they name must
+  be readable by the server's user)
 EOF
 }
 
@@ -32,6 +35,8 @@ epmd_port=${RMQ2PG_TEST_EPMD_PORT:-21674}
 node=${RMQ2PG_TEST_RABBIT_NODE:-rmq2pg-test@localhost}
 pg_port=${RMQ2PG_TEST_PG_PORT:-21675}
 timeout_s=${RMQ2PG_SERVERS_TIMEOUT:-60}
+rabbit_extra_conf=${RMQ2PG_TEST_RABBIT_EXTRA_CONF:-}
+pg_extra_conf=${RMQ2PG_TEST_PG_EXTRA_CONF:-}
 
 pg_bin=/usr/lib/postgresql/15/bin
 rabbit_bin=/usr/lib/rabbitmq/bin
@@ -241,6 +246,9 @@ load_definitions = $rabbit_dir/definitions.json
 log.file.level = info
 log.console = false
 EOF
+    if [[ -n "$rabbit_extra_conf" ]]; then
+        printf '%s\n' "$rabbit_extra_conf" >>"$rabbit_dir/rabbitmq.conf"
+    fi
     # No plugins: management would add seconds to every boot and the tests do not use it.
     echo '[].' >"$rabbit_dir/enabled_plugins"
     if ((EUID == 0)); then
@@ -383,6 +391,9 @@ unix_socket_directories = '$pg_socket_dir'
 max_connections = 200
 fsync = on
 EOF
+    if [[ -n "$pg_extra_conf" ]]; then
+        printf '%s\n' "$pg_extra_conf" >>"$pg_data/rmq2pg.conf"
+    fi
     ((EUID == 0)) && chown "$pg_user:" "$pg_data/rmq2pg.conf"
     return 0
 }

@@ -7,7 +7,12 @@
 
 #include <amqp.h>
 #include <amqp_framing.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sys/time.h>
 
 #include <algorithm>
@@ -229,6 +234,114 @@ std::string server_close_text(const amqp_rpc_reply_t& reply, AmqpError::Kind& ki
     return text.str();
 }
 
+// ---- TLS (amqps://): rabbitmq-c's OpenSSL socket, plus what it does not tell us.
+
+// The first certificate problem OpenSSL met while checking the broker's chain in this thread's
+// latest handshake. rabbitmq-c keeps the verify result to itself and only reports "peer verify
+// failed"; this callback sees the reason ("certificate has expired", "hostname mismatch").
+// Thread-local: a handshake runs from start to end inside one AmqpSession constructor.
+thread_local std::string tls_verify_problem;
+
+int remember_verify_problem(int ok, X509_STORE_CTX* store) {
+    if (!ok && tls_verify_problem.empty()) {
+        tls_verify_problem = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
+        if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
+            char subject[256];
+            X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+            tls_verify_problem += std::string(" (certificate ") + subject + ")";
+        }
+    }
+    return ok;  // unchanged: rabbitmq-c decides from the verify result, as without a callback
+}
+
+// An encrypted key would make OpenSSL prompt on the terminal (a daemon would hang there):
+// refuse it instead, so the load fails with a message.
+int no_key_password(char*, int, int, void*) {
+    return 0;
+}
+
+// What OpenSSL queued for this thread's last failed call ("tlsv13 alert certificate
+// required"), or "" when it queued nothing. Clears the queue.
+std::string openssl_reason() {
+    unsigned long code = ERR_peek_last_error();
+    const char* reason = code != 0 ? ERR_reason_error_string(code) : nullptr;
+    ERR_clear_error();
+    return reason != nullptr ? reason : "";
+}
+
+// rabbitmq-c's text for a status, with OpenSSL's reason where rabbitmq-c only says "SSL error".
+std::string library_error_text(int status) {
+    std::string text = amqp_error_string2(status);
+    if (status == AMQP_STATUS_SSL_ERROR || status == AMQP_STATUS_SSL_CONNECTION_FAILED) {
+        std::string reason = openssl_reason();
+        if (!reason.empty())
+            text += ": " + reason;
+        // An alert about a certificate comes from the broker judging ours (TLS 1.3 sends it
+        // after our side of the handshake finished, so it surfaces at the first read).
+        if (reason.find("alert") != std::string::npos &&
+            (reason.find("certificate") != std::string::npos ||
+             reason.find("unknown ca") != std::string::npos))
+            text += " (the broker refused our client certificate: see amqp.tls.cert_file)";
+    }
+    return text;
+}
+
+bool is_ip_address(const std::string& host) {
+    unsigned char buf[sizeof(in6_addr)];
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+}
+
+// A TLS socket set up from amqp.tls. Verification is on unless the config turns it off.
+amqp_socket_t* new_tls_socket(amqp_connection_state_t state, const AmqpUrl& url) {
+    const AmqpTlsOptions& tls = url.tls_options;
+    amqp_socket_t* socket = amqp_ssl_socket_new(state);
+    if (socket == nullptr)
+        throw AmqpError(AmqpError::Kind::connection,
+                        "cannot create a TLS socket: " + openssl_reason());
+    auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
+    if (!tls.ca_file.empty()) {
+        if (amqp_ssl_socket_set_cacert(socket, tls.ca_file.c_str()) != AMQP_STATUS_OK)
+            throw AmqpError(AmqpError::Kind::refused, "amqp.tls.ca_file '" + tls.ca_file +
+                                                          "' holds no usable PEM certificate: " +
+                                                          openssl_reason());
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {  // rabbitmq-c loads no CA at all
+        throw AmqpError(AmqpError::Kind::refused,
+                        "cannot load the system's trusted CAs (set amqp.tls.ca_file): " +
+                            openssl_reason());
+    }
+    if (!tls.cert_file.empty()) {
+        SSL_CTX_set_default_passwd_cb(ctx, no_key_password);
+        if (amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(), tls.key_file.c_str()) !=
+            AMQP_STATUS_OK)
+            throw AmqpError(AmqpError::Kind::refused,
+                            "amqp.tls.cert_file '" + tls.cert_file + "' / key_file '" +
+                                tls.key_file +
+                                "': not a PEM certificate with its unencrypted key: " +
+                                openssl_reason());
+    }
+    amqp_ssl_socket_set_verify_peer(socket, tls.verify_peer ? 1 : 0);
+    // With the chain verified, OpenSSL checks the host too (X509_VERIFY_PARAM): unlike
+    // rabbitmq-c's own check, which compares DNS names only, it matches an IP address in the
+    // URL against the certificate's IP entries, and a mismatch gets a reason.
+    bool openssl_checks_host = tls.verify_peer && tls.verify_hostname;
+    if (openssl_checks_host) {
+        X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
+        int set = is_ip_address(url.host)
+                      ? X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str())
+                      : X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), url.host.size());
+        if (set != 1)
+            throw AmqpError(AmqpError::Kind::refused,
+                            "cannot verify the TLS host name '" + url.host + "': " +
+                                openssl_reason());
+    }
+    amqp_ssl_socket_set_verify_hostname(socket,
+                                        tls.verify_hostname && !openssl_checks_host ? 1 : 0);
+    // SSL_VERIFY_NONE is rabbitmq-c's own mode (it checks the result after the handshake); the
+    // callback only records why the chain failed.
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, remember_verify_problem);
+    return socket;
+}
+
 }  // namespace
 
 struct AmqpSession::Connection {
@@ -249,19 +362,39 @@ AmqpSession::AmqpSession(const AmqpUrl& url, int heartbeat_s, const std::string&
     : connection_(std::make_unique<Connection>()) {
     description_ = url.host + ":" + std::to_string(url.port) + " vhost '" + url.vhost + "'";
     if (url.tls)
-        throw AmqpError(AmqpError::Kind::refused,
-                        "amqps:// is not supported by this build (" + description_ + ")");
+        description_ += " (TLS)";
     connection_->state = amqp_new_connection();
     if (connection_->state == nullptr)
         throw AmqpError(AmqpError::Kind::connection, "out of memory creating a connection");
-    amqp_socket_t* socket = amqp_tcp_socket_new(connection_->state);
+    amqp_socket_t* socket = url.tls ? new_tls_socket(connection_->state, url)
+                                    : amqp_tcp_socket_new(connection_->state);
     if (socket == nullptr)
         throw AmqpError(AmqpError::Kind::connection, "cannot create a TCP socket");
     timeval connect_timeout{kConnectTimeoutS, 0};
+    tls_verify_problem.clear();
+    ERR_clear_error();
     int status = amqp_socket_open_noblock(socket, url.host.c_str(), url.port, &connect_timeout);
+    if (status == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ||
+        status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED) {
+        // Retrying will not help until a certificate or amqp.tls changes: "refused".
+        std::string why = status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED
+                              ? "the certificate does not name host '" + url.host + "'"
+                          : tls_verify_problem.empty() ? "the broker's certificate did not verify"
+                                                       : tls_verify_problem;
+        throw AmqpError(AmqpError::Kind::refused,
+                        "TLS certificate verification of " + description_ + " failed: " + why +
+                            " (trusted CAs: " +
+                            (url.tls_options.ca_file.empty() ? "the system's"
+                                                             : url.tls_options.ca_file) +
+                            "; see amqp.tls)");
+    }
+    if (status == AMQP_STATUS_SSL_CONNECTION_FAILED)
+        throw AmqpError(AmqpError::Kind::connection,
+                        "TLS handshake with " + description_ + " failed: " +
+                            library_error_text(status) + " (is it a TLS port?)");
     if (status != AMQP_STATUS_OK)
         throw AmqpError(AmqpError::Kind::connection,
-                        "cannot connect to " + description_ + ": " + amqp_error_string2(status));
+                        "cannot connect to " + description_ + ": " + library_error_text(status));
     timeval rpc_timeout{kRpcTimeoutS, 0};
     amqp_set_rpc_timeout(connection_->state, &rpc_timeout);
 
@@ -324,10 +457,11 @@ void AmqpSession::check_reply(const amqp_rpc_reply_t& reply, const char* operati
         case AMQP_RESPONSE_LIBRARY_EXCEPTION:
             connection_->logged_in = reply.library_error != AMQP_STATUS_SOCKET_ERROR &&
                                      reply.library_error != AMQP_STATUS_CONNECTION_CLOSED &&
-                                     reply.library_error != AMQP_STATUS_HEARTBEAT_TIMEOUT;
+                                     reply.library_error != AMQP_STATUS_HEARTBEAT_TIMEOUT &&
+                                     reply.library_error != AMQP_STATUS_SSL_ERROR;
             throw AmqpError(AmqpError::Kind::connection,
                             std::string(operation) + " on " + description_ + ": " +
-                                amqp_error_string2(reply.library_error));
+                                library_error_text(reply.library_error));
         case AMQP_RESPONSE_SERVER_EXCEPTION: {
             AmqpError::Kind kind;
             std::string text = server_close_text(reply, kind);

@@ -139,9 +139,11 @@ void Worker::run() {
                     "exists; pipeline paused until the config or the broker is "
                     "fixed and rmq2pg restarted",
                     identity(), e.what());
+                metrics_.last_error.set(identity() + " paused (declaration conflict): " + e.what());
                 paused_ = true;
                 batch_.clear();
                 backlog_.clear();
+                note_progress();
                 continue;
             }
             if (batch_.empty() && backlog_.empty())
