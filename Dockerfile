@@ -1,14 +1,12 @@
-# Multi-stage build of rmq2pg on Debian 12; the build steps are the README's.
+# Multi-stage build of rmq2pg on Debian 12: a build stage running the README's build scripts, and a
+# slim non-root runtime stage with only the shared libraries.
 FROM debian:bookworm-slim AS build
-RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config librabbitmq-dev libpqxx-dev libpq-dev libspdlog-dev \
-      libfmt-dev libyaml-cpp-dev libsimdjson-dev libsystemd-dev libcpp-httplib-dev catch2 \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMQ2PG_BUILD_TESTS=OFF \
- && cmake --build build -j"$(nproc)" \
- && cmake --install build --prefix /opt/rmq2pg
+# The same scripts as the README's build: scripts/deps.sh and scripts/build.sh.
+RUN scripts/deps.sh --build-only && rm -rf /var/lib/apt/lists/* \
+ && scripts/build.sh -DRMQ2PG_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/opt/rmq2pg \
+ && cmake --install build
 
 FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -16,6 +14,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
       libsystemd0 \
  && rm -rf /var/lib/apt/lists/* && useradd --system --no-create-home rmq2pg
 COPY --from=build /opt/rmq2pg /opt/rmq2pg
+COPY config/rmq2pg.example.yaml /etc/rmq2pg/rmq2pg.yaml
 USER rmq2pg
 ENTRYPOINT ["/opt/rmq2pg/bin/rmq2pg"]
 CMD ["--config", "/etc/rmq2pg/rmq2pg.yaml"]

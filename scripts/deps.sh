@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages rmq2pg needs to build, test and run the demo. Idempotent: when
-# everything is already there it only asks dpkg (well under a second) and never touches apt.
+# Installs the Debian 12 packages rmq2pg needs to build, test and run the demo (or, with
+# --build-only, just to build). Idempotent: when everything is already there it only asks dpkg
+# (well under a second) and never touches apt.
 set -euo pipefail
 
-packages=(
-    # build
-    build-essential cmake pkg-config g++ git clang-format
-    # libraries
+# What building needs (the Dockerfile's build stage runs `deps.sh --build-only`).
+build_packages=(
+    build-essential cmake pkg-config g++ git
     librabbitmq-dev libpqxx-dev libpq-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
     libsimdjson-dev libsystemd-dev libcpp-httplib-dev catch2 libssl-dev
+)
+packages=(
+    "${build_packages[@]}"
+    clang-format
+    # packaging (cpack's dpkg-shlibdeps) and checking docker-compose.yml without an engine
+    dpkg-dev docker-compose
     # private servers for the integration tests and the demo (scripts/servers.sh)
     rabbitmq-server postgresql postgresql-client
     # pgrep/pkill, fuser/killall used by the test scripts
@@ -18,6 +24,10 @@ packages=(
     # certificates for the TLS test (tests/integration/tls.sh)
     openssl
 )
+
+if [[ "${1:-}" == "--build-only" ]]; then
+    packages=("${build_packages[@]}")
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -286,9 +286,26 @@ std::string library_error_text(int status) {
     return text;
 }
 
+// Why the broker's certificate was refused, and what to look at.
+std::string tls_verify_failure(int status, const AmqpUrl& url) {
+    if (status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED)  // rabbitmq-c's own check
+        return "the certificate does not name host '" + url.host +
+               "' (see amqp.tls.verify_hostname)";
+    if (tls_verify_problem.find("mismatch") != std::string::npos)  // OpenSSL's host check
+        return tls_verify_problem +
+               " (the URL must name the broker as its certificate does, see "
+               "amqp.tls.verify_hostname)";
+    const std::string& ca_file = url.tls_options.ca_file;
+    return (tls_verify_problem.empty() ? "the broker's certificate did not verify"
+                                       : tls_verify_problem) +
+           " (trusted CAs: " + (ca_file.empty() ? "the system's" : ca_file) +
+           ", see amqp.tls.ca_file)";
+}
+
 bool is_ip_address(const std::string& host) {
     unsigned char buf[sizeof(in6_addr)];
-    return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
+    return inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+           inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 // A TLS socket set up from amqp.tls. Verification is on unless the config turns it off.
@@ -301,23 +318,22 @@ amqp_socket_t* new_tls_socket(amqp_connection_state_t state, const AmqpUrl& url)
     auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
     if (!tls.ca_file.empty()) {
         if (amqp_ssl_socket_set_cacert(socket, tls.ca_file.c_str()) != AMQP_STATUS_OK)
-            throw AmqpError(AmqpError::Kind::refused, "amqp.tls.ca_file '" + tls.ca_file +
-                                                          "' holds no usable PEM certificate: " +
-                                                          openssl_reason());
+            throw AmqpError(AmqpError::Kind::refused,
+                            "amqp.tls.ca_file '" + tls.ca_file +
+                                "' holds no usable PEM certificate: " + openssl_reason());
     } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {  // rabbitmq-c loads no CA at all
-        throw AmqpError(AmqpError::Kind::refused,
-                        "cannot load the system's trusted CAs (set amqp.tls.ca_file): " +
-                            openssl_reason());
+        throw AmqpError(
+            AmqpError::Kind::refused,
+            "cannot load the system's trusted CAs (set amqp.tls.ca_file): " + openssl_reason());
     }
     if (!tls.cert_file.empty()) {
         SSL_CTX_set_default_passwd_cb(ctx, no_key_password);
         if (amqp_ssl_socket_set_key(socket, tls.cert_file.c_str(), tls.key_file.c_str()) !=
             AMQP_STATUS_OK)
-            throw AmqpError(AmqpError::Kind::refused,
-                            "amqp.tls.cert_file '" + tls.cert_file + "' / key_file '" +
-                                tls.key_file +
-                                "': not a PEM certificate with its unencrypted key: " +
-                                openssl_reason());
+            throw AmqpError(
+                AmqpError::Kind::refused,
+                "amqp.tls.cert_file '" + tls.cert_file + "' / key_file '" + tls.key_file +
+                    "': not a PEM certificate with its unencrypted key: " + openssl_reason());
     }
     amqp_ssl_socket_set_verify_peer(socket, tls.verify_peer ? 1 : 0);
     // With the chain verified, OpenSSL checks the host too (X509_VERIFY_PARAM): unlike
@@ -330,9 +346,8 @@ amqp_socket_t* new_tls_socket(amqp_connection_state_t state, const AmqpUrl& url)
                       ? X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str())
                       : X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), url.host.size());
         if (set != 1)
-            throw AmqpError(AmqpError::Kind::refused,
-                            "cannot verify the TLS host name '" + url.host + "': " +
-                                openssl_reason());
+            throw AmqpError(AmqpError::Kind::refused, "cannot verify the TLS host name '" +
+                                                          url.host + "': " + openssl_reason());
     }
     amqp_ssl_socket_set_verify_hostname(socket,
                                         tls.verify_hostname && !openssl_checks_host ? 1 : 0);
@@ -366,8 +381,8 @@ AmqpSession::AmqpSession(const AmqpUrl& url, int heartbeat_s, const std::string&
     connection_->state = amqp_new_connection();
     if (connection_->state == nullptr)
         throw AmqpError(AmqpError::Kind::connection, "out of memory creating a connection");
-    amqp_socket_t* socket = url.tls ? new_tls_socket(connection_->state, url)
-                                    : amqp_tcp_socket_new(connection_->state);
+    amqp_socket_t* socket =
+        url.tls ? new_tls_socket(connection_->state, url) : amqp_tcp_socket_new(connection_->state);
     if (socket == nullptr)
         throw AmqpError(AmqpError::Kind::connection, "cannot create a TCP socket");
     timeval connect_timeout{kConnectTimeoutS, 0};
@@ -377,21 +392,17 @@ AmqpSession::AmqpSession(const AmqpUrl& url, int heartbeat_s, const std::string&
     if (status == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ||
         status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED) {
         // Retrying will not help until a certificate or amqp.tls changes: "refused".
-        std::string why = status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED
-                              ? "the certificate does not name host '" + url.host + "'"
-                          : tls_verify_problem.empty() ? "the broker's certificate did not verify"
-                                                       : tls_verify_problem;
         throw AmqpError(AmqpError::Kind::refused,
-                        "TLS certificate verification of " + description_ + " failed: " + why +
-                            " (trusted CAs: " +
-                            (url.tls_options.ca_file.empty() ? "the system's"
-                                                             : url.tls_options.ca_file) +
-                            "; see amqp.tls)");
+                        "TLS certificate verification of " + description_ +
+                            " failed: " + tls_verify_failure(status, url));
     }
-    if (status == AMQP_STATUS_SSL_CONNECTION_FAILED)
+    if (status == AMQP_STATUS_SSL_CONNECTION_FAILED) {
+        std::string text = library_error_text(status);
+        if (text.find("alert") == std::string::npos)  // no word from the peer: not TLS at all?
+            text += " (is it a TLS port?)";
         throw AmqpError(AmqpError::Kind::connection,
-                        "TLS handshake with " + description_ + " failed: " +
-                            library_error_text(status) + " (is it a TLS port?)");
+                        "TLS handshake with " + description_ + " failed: " + text);
+    }
     if (status != AMQP_STATUS_OK)
         throw AmqpError(AmqpError::Kind::connection,
                         "cannot connect to " + description_ + ": " + library_error_text(status));

@@ -5,6 +5,7 @@
 # CA + client certificate and sslmode=verify-full move 1000 messages into rows over TLS, the
 # passwords (read from files) appear in no log line, metric or status page; a wrong CA or a
 # missing client certificate fails with a clear TLS error and startup_timeout_s makes it exit 1.
+# The pair uses ports RMQ2PG_TEST_TLS_PORT_BASE+1..+7 (default 25671..25677).
 source "$(dirname "$0")/lib.sh"
 N=1000
 servers="$RMQ2PG_SOURCE_DIR/scripts/servers.sh"
@@ -151,7 +152,14 @@ pg_tls=$(sql "SELECT string_agg(DISTINCT s.ssl::text, ',') FROM pg_stat_ssl s
               JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'tlsuser'")
 [[ "$pg_tls" == "true" ]] || fail "PostgreSQL connections of tlsuser use ssl: '$pg_tls'"
 log "broker and PostgreSQL report TLS connections"
-# The password appears nowhere the daemon shows things (its words alone are ordinary).
+# The status sampler polls the queue depth over its own amqps:// connection.
+depth_polled() {
+    curl -s "http://127.0.0.1:$http_port/api/status" |
+        grep -Eq '"queue_depth":\{"messages":[0-9]+,"consumers":2,'
+}
+wait_until 20 "queue depth polled over TLS" depth_polled
+# The password appears nowhere the daemon shows things (searched by its first word, "s3cr3t",
+# which stays as is even percent-encoded).
 pages="$WORK/pages.txt"
 for path in /metrics /api/status / /healthz /readyz; do
     curl -s "http://127.0.0.1:$http_port$path" >>"$pages" || fail "GET $path"
@@ -160,6 +168,7 @@ grep -Fq 'rmq2pg_' "$pages" || fail "the HTTP endpoints answered nothing useful"
 wait_until 30 "queue empty" queue_ready_equal "$QUEUE" 0
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
+if grep -E '^\S+ (error|critical) ' "$DAEMON_LOG"; then fail "errors logged over TLS"; fi
 for file in "$DAEMON_LOG" "$pages"; do
     if grep -Fq "s3cr3t" "$file"; then fail "the password shows in $file"; fi
 done
@@ -190,5 +199,5 @@ DAEMON_PID=""
 ((status == 1)) || fail "without a client certificate the daemon exited $status, expected 1"
 grep -q "broker: .*certificate required" "$DAEMON_LOG" ||
     fail "no error naming the missing client certificate in the log"
-log "no client certificate: exit 1, $(grep -m1 -o 'broker: .*certificate required' "$DAEMON_LOG")"
+log "no client certificate: exit 1, $(grep -m1 -o 'broker: .*certificate required.*' "$DAEMON_LOG")"
 log "PASS"
