@@ -393,6 +393,7 @@ case "$cmd" in
         ;;
     stop-node)
         node_arg "$@"
+        [[ -z "${2:-}" || "$2" == --kill ]] || die "stop-node N [--kill], not '$*'"
         take_lock existing
         stop_node "${2:-}"
         ;;

@@ -524,6 +524,21 @@ amqp_table_t to_table(const std::vector<AmqpArgument>& arguments,
 
 }  // namespace
 
+void AmqpSession::ensure_queue(const std::string& queue) {
+    try {
+        inspect_queue(queue);
+        return;
+    } catch (const AmqpError& e) {
+        if (e.kind() != AmqpError::Kind::channel)
+            throw;
+    }
+    // The broker closed the channel (404 NOT_FOUND) and check_reply answered close-ok: open it
+    // again for the declaration.
+    amqp_channel_open(connection_->state, kChannel);
+    check_rpc("channel.open");
+    declare_durable_queue(queue);
+}
+
 void AmqpSession::declare_exchange(const ExchangeConfig& exchange) {
     amqp_exchange_declare(connection_->state, kChannel, as_bytes(exchange.name),
                           as_bytes(exchange.type), 0, exchange.durable ? 1 : 0, 0, 0,

@@ -54,6 +54,9 @@ class AmqpSession {
 
     // Declares a durable classic queue (idempotent), e.g. "<queue>.dead".
     void declare_durable_queue(const std::string& queue);
+    // Leaves an existing queue as it is (whatever its type and arguments: a user may have made
+    // "<queue>.dead" a quorum queue) and declares a durable classic one only when it is missing.
+    void ensure_queue(const std::string& queue);
     // Topology from the config: idempotent; a conflict with what exists throws Kind::conflict
     // with the broker's text, which names the differing argument.
     void declare_exchange(const ExchangeConfig& exchange);

@@ -518,6 +518,7 @@ PipelineConfig read_pipeline(Reader& r, const YAML::Node& node, const std::strin
     PipelineConfig p;
     if (!r.expect_map(node, path))
         return p;
+    p.fingerprint = YAML::Dump(node);
     r.check_keys(
         node, path,
         {"name", "queue", "workers", "prefetch", "batch", "table", "mode", "key", "columns",
@@ -871,6 +872,10 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
                 r.problem(retry, "retry.max_ms", "must not be below retry.initial_ms");
         }
     }
+
+    for (const char* key : {"amqp", "postgres", "retry", "exchanges"})
+        if (YAML::Node node = root[key]; node.IsDefined())
+            config.connection_fingerprint += std::string(key) + ":\n" + YAML::Dump(node) + "\n";
 
     YAML::Node pipelines = root["pipelines"];
     if (!pipelines.IsDefined() || pipelines.IsNull()) {

@@ -120,6 +120,9 @@ struct PipelineConfig : TargetConfig {
     OnError on_error = OnError::dead_letter;
     DeadLetterTarget dead_letter;
     int max_redeliveries = 0;  // 0 = unlimited
+    // The pipeline's YAML node as written (before ${VAR} expansion): a reload restarts the
+    // pipeline when this differs. An environment variable changed alone is not a change.
+    std::string fingerprint;
 
     // The targets messages are routed to, tried in order.
     std::vector<const TargetConfig*> targets() const {
@@ -167,6 +170,9 @@ struct Config {
     RetryConfig retry;
     std::vector<ExchangeConfig> exchanges;  // declared (idempotently) before any queue
     std::vector<PipelineConfig> pipelines;
+    // amqp, postgres, retry and exchanges as written (before ${VAR} expansion): every worker
+    // uses them, so a reload that changes them restarts every pipeline.
+    std::string connection_fingerprint;
 };
 
 // Every problem found in a config file, one line each ("file:line: key: what is wrong").

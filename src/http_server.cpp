@@ -126,7 +126,7 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
     m.header("rmq2pg_healthy", "gauge", "1 when no worker is wedged (the /healthz verdict).");
     m.value(
         "rmq2pg_healthy", "",
-        check_liveness(readings, wedge_threshold(supervisor.config().shutdown_timeout_ms), now).ok
+        check_liveness(readings, wedge_threshold(supervisor.config()->shutdown_timeout_ms), now).ok
             ? 1
             : 0);
     m.header("rmq2pg_ready", "gauge", "1 when every worker is consuming (the /readyz verdict).");
@@ -195,23 +195,27 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
         m.histogram("rmq2pg_end_to_end_latency_seconds", pipeline_label(p),
                     p.metrics->latency_seconds.snapshot());
 
+    // The sampler's entries follow the pipelines by name (a reload may have changed them since).
+    std::vector<const StatusSampler::PipelineStatus*> sampled;
+    for (const auto& p : views)
+        sampled.push_back(StatusSampler::find(status, p.config->name));
     m.header("rmq2pg_queue_messages", "gauge",
              "Ready messages in the pipeline's queue at the last poll (every 5 s).");
-    for (std::size_t i = 0; i < views.size() && i < status.size(); ++i)
-        if (status[i].queue.known)
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->queue.known)
             m.value("rmq2pg_queue_messages",
                     pipeline_label(views[i]) + ",queue=\"" + label(views[i].config->queue) + "\"",
-                    status[i].queue.messages);
+                    sampled[i]->queue.messages);
     m.header("rmq2pg_queue_consumers", "gauge", "Consumers of the queue at the last poll.");
-    for (std::size_t i = 0; i < views.size() && i < status.size(); ++i)
-        if (status[i].queue.known)
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->queue.known)
             m.value("rmq2pg_queue_consumers",
                     pipeline_label(views[i]) + ",queue=\"" + label(views[i].config->queue) + "\"",
-                    status[i].queue.consumers);
+                    sampled[i]->queue.consumers);
     m.header("rmq2pg_queue_poll_ok", "gauge", "1 when the last queue-depth poll succeeded.");
-    for (std::size_t i = 0; i < views.size() && i < status.size(); ++i)
+    for (std::size_t i = 0; i < views.size(); ++i)
         m.value("rmq2pg_queue_poll_ok", pipeline_label(views[i]),
-                status[i].queue.known && status[i].queue.error.empty() ? 1 : 0);
+                sampled[i] && sampled[i]->queue.known && sampled[i]->queue.error.empty() ? 1 : 0);
     return m.take();
 }
 
@@ -222,7 +226,7 @@ std::string render_status(const Supervisor& supervisor, const StatusSampler& sam
     auto steady_now = std::chrono::steady_clock::now();
     auto now = std::chrono::system_clock::now();
     auto liveness = check_liveness(
-        readings, wedge_threshold(supervisor.config().shutdown_timeout_ms), steady_now);
+        readings, wedge_threshold(supervisor.config()->shutdown_timeout_ms), steady_now);
     auto readiness = check_readiness(readings);
 
     std::string out;
@@ -237,8 +241,8 @@ std::string render_status(const Supervisor& supervisor, const StatusSampler& sam
     for (std::size_t i = 0; i < views.size(); ++i) {
         const auto& p = views[i];
         const PipelineMetrics& m = *p.metrics;
-        StatusSampler::PipelineStatus s =
-            i < status.size() ? status[i] : StatusSampler::PipelineStatus{};
+        const StatusSampler::PipelineStatus* sampled = StatusSampler::find(status, p.config->name);
+        StatusSampler::PipelineStatus s = sampled ? *sampled : StatusSampler::PipelineStatus{};
         if (i > 0)
             out += ",";
         out += "{\"name\":";
@@ -362,7 +366,7 @@ void HttpServer::start() {
                         "text/plain; version=0.0.4; charset=utf-8");
     });
     server.Get("/healthz", [&impl](const httplib::Request&, httplib::Response& res) {
-        auto threshold = wedge_threshold(impl.supervisor.config().shutdown_timeout_ms);
+        auto threshold = wedge_threshold(impl.supervisor.config()->shutdown_timeout_ms);
         auto verdict = check_liveness(impl.supervisor.worker_readings(), threshold,
                                       std::chrono::steady_clock::now());
         std::string body = verdict.ok ? "{\"status\":\"ok\"" : "{\"status\":\"wedged\"";

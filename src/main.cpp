@@ -27,7 +27,7 @@ constexpr int kExitUsage = 64;
 constexpr int kExitConfig = 78;
 
 constexpr const char* kUsage =
-    "usage: rmq2pg --config FILE          run until SIGTERM/SIGINT\n"
+    "usage: rmq2pg --config FILE          run until SIGTERM/SIGINT; SIGHUP reloads FILE\n"
     "       rmq2pg --check-config --config FILE\n"
     "                                     validate the file (and the tables, when PostgreSQL\n"
     "                                     is reachable); exit 0 valid, 78 invalid\n"
@@ -58,6 +58,26 @@ int check_config(const rmq2pg::Config& config) {
     if (status == 0)
         std::fprintf(stderr, "%s: valid\n", config.source_file.c_str());
     return status;
+}
+
+// SIGHUP: read the file again; an invalid one changes nothing (the daemon keeps running the
+// config it has). The caller sends READY=1 once every worker consumes again.
+void reload(const std::string& path, rmq2pg::Supervisor& supervisor,
+            rmq2pg::SystemdNotifier& systemd) {
+    spdlog::info("SIGHUP received: reloading {}", path);
+    systemd.reloading();
+    systemd.status("reloading " + path);
+    rmq2pg::Config next;
+    try {
+        next = rmq2pg::load_config_file(path);
+    } catch (const rmq2pg::ConfigError& e) {
+        for (const auto& problem : e.problems())
+            spdlog::error("reload: {}", problem);
+        spdlog::error("reload refused: {} has {} problem(s); still running the previous config",
+                      path, e.problems().size());
+        return;
+    }
+    supervisor.reload(std::move(next));
 }
 
 }  // namespace
@@ -159,7 +179,8 @@ int main(int argc, char** argv) {
 
     auto started = std::chrono::steady_clock::now();
     auto last_progress = started;
-    bool ready_logged = false;
+    bool ever_ready = false;
+    bool ready_due = true;  // READY=1 is owed: at start, and after every SIGHUP
     int exit_code = 0;
     while (true) {
         auto tick_ms = systemd.tick().count();  // 1 s, shorter when the watchdog needs it
@@ -167,24 +188,29 @@ int main(int argc, char** argv) {
         int sig = sigtimedwait(&signals, nullptr, &tick);
         if (sig == SIGTERM || sig == SIGINT) {
             spdlog::info("{} received: finishing open batches (timeout {} ms)",
-                         sig == SIGTERM ? "SIGTERM" : "SIGINT", config.shutdown_timeout_ms);
+                         sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                         supervisor.config()->shutdown_timeout_ms);
             systemd.stopping();
             systemd.status("stopping: finishing open batches");
             if (http)
                 http->note_stopping();
             break;
         }
-        if (sig == SIGHUP)
-            spdlog::warn("SIGHUP received: reload is not supported yet, ignored");
+        if (sig == SIGHUP) {
+            reload(config_path, supervisor, systemd);
+            wedge_threshold = rmq2pg::wedge_threshold(supervisor.config()->shutdown_timeout_ms);
+            ready_due = true;
+        }
         auto now = std::chrono::steady_clock::now();
-        if (!ready_logged && supervisor.all_consuming()) {
+        if (ready_due && supervisor.all_consuming()) {
             spdlog::info("ready: every worker is consuming");
-            ready_logged = true;
+            ready_due = false;
+            ever_ready = true;
             systemd.ready();
         }
         systemd.watchdog(
             rmq2pg::check_liveness(supervisor.worker_readings(), wedge_threshold, now).ok, now);
-        if (!ready_logged && config.startup_timeout_s > 0 &&
+        if (!ever_ready && config.startup_timeout_s > 0 &&
             now - started > std::chrono::seconds(config.startup_timeout_s)) {
             spdlog::critical(
                 "not every worker could connect within startup_timeout_s={}; "

@@ -9,22 +9,8 @@
 
 namespace rmq2pg {
 
-namespace {
-
-// The poller's world: copies of what it needs, so that a poller left behind at shutdown (stuck
-// in a connect) touches nothing the rest of the process destroys.
-struct PollTarget {
-    std::vector<AmqpUrl> urls;
-    int heartbeat_s = 0;
-    std::vector<std::string> queues;  // one per pipeline, in pipeline order
-};
-
-}  // namespace
-
 StatusSampler::StatusSampler(const Supervisor& supervisor, bool poll_queues)
-    : supervisor_(supervisor), poll_queues_(poll_queues), shared_(std::make_shared<Shared>()) {
-    shared_->pipelines.resize(supervisor.pipelines().size());
-}
+    : supervisor_(supervisor), poll_queues_(poll_queues), shared_(std::make_shared<Shared>()) {}
 
 StatusSampler::~StatusSampler() {
     stop();
@@ -35,41 +21,54 @@ void StatusSampler::start() {
     sampler_ = std::thread([this] { sample_loop(); });
     if (!poll_queues_)
         return;
-    PollTarget target;
-    target.urls = supervisor_.config().amqp_urls;
-    target.heartbeat_s = supervisor_.config().heartbeat_s;
-    for (const auto& p : supervisor_.pipelines())
-        target.queues.push_back(p.config->queue);
-    poller_ = std::thread([shared = shared_, target = std::move(target)] {
+    // The poller's world: the shared state and copies of what it needs, so that a poller left
+    // behind at shutdown (stuck in a connect) touches nothing the rest of the process destroys.
+    poller_ = std::thread([shared = shared_] {
         std::unique_ptr<AmqpSession> session;
+        std::shared_ptr<const Config> session_config;  // what `session` was opened with
         std::size_t url_index = 0;
         std::unique_lock<std::mutex> guard(shared->lock);
         while (!shared->stopping) {
-            for (std::size_t i = 0; i < target.queues.size() && !shared->stopping; ++i) {
+            // Copied each round: a reload may change the pipelines and the broker URLs.
+            std::shared_ptr<const Config> config = shared->config;
+            std::vector<std::pair<std::string, std::string>> targets;  // pipeline, queue
+            for (const auto& p : shared->pipelines)
+                targets.emplace_back(p.name, p.queue_name);
+            for (std::size_t i = 0; i < targets.size() && !shared->stopping; ++i) {
                 guard.unlock();  // never hold the lock across network calls
                 QueueState state;
                 std::string error;
                 try {
+                    if (config != session_config) {
+                        session.reset();
+                        session_config = config;
+                        url_index = 0;
+                    }
                     if (!session)
-                        session = std::make_unique<AmqpSession>(
-                            target.urls[url_index], target.heartbeat_s, "rmq2pg status poller");
-                    state = session->inspect_queue(target.queues[i]);
+                        session = std::make_unique<AmqpSession>(config->amqp_urls[url_index],
+                                                                config->heartbeat_s,
+                                                                "rmq2pg status poller");
+                    state = session->inspect_queue(targets[i].second);
                 } catch (const AmqpError& e) {
                     // A missing queue closes the channel, a broker outage the connection:
                     // either way the next poll starts on a fresh connection (the next URL).
                     error = e.what();
                     session.reset();
-                    url_index = (url_index + 1) % target.urls.size();
-                    spdlog::debug("status poller: queue '{}': {}", target.queues[i], error);
+                    url_index = (url_index + 1) % config->amqp_urls.size();
+                    spdlog::debug("status poller: queue '{}': {}", targets[i].second, error);
                 }
                 guard.lock();
-                QueueReading& q = shared->pipelines[i].queue;
-                q.error = error;
-                if (error.empty()) {
-                    q.known = true;
-                    q.messages = state.messages;
-                    q.consumers = state.consumers;
-                    q.at = std::chrono::system_clock::now();
+                for (auto& p : shared->pipelines) {
+                    if (p.name != targets[i].first || p.queue_name != targets[i].second)
+                        continue;
+                    QueueReading& q = p.queue;
+                    q.error = error;
+                    if (error.empty()) {
+                        q.known = true;
+                        q.messages = state.messages;
+                        q.consumers = state.consumers;
+                        q.at = std::chrono::system_clock::now();
+                    }
                 }
             }
             shared->wake.wait_for(guard, kQueuePollInterval, [&] { return shared->stopping; });
@@ -115,6 +114,7 @@ void StatusSampler::sample_loop() {
 
 void StatusSampler::take_sample() {
     auto views = supervisor_.pipelines();
+    auto config = supervisor_.config();
     auto now = std::chrono::system_clock::now();
     std::vector<Sample> samples;
     for (const auto& view : views) {
@@ -127,13 +127,26 @@ void StatusSampler::take_sample() {
         samples.push_back(std::move(s));
     }
     std::lock_guard<std::mutex> guard(shared_->lock);
-    for (std::size_t i = 0; i < samples.size(); ++i) {
-        auto& ring = shared_->pipelines[i].samples;
+    // Follow the supervisor's pipelines by name: a pipeline a reload restarted keeps its
+    // metrics, so it keeps its ring too; a removed one drops out, an added one starts empty.
+    std::vector<PipelineStatus> next(views.size());
+    for (std::size_t i = 0; i < views.size(); ++i) {
+        PipelineStatus& status = next[i];
+        for (auto& old : shared_->pipelines)
+            if (old.name == views[i].config->name)
+                status = std::move(old);
+        status.name = views[i].config->name;
+        if (status.queue_name != views[i].config->queue)
+            status.queue = QueueReading{};
+        status.queue_name = views[i].config->queue;
+        auto& ring = status.samples;
         if (ring.size() == kRingSize)
             ring.erase(ring.begin());  // 150 elements every 2 s: a deque buys nothing here
         ring.push_back(std::move(samples[i]));
-        shared_->pipelines[i].rates = rates_of(ring, kRateWindow);
+        status.rates = rates_of(ring, kRateWindow);
     }
+    shared_->pipelines = std::move(next);
+    shared_->config = std::move(config);
 }
 
 std::vector<StatusSampler::PipelineStatus> StatusSampler::snapshot() const {
@@ -141,11 +154,21 @@ std::vector<StatusSampler::PipelineStatus> StatusSampler::snapshot() const {
     return shared_->pipelines;
 }
 
+const StatusSampler::PipelineStatus* StatusSampler::find(const std::vector<PipelineStatus>& status,
+                                                         const std::string& name) {
+    for (const auto& s : status)
+        if (s.name == name)
+            return &s;
+    return nullptr;
+}
+
 std::string StatusSampler::summary() const {
     auto status = snapshot();
     auto views = supervisor_.pipelines();
     std::string line;
-    for (std::size_t i = 0; i < views.size() && i < status.size(); ++i) {
+    for (std::size_t i = 0; i < views.size(); ++i) {
+        const PipelineStatus* s = find(status, views[i].config->name);
+        Rates rates = s ? s->rates : Rates{};
         std::size_t consuming = 0;
         for (const Worker* w : views[i].workers)
             consuming += w->state() == WorkerState::consuming || w->state() == WorkerState::writing;
@@ -153,10 +176,9 @@ std::string StatusSampler::summary() const {
         std::snprintf(buf, sizeof buf,
                       "%s%s: %.0f msg/s committed (%llu total), %.0f/s dead-lettered, "
                       "%zu/%zu workers consuming",
-                      line.empty() ? "" : "; ", views[i].config->name.c_str(),
-                      status[i].rates.committed,
+                      line.empty() ? "" : "; ", views[i].config->name.c_str(), rates.committed,
                       static_cast<unsigned long long>(views[i].metrics->committed.load()),
-                      status[i].rates.dead_lettered, consuming, views[i].workers.size());
+                      rates.dead_lettered, consuming, views[i].workers.size());
         line += buf;
     }
     return line;

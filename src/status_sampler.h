@@ -42,6 +42,8 @@ class StatusSampler {
         std::string error;                         // of the last poll, empty when it succeeded
     };
     struct PipelineStatus {
+        std::string name;             // the pipeline's; a reload may reorder or replace them
+        std::string queue_name;       // the queue polled for `queue`
         std::vector<Sample> samples;  // oldest first, at most kRingSize
         Rates rates;                  // over the last kRateWindow
         QueueReading queue;
@@ -58,8 +60,12 @@ class StatusSampler {
     // it gets 2 s, then is left to finish on its own (it owns everything it touches).
     void stop();
 
-    // Copies of the current state, in the order of Supervisor::pipelines().
+    // Copies of the current state, one per pipeline at the last sample. A reload can change
+    // the pipelines between this and a call of Supervisor::pipelines(): look them up by name.
     std::vector<PipelineStatus> snapshot() const;
+    // The entry of `status` for pipeline `name`; nullptr for a pipeline not sampled yet.
+    static const PipelineStatus* find(const std::vector<PipelineStatus>& status,
+                                      const std::string& name);
     // One line for systemd's STATUS=: committed rate and total per pipeline, workers consuming.
     std::string summary() const;
 
@@ -75,6 +81,9 @@ class StatusSampler {
         bool stopping = false;
         bool poller_done = false;
         std::vector<PipelineStatus> pipelines;
+        // The connection settings the poller uses: the supervisor's current config, replaced by
+        // the sampler after a reload. The poller shares it, so one left behind keeps it alive.
+        std::shared_ptr<const Config> config;
     };
     void sample_loop();
     void take_sample();

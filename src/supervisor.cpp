@@ -1,33 +1,142 @@
-// Worker pool lifecycle; see supervisor.h.
+// Worker pool lifecycle and reload; see supervisor.h.
 #include "supervisor.h"
 
 #include <spdlog/spdlog.h>
 
-#include <future>
+#include <algorithm>
 
 namespace rmq2pg {
 
-Supervisor::Supervisor(Config config) : config_(std::move(config)) {
-    for (const auto& p : config_.pipelines) {
-        auto pipeline = std::make_unique<Pipeline>();
-        pipeline->config = &p;
-        for (int i = 0; i < p.workers; ++i)
-            pipeline->workers.push_back(
-                std::make_unique<Worker>(config_, p, i, stop_, pipeline->metrics));
-        pipelines_.push_back(std::move(pipeline));
-    }
+bool Supervisor::Pipeline::finished() const {
+    return threads.empty() || std::all_of(workers.begin(), workers.end(), [](const auto& w) {
+               return w->state() == WorkerState::stopped;
+           });
+}
+
+Supervisor::PipelinePtr Supervisor::make_pipeline(const std::shared_ptr<const Config>& owner,
+                                                  const PipelineConfig& config,
+                                                  std::shared_ptr<PipelineMetrics> metrics) {
+    auto pipeline = std::make_shared<Pipeline>();
+    pipeline->owner = owner;
+    pipeline->config = &config;
+    pipeline->metrics = metrics ? std::move(metrics) : std::make_shared<PipelineMetrics>();
+    pipeline->last_committed = pipeline->metrics->committed.load();
+    for (int i = 0; i < config.workers; ++i)
+        pipeline->workers.push_back(
+            std::make_unique<Worker>(*owner, config, i, pipeline->stop, *pipeline->metrics));
+    return pipeline;
+}
+
+void Supervisor::start_workers(Pipeline& pipeline) {
+    for (auto& worker : pipeline.workers)
+        pipeline.threads.emplace_back([w = worker.get()] { w->run(); });
+}
+
+Supervisor::Supervisor(Config config) : config_(std::make_shared<const Config>(std::move(config))) {
+    for (const auto& p : config_->pipelines)
+        pipelines_.push_back(make_pipeline(config_, p, nullptr));
 }
 
 Supervisor::~Supervisor() {
-    if (!threads_.empty())
+    if (started_)
         stop();
 }
 
 void Supervisor::start() {
     last_progress_ = std::chrono::steady_clock::now();
+    started_ = true;
     for (auto& pipeline : pipelines_)
-        for (auto& worker : pipeline->workers)
-            threads_.emplace_back([w = worker.get()] { w->run(); });
+        start_workers(*pipeline);
+}
+
+void Supervisor::reload(Config config) {
+    auto next = std::make_shared<const Config>(std::move(config));
+    // Only the main thread writes config_ and pipelines_: reading them here needs no lock.
+    const Config& current = *config_;
+    bool reconnect = next->connection_fingerprint != current.connection_fingerprint;
+    if (reconnect)
+        spdlog::info(
+            "reload: connection settings (amqp, postgres, retry or exchanges) changed: "
+            "restarting every pipeline");
+    // These are read once at start; applying them would mean rebinding or re-creating sinks.
+    if (next->http.listen != current.http.listen)
+        spdlog::warn("reload: http.listen changed: takes effect at the next restart");
+    if (next->log_level != current.log_level || next->log_format != current.log_format)
+        spdlog::warn("reload: log settings changed: take effect at the next restart");
+
+    auto find_new = [&](const std::string& name) -> const PipelineConfig* {
+        for (const auto& p : next->pipelines)
+            if (p.name == name)
+                return &p;
+        return nullptr;
+    };
+    std::vector<PipelinePtr> drained, kept;
+    for (const auto& pipeline : pipelines_) {
+        const PipelineConfig* replacement = find_new(pipeline->config->name);
+        if (!replacement) {
+            spdlog::info("reload: pipeline '{}' removed: draining its {} worker(s)",
+                         pipeline->config->name, pipeline->workers.size());
+            drained.push_back(pipeline);
+        } else if (reconnect || replacement->fingerprint != pipeline->config->fingerprint) {
+            if (!reconnect)
+                spdlog::info("reload: pipeline '{}' changed: draining its {} worker(s)",
+                             pipeline->config->name, pipeline->workers.size());
+            drained.push_back(pipeline);
+        } else {
+            spdlog::info("reload: pipeline '{}' unchanged: its workers keep running",
+                         pipeline->config->name);
+            kept.push_back(pipeline);
+        }
+    }
+
+    auto timeout = std::chrono::milliseconds(next->shutdown_timeout_ms);
+    auto late = drain(drained, timeout);
+    for (const auto& pipeline : drained) {
+        bool stopped = std::find(late.begin(), late.end(), pipeline) == late.end();
+        if (!stopped)
+            spdlog::error(
+                "reload: pipeline '{}': some workers did not stop within {} ms; they are left "
+                "to finish on their own (what they hold unacked returns to the queue)",
+                pipeline->config->name, timeout.count());
+        else if (pipeline->stop.abandoned.load())
+            spdlog::error(
+                "reload: pipeline '{}' drained; some messages could not be committed in time "
+                "and were left unacked (they return to the queue)",
+                pipeline->config->name);
+        else
+            spdlog::info("reload: pipeline '{}' drained", pipeline->config->name);
+    }
+    stragglers_.insert(stragglers_.end(), late.begin(), late.end());
+
+    // The new list, in the new file's order: kept pipelines as they are, the others new.
+    std::vector<PipelinePtr> next_pipelines, started;
+    for (const auto& p : next->pipelines) {
+        auto same_name = [&](const PipelinePtr& x) { return x->config->name == p.name; };
+        if (auto it = std::find_if(kept.begin(), kept.end(), same_name); it != kept.end()) {
+            next_pipelines.push_back(*it);
+            continue;
+        }
+        std::shared_ptr<PipelineMetrics> metrics;
+        if (auto it = std::find_if(drained.begin(), drained.end(), same_name); it != drained.end())
+            metrics = (*it)->metrics;
+        spdlog::info("reload: pipeline '{}' {}: queue '{}' -> table {}, {} worker(s), mode {}",
+                     p.name, metrics ? "restarting with the new settings" : "added", p.queue,
+                     p.qualified_table(), p.workers, to_string(p.mode));
+        next_pipelines.push_back(make_pipeline(next, p, std::move(metrics)));
+        started.push_back(next_pipelines.back());
+    }
+    {
+        std::lock_guard<std::mutex> guard(lock_);
+        config_ = next;
+        pipelines_ = std::move(next_pipelines);
+    }
+    // Readers that copied a drained pipeline before the swap still hold it alive; its threads
+    // are joined (or it is a straggler), so releasing our reference here is safe.
+    if (started_)
+        for (const auto& pipeline : started)
+            start_workers(*pipeline);
+    spdlog::info("reload: {} pipeline(s) kept, {} drained, {} started", kept.size(), drained.size(),
+                 started.size());
 }
 
 bool Supervisor::all_consuming() const {
@@ -41,9 +150,10 @@ bool Supervisor::all_consuming() const {
 }
 
 std::vector<Supervisor::PipelineView> Supervisor::pipelines() const {
+    std::lock_guard<std::mutex> guard(lock_);
     std::vector<PipelineView> views;
     for (const auto& pipeline : pipelines_) {
-        PipelineView view{pipeline->config, &pipeline->metrics, {}};
+        PipelineView view{pipeline, pipeline->config, pipeline->metrics.get(), {}};
         for (const auto& worker : pipeline->workers)
             view.workers.push_back(worker.get());
         views.push_back(std::move(view));
@@ -52,6 +162,7 @@ std::vector<Supervisor::PipelineView> Supervisor::pipelines() const {
 }
 
 std::vector<WorkerReading> Supervisor::worker_readings() const {
+    std::lock_guard<std::mutex> guard(lock_);
     std::vector<WorkerReading> readings;
     for (const auto& pipeline : pipelines_)
         for (std::size_t i = 0; i < pipeline->workers.size(); ++i)
@@ -61,12 +172,17 @@ std::vector<WorkerReading> Supervisor::worker_readings() const {
     return readings;
 }
 
+std::shared_ptr<const Config> Supervisor::config() const {
+    std::lock_guard<std::mutex> guard(lock_);
+    return config_;
+}
+
 void Supervisor::log_progress() {
     auto now = std::chrono::steady_clock::now();
     double seconds = std::chrono::duration<double>(now - last_progress_).count();
     last_progress_ = now;
     for (auto& pipeline : pipelines_) {
-        const PipelineMetrics& m = pipeline->metrics;
+        const PipelineMetrics& m = *pipeline->metrics;
         std::uint64_t committed = m.committed.load();
         double rate =
             seconds > 0 ? static_cast<double>(committed - pipeline->last_committed) / seconds : 0;
@@ -82,37 +198,53 @@ void Supervisor::log_progress() {
     }
 }
 
-bool Supervisor::stop() {
-    auto timeout = std::chrono::milliseconds(config_.shutdown_timeout_ms);
+std::vector<Supervisor::PipelinePtr> Supervisor::drain(const std::vector<PipelinePtr>& pipelines,
+                                                       std::chrono::milliseconds timeout) {
     // Workers give up on what they cannot commit a little before the deadline, so that closing
     // their connections still fits in it.
     auto worker_deadline = std::chrono::steady_clock::now() + timeout * 9 / 10;
-    stop_.deadline = worker_deadline.time_since_epoch().count();
-    stop_.requested = true;
+    for (const auto& pipeline : pipelines) {
+        if (pipeline->stop.requested.load())
+            continue;  // a straggler of an earlier reload keeps its (passed) deadline
+        pipeline->stop.deadline = worker_deadline.time_since_epoch().count();
+        pipeline->stop.requested = true;
+    }
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    bool all_stopped = true;
     // std::thread has no timed join: wait for the worker states, then join (or give up on) them.
-    while (std::chrono::steady_clock::now() < deadline) {
-        bool done = true;
-        for (auto& pipeline : pipelines_)
-            for (auto& worker : pipeline->workers)
-                done = done && worker->state() == WorkerState::stopped;
-        if (done)
-            break;
+    while (std::chrono::steady_clock::now() < deadline &&
+           !std::all_of(pipelines.begin(), pipelines.end(),
+                        [](const PipelinePtr& p) { return p->finished(); }))
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    for (auto& pipeline : pipelines_)
-        for (auto& worker : pipeline->workers)
-            all_stopped = all_stopped && worker->state() == WorkerState::stopped;
-    if (all_stopped) {
-        for (auto& thread : threads_)
+    std::vector<PipelinePtr> late;
+    for (const auto& pipeline : pipelines) {
+        if (!pipeline->finished()) {
+            late.push_back(pipeline);
+            continue;
+        }
+        for (auto& thread : pipeline->threads)
             thread.join();
-    } else {
-        for (auto& thread : threads_)
-            thread.detach();
+        pipeline->threads.clear();
     }
-    threads_.clear();
-    return all_stopped;
+    return late;
+}
+
+bool Supervisor::stop() {
+    started_ = false;
+    std::vector<PipelinePtr> all = pipelines_;
+    all.insert(all.end(), stragglers_.begin(), stragglers_.end());
+    auto late = drain(all, std::chrono::milliseconds(config_->shutdown_timeout_ms));
+    for (const auto& pipeline : all)
+        abandoned_ = abandoned_ || pipeline->stop.abandoned.load();
+    // The process exits right after (std::_Exit), so detached workers never outlive what they
+    // use; stragglers_ keeps their pipelines until then.
+    for (const auto& pipeline : late) {
+        for (auto& thread : pipeline->threads)
+            thread.detach();
+        pipeline->threads.clear();
+    }
+    bool clean = late.empty();
+    stragglers_ = std::move(late);
+    return clean;
 }
 
 }  // namespace rmq2pg

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <ctime>
+#include <string>
 
 namespace rmq2pg {
 
@@ -31,6 +33,15 @@ SystemdNotifier::SystemdNotifier() {
 
 void SystemdNotifier::ready() {
     notify("READY=1");
+}
+
+void SystemdNotifier::reloading() {
+    // MONOTONIC_USEC lets systemd (253+) tell this reload from an earlier one.
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    notify("RELOADING=1\nMONOTONIC_USEC=" +
+           std::to_string(static_cast<std::uint64_t>(now.tv_sec) * 1000000 +
+                          static_cast<std::uint64_t>(now.tv_nsec) / 1000));
 }
 
 void SystemdNotifier::stopping() {

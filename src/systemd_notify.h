@@ -1,6 +1,6 @@
-// systemd's notify protocol (Type=notify): READY=1, STOPPING=1, STATUS= lines and watchdog
-// pings over $NOTIFY_SOCKET. Every call is a no-op when not run by systemd (no NOTIFY_SOCKET).
-// The only file that includes libsystemd.
+// systemd's notify protocol (Type=notify): READY=1, RELOADING=1, STOPPING=1, STATUS= lines and
+// watchdog pings over $NOTIFY_SOCKET. Every call is a no-op when not run by systemd (no
+// NOTIFY_SOCKET). The only file that includes libsystemd.
 #pragma once
 
 #include <chrono>
@@ -14,6 +14,8 @@ class SystemdNotifier {
     SystemdNotifier();
 
     void ready();
+    // RELOADING=1 on SIGHUP; ready() again once the new config is in force (or was refused).
+    void reloading();
     void stopping();
     void status(const std::string& text);
 

@@ -210,8 +210,6 @@ void Worker::connect_session() {
         session_->declare_exchange(exchange);
     if (pipeline_.declare)
         session_->declare_queue(pipeline_.queue, *pipeline_.declare);
-    if (pipeline_.on_error == OnError::dead_letter && pipeline_.declares_dead_letter_queue())
-        session_->declare_durable_queue(pipeline_.dead_letter_routing_key());
     session_->start_consuming(pipeline_.queue, static_cast<std::uint16_t>(pipeline_.prefetch),
                               "rmq2pg-" + pipeline_.name + "-" + std::to_string(index_) + "-" +
                                   hostname() + "-" + std::to_string(getpid()));
@@ -475,11 +473,17 @@ void Worker::settle_poison() {
                 };
                 while (true) {
                     try {
-                        if (!publisher_)
+                        if (!publisher_) {
                             publisher_ = std::make_unique<AmqpSession>(
                                 config_.amqp_urls[url_index_], config_.heartbeat_s,
                                 "rmq2pg " + pipeline_.name + "/" + std::to_string(index_) +
                                     " dead-letter publisher");
+                            // Declared here, not when consuming starts: a classic "<queue>.dead"
+                            // whose home node is down must not stop a worker from failing over
+                            // to another node and consuming (only dead-lettering waits for it).
+                            if (pipeline_.declares_dead_letter_queue())
+                                publisher_->ensure_queue(pipeline_.dead_letter_routing_key());
+                        }
                         publisher_->publish_confirmed(pipeline_.dead_letter.exchange,
                                                       pipeline_.dead_letter_routing_key(),
                                                       m.delivery, headers);

@@ -230,3 +230,48 @@ TEST_CASE("/api/status escapes names and reports null where nothing is known yet
     CHECK(json.find("\"last_error\":null") != std::string::npos);
     CHECK(json.find("\"ready\":false") != std::string::npos);
 }
+
+TEST_CASE("a reload replaces changed pipelines, keeps unchanged ones and their counters") {
+    auto pipeline = [](const std::string& name, int max_messages) {
+        return "  - name: " + name + "\n    queue: " + name + "\n    table: public." + name +
+               "\n    columns: { id: /id }\n    batch: { max_messages: " +
+               std::to_string(max_messages) + " }\n";
+    };
+    auto config = [](const std::string& pipelines, const std::string& retry = "100") {
+        return "amqp: { urls: [\"amqp://127.0.0.1:1/\"] }\n"
+               "postgres: { url: \"postgresql://127.0.0.1:1/x\" }\n"
+               "retry: { initial_ms: " +
+               retry + " }\npipelines:\n" + pipelines;
+    };
+    Supervisor supervisor(load_config_text(config(pipeline("a", 10) + pipeline("b", 10)), "f"));
+    auto before = supervisor.pipelines();
+    REQUIRE(before.size() == 2);
+
+    SECTION("only the changed pipeline gets new workers; its metrics carry over") {
+        supervisor.reload(load_config_text(config(pipeline("a", 10) + pipeline("b", 20)), "f"));
+        auto after = supervisor.pipelines();
+        REQUIRE(after.size() == 2);
+        CHECK(after[0].workers == before[0].workers);
+        CHECK(after[1].workers != before[1].workers);
+        CHECK(after[1].config->batch.max_messages == 20);
+        CHECK(after[1].metrics == before[1].metrics);
+        // The views taken before the reload still point at live objects.
+        CHECK(before[1].config->batch.max_messages == 10);
+    }
+    SECTION("a pipeline is added and another removed") {
+        supervisor.reload(load_config_text(config(pipeline("a", 10) + pipeline("c", 10)), "f"));
+        auto after = supervisor.pipelines();
+        REQUIRE(after.size() == 2);
+        CHECK(after[0].workers == before[0].workers);
+        CHECK(after[1].config->name == "c");
+    }
+    SECTION("a change of the connection settings restarts every pipeline") {
+        supervisor.reload(
+            load_config_text(config(pipeline("a", 10) + pipeline("b", 10), "200"), "f"));
+        auto after = supervisor.pipelines();
+        REQUIRE(after.size() == 2);
+        CHECK(after[0].workers != before[0].workers);
+        CHECK(after[1].workers != before[1].workers);
+        CHECK(supervisor.config()->retry.initial_ms == 200);
+    }
+}
