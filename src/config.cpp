@@ -635,6 +635,17 @@ std::optional<std::string> read_named_file(const std::string& path, std::string&
         error = "'" + path + "' is a directory, not a file";
         return std::nullopt;
     }
+    if (!S_ISREG(st.st_mode)) {
+        // A FIFO would block the load, /dev/zero would never end.
+        error = "'" + path + "' is not a regular file";
+        return std::nullopt;
+    }
+    // Passwords, certificates and keys are small; a bigger file is a wrong path.
+    constexpr off_t kMaxNamedFile = 1 << 20;
+    if (st.st_size > kMaxNamedFile) {
+        error = "'" + path + "' is larger than 1 MiB: not a password, certificate or key";
+        return std::nullopt;
+    }
     std::ifstream in(path, std::ios::binary);
     std::string content;
     if (in)

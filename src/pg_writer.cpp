@@ -11,7 +11,6 @@
 #include <pqxx/tablewriter>
 
 #include <algorithm>
-#include <regex>
 #include <set>
 
 #include "migration_sql.h"
@@ -86,15 +85,30 @@ WriteError::Kind classify_sqlstate(const std::string& state) {
 }
 
 std::optional<std::size_t> blamed_copy_line(const std::string& message) {
-    // PostgreSQL's CONTEXT line for COPY errors: "COPY orders, line 37, column amount: ..."
-    static const std::regex copy_line(R"(COPY [^\n]*?, line ([0-9]+))");
-    std::smatch m;
-    if (!std::regex_search(message, m, copy_line))
+    // PostgreSQL's CONTEXT line for COPY errors: "CONTEXT:  COPY orders, line 37, column ...".
+    // Scanned by hand (std::regex recurses per character: a 100 KB value would overflow the
+    // stack), and only as a hint: the message text repeats the bad value, which may itself
+    // look like a CONTEXT line, so the worker re-tries a blamed row alone before calling it
+    // poison.
+    static const std::string marker = "CONTEXT:  COPY ";
+    std::size_t at = message.find(marker);
+    if (at == std::string::npos)
         return std::nullopt;
-    std::size_t line = std::stoul(m[1].str());
-    if (line == 0)
+    std::size_t line = message.find(", line ", at + marker.size());
+    std::size_t end_of_line = message.find('\n', at);
+    if (line == std::string::npos || (end_of_line != std::string::npos && line > end_of_line))
         return std::nullopt;
-    return line - 1;
+    std::size_t value = 0;
+    int digits = 0;
+    for (std::size_t i = line + 7; i < message.size() && digits < 10; ++i, ++digits) {
+        char c = message[i];
+        if (c < '0' || c > '9')
+            break;
+        value = value * 10 + static_cast<std::size_t>(c - '0');
+    }
+    if (digits == 0 || value == 0)
+        return std::nullopt;
+    return value - 1;
 }
 
 std::string one_line(std::string text) {

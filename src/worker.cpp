@@ -415,10 +415,12 @@ void Worker::write_isolating(std::vector<std::size_t> indices) {
                     if (batch_[part[j]].target == e.failed_target() && seen++ == *e.failed_row())
                         blamed = j;
             }
-            if (blamed) {
+            if (blamed && part.size() > 1) {
+                // Write the rest without the blamed row, then the blamed row alone: only a row
+                // that fails by itself is poison, so a misread blame costs one transaction,
+                // never a good message.
                 std::size_t culprit = part[*blamed];
-                batch_[culprit].status = Status::poison;
-                batch_[culprit].reason = e.what();
+                parts.push_back({culprit});
                 part.erase(part.begin() + static_cast<std::ptrdiff_t>(*blamed));
                 if (!part.empty())
                     parts.push_back(std::move(part));

@@ -166,6 +166,8 @@ TEST_CASE("a missing or empty password file is an error naming file, line and ke
           std::string::npos);
     CHECK(problems_of(config_text("  password_file: " + dir.path() + "\n", "postgresql://u@db/app"))
               .find("is a directory") != std::string::npos);
+    CHECK(problems_of(config_text("  password_file: /dev/zero\n", "postgresql://u@db/app"))
+              .find("is not a regular file") != std::string::npos);
 }
 
 TEST_CASE("amqp.tls defaults to verifying the broker, and its settings reach every URL") {
