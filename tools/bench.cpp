@@ -34,7 +34,7 @@ constexpr const char* kUsage =
     "  publish   --amqp URL --queues Q[,Q2] --count N [--start 1] [--size 200] [--seed 1]\n"
     "            [--window 2000] [--declare] [--rate R --duration S]   (R msgs/s for S s)\n"
     "  drain     --amqp URL --queue Q --count N [--prefetch 5000] [--ack-every 1000]\n"
-    "            [--consumers 1] [--timeout 600]\n"
+    "            [--consumers 1] [--timeout 600] [--latency]   (publish-to-delivery percentiles)\n"
     "  copy      --pg URL --config YAML --table T --count N [--start 1] [--size 200] [--seed 1]\n"
     "            [--workers 2] [--batch 1000] [--queue Q]   (rows mapped as the daemon maps them)\n"
     "  wait-rows --pg URL --table T --count N [--amqp URL --queue Q] [--pid PID]\n"
@@ -53,7 +53,7 @@ class Args {
             if (key.rfind("--", 0) != 0)
                 throw Usage{"unexpected argument '" + key + "'"};
             key = key.substr(2);
-            if (key == "declare") {
+            if (key == "declare" || key == "latency") {
                 values_[key] = "1";
                 continue;
             }
@@ -241,6 +241,7 @@ int cmd_drain(Args& args) {
     long ack_every = std::max(1L, args.number("ack-every", 1000));
     long consumers = std::max(1L, args.number("consumers", 1));
     double timeout = args.real("timeout", 600);
+    bool latency = args.flag("latency");
     args.check_all_used();
     if (count < 0)
         throw Usage{"drain needs --count"};
@@ -254,6 +255,7 @@ int cmd_drain(Args& args) {
     std::atomic<bool> failed{false};
     std::mutex error_lock;
     std::string error;
+    std::vector<std::vector<std::int64_t>> latencies(static_cast<std::size_t>(consumers));
     auto started = Clock::now();
     auto deadline = started + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(timeout));
@@ -271,6 +273,16 @@ int cmd_drain(Args& args) {
                         continue;
                     last_tag = delivery->delivery_tag;
                     ++received;
+                    if (latency) {
+                        // The broker's share of the end-to-end latency: publish to delivery.
+                        static constexpr std::string_view field = "\"sent_us\":";
+                        auto at = delivery->body.find(field);
+                        if (at != std::string_view::npos)
+                            latencies[static_cast<std::size_t>(c)].push_back(
+                                epoch_micros() -
+                                std::strtoll(delivery->body.data() + at + field.size(), nullptr,
+                                             10));
+                    }
                     if (++mine % ack_every == 0) {
                         session.ack_up_to(last_tag);
                         acked_tag = last_tag;
@@ -294,6 +306,23 @@ int cmd_drain(Args& args) {
     print("drained", static_cast<double>(received.load()));
     print("drain_seconds", elapsed);
     print("drain_rate", elapsed > 0 ? received.load() / elapsed : 0);
+    if (latency) {
+        std::vector<std::int64_t> all;
+        for (const auto& l : latencies)
+            all.insert(all.end(), l.begin(), l.end());
+        std::sort(all.begin(), all.end());
+        // Nearest-rank percentiles, in milliseconds.
+        auto at = [&](double q) {
+            if (all.empty())
+                return 0.0;
+            auto i = static_cast<std::size_t>(q * static_cast<double>(all.size() - 1) + 0.5);
+            return static_cast<double>(all[i]) / 1000.0;
+        };
+        print("broker_latency_count", static_cast<double>(all.size()));
+        print("broker_p50_ms", at(0.5));
+        print("broker_p99_ms", at(0.99));
+        print("broker_max_ms", at(1.0));
+    }
     if (failed) {
         std::fprintf(stderr, "rmq2pg-bench drain: %s\n", error.c_str());
         return 1;

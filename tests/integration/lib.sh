@@ -41,8 +41,12 @@ publish() {
 }
 
 # Ready messages in a queue (unacked ones are not counted by queue.declare passive).
+# A queue that does not exist (yet) holds 0: "<queue>.dead" is declared at the first dead letter.
 queue_ready() {
-    "$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" --stats "$1" | cut -d' ' -f1
+    local stats
+    stats=$("$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" --stats "$1" 2>/dev/null) ||
+        stats=0
+    echo "${stats%% *}"
 }
 
 # Ready + unacked, from the broker itself.
