@@ -13,6 +13,8 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "json_escape.h"
+
 namespace rmq2pg {
 
 using simdjson::ondemand::json_type;
@@ -98,38 +100,6 @@ bool append_epoch(std::string& out, std::string_view number) {
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
     out += buf;
     return true;
-}
-
-void append_json_quoted(std::string& field, std::string_view s) {
-    field += '"';
-    for (char c : s) {
-        switch (c) {
-            case '"':
-                field += "\\\"";
-                break;
-            case '\\':
-                field += "\\\\";
-                break;
-            case '\n':
-                field += "\\n";
-                break;
-            case '\r':
-                field += "\\r";
-                break;
-            case '\t':
-                field += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    field += buf;
-                } else {
-                    field += c;
-                }
-        }
-    }
-    field += '"';
 }
 
 // A PostgreSQL array element: always double-quoted, so commas, braces, spaces and the word
@@ -373,7 +343,7 @@ struct RowMapper::Impl {
     bool render_text(std::string_view text, HeaderValue::Kind kind, TypeCategory category) {
         if (category == TypeCategory::json) {
             if (kind == HeaderValue::Kind::text)
-                append_json_quoted(field, text);
+                append_json_string(field, text);
             else
                 field.append(text);
         } else if (category == TypeCategory::timestamp && kind == HeaderValue::Kind::timestamp) {
