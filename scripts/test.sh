@@ -25,6 +25,7 @@ cmake --build "$build_dir" -j"$(nproc)"
 if [[ -n "$sanitize" ]]; then
     # Fail the test on any sanitizer report, and keep libpq/rabbitmq-c (not instrumented) quiet.
     export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1"
+    export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
     export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
 fi
