@@ -280,6 +280,9 @@ void Worker::flush_batch() {
     rows_.resize(targets.size());
     for (auto& rows : rows_)
         rows.clear();
+    // Rows are counted, not inferred from an empty buffer: a row can be empty (one text column
+    // holding ""), and it still needs its separator.
+    std::vector<std::size_t> row_count(targets.size(), 0);
     for (auto& m : batch_) {
         if (pipeline_.max_redeliveries > 0) {
             // Quorum queues count deliveries themselves.
@@ -305,11 +308,11 @@ void Worker::flush_batch() {
             continue;
         }
         std::string& rows = rows_[m.target];
-        if (!rows.empty())
+        if (row_count[m.target] > 0)
             rows += '\n';
         std::size_t offset = rows.size();
         if (auto error = mappers_[m.target].append_row(m.delivery, rows)) {
-            if (offset > 0)
+            if (row_count[m.target] > 0)
                 rows.pop_back();
             m.status = Status::poison;
             m.reason = *error;
@@ -318,6 +321,7 @@ void Worker::flush_batch() {
         m.row_offset = offset;
         m.row_length = rows.size() - offset;
         m.mapped = true;
+        ++row_count[m.target];
     }
     write_pending();
     settle_poison();
@@ -386,15 +390,17 @@ void Worker::write_isolating(std::vector<std::size_t> indices) {
         if (!everything) {
             for (auto& subset : subsets_)
                 subset.clear();
-            for (std::size_t i : part) {
+        }
+        for (std::size_t i : part) {
+            TargetRows& write_part = write_parts[batch_[i].target];
+            if (!everything) {
                 std::string& subset = subsets_[batch_[i].target];
-                if (!subset.empty())
+                if (write_part.count > 0)
                     subset += '\n';
                 subset.append(rows_[batch_[i].target], batch_[i].row_offset, batch_[i].row_length);
             }
+            write_part.count++;
         }
-        for (std::size_t i : part)
-            write_parts[batch_[i].target].count++;
         for (std::size_t t = 0; t < rows_.size(); ++t)
             write_parts[t].rows = everything ? &rows_[t] : &subsets_[t];
         try {
