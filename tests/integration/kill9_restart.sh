@@ -5,12 +5,18 @@ source "$(dirname "$0")/lib.sh"
 N=20000
 create_orders_table "$TABLE"
 write_config "$WORK/rmq2pg.yaml" ignore 2
-publish --queue "$QUEUE" --declare-queue --generate orders --count $N
+publish --queue "$QUEUE" --declare-queue --generate orders --count 0
+# Published at a steady rate while the daemon runs, so the kill lands mid-stream however fast
+# the daemon drains.
+"$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" --queue "$QUEUE" \
+    --generate orders --count $N --rate 5000 >/dev/null 2>"$WORK/publisher.log" &
+publisher=$!
 start_daemon "$WORK/rmq2pg.yaml"
 wait_until 60 "some rows" rows_at_least "$TABLE" 3000
 kill -9 "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null || true
 DAEMON_PID=""
+wait "$publisher" || fail "publisher failed: $(cat "$WORK/publisher.log")"
 # The broker requeues the dead connection's unacked messages; once it has, every message is
 # either a row or back in the queue (both, for ones committed but not yet acked).
 rows=$(row_count "$TABLE")

@@ -2,7 +2,7 @@
 # SIGTERM under load: exit 0 within shutdown_timeout_ms, every acked message has its row, the
 # rest are still in the queue (mode insert: a duplicate would show as rows + ready > N).
 source "$(dirname "$0")/lib.sh"
-N=30000
+N=60000
 create_orders_table "$TABLE" ""
 write_config "$WORK/rmq2pg.yaml" insert 2
 publish --queue "$QUEUE" --declare-queue --generate orders --count $N
