@@ -11,6 +11,7 @@ usage: scripts/bench.sh [options]
   --workers W           daemon workers (default 2)
   --batch M             batch max_messages (default 1000)
   --max-delay-ms D      batch max_delay_ms (default 50)
+  --max-bytes B         batch max_bytes (default 4194304, the daemon's default)
   --prefetch P          daemon prefetch per worker (default 10000)
   --mode M              insert | ignore | upsert (default insert)
   --size BYTES          message body size (default 200)
@@ -34,7 +35,7 @@ EOF
 
 source_dir=${RMQ2PG_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 build_dir=${RMQ2PG_BUILD_DIR:-$source_dir/build}
-n=200000 workers=2 batch=1000 max_delay_ms=50 prefetch=10000 mode=insert size=200
+n=200000 workers=2 batch=1000 max_delay_ms=50 max_bytes=4194304 prefetch=10000 mode=insert size=200
 latency_seconds=30 latency_rate="" latency_fraction=0.5 drain_consumers=1 ceilings=1 smoke=0
 keep=0 results="" label="" perf_file="" daemon_prefix="" step_timeout=900
 while (($#)); do
@@ -43,6 +44,7 @@ while (($#)); do
         --workers) workers=$2; shift ;;
         --batch) batch=$2; shift ;;
         --max-delay-ms) max_delay_ms=$2; shift ;;
+        --max-bytes) max_bytes=$2; shift ;;
         --prefetch) prefetch=$2; shift ;;
         --mode) mode=$2; shift ;;
         --size) size=$2; shift ;;
@@ -158,7 +160,8 @@ cpu_begin() {
     cpu_at[broker]=$(ticks "$broker_pid") cpu_at[pg]=$(ticks "$pg_pid" children) cpu_at[own]=$(ticks $$)
     cpu_at[machine]=$(machine_ticks) cpu_at[t]=$(date +%s.%N)
 }
-# cpu_end PHASE [DAEMON_CPU_SECONDS]: "cores used" (CPU seconds / wall seconds) per party;
+# cpu_end PHASE [DAEMON_CPU_SECONDS [MESSAGES]]: "cores used" (CPU seconds / wall seconds) per
+# party, and the broker's CPU per message when MESSAGES is given;
 # "tools" is this script's finished children (rmq2pg-bench, psql), "others" the rest of the
 # machine: load that is not ours and makes the run's figures suspect.
 declare -A cpu_line=() cpu_others=()
@@ -168,10 +171,11 @@ cpu_end() {
     t=$(date +%s.%N)
     cpu_line[$1]=$(awk -v b=$((b - cpu_at[broker])) -v p=$((p - cpu_at[pg])) -v m=$((m - cpu_at[machine])) \
         -v o=$((o - cpu_at[own])) -v w="$(awk -v a="$t" -v z="${cpu_at[t]}" 'BEGIN { print a - z }')" \
-        -v hz="$clk_tck" -v d="${2:-0}" 'BEGIN {
+        -v hz="$clk_tck" -v d="${2:-0}" -v n="${3:-0}" 'BEGIN {
             others = m / hz / w - b / hz / w - p / hz / w - o / hz / w - d / w
-            printf "RabbitMQ %.2f, PostgreSQL %.2f, rmq2pg %.2f, tools %.2f, others %.2f (machine %.2f of %d)",
-                b / hz / w, p / hz / w, d / w, o / hz / w, others < 0 ? 0 : others, m / hz / w, '"$(nproc)"' }')
+            printf "RabbitMQ %.2f%s, PostgreSQL %.2f, rmq2pg %.2f, tools %.2f, others %.2f (machine %.2f of %d)",
+                b / hz / w, (n > 0 ? sprintf(" (%.1f µs/msg)", b / hz / n * 1e6) : ""), p / hz / w,
+                d / w, o / hz / w, (others < 0 ? 0 : others), m / hz / w, '"$(nproc)"' }')
     cpu_others[$1]=$(sed -E 's/.*others ([0-9.]+).*/\1/' <<<"${cpu_line[$1]}")
 }
 
@@ -197,7 +201,7 @@ pipelines:
     queue: $queue
     workers: $workers
     prefetch: $prefetch
-    batch: { max_messages: $batch, max_bytes: 67108864, max_delay_ms: $max_delay_ms }
+    batch: { max_messages: $batch, max_bytes: $max_bytes, max_delay_ms: $max_delay_ms }
     table: public.$table
     mode: $mode
     key: [id]
@@ -227,13 +231,15 @@ publish_rate=${fig[publish_rate]}
 log "published $n x ${fig[body_bytes]} B to $queues at $publish_rate msgs/s"
 
 # 2. The ceilings.
+drain_rate=""
 if ((ceilings)); then
     cpu_begin
     step "$bench" drain --amqp "$amqp_url" --queue "$drain_queue" --count "$n" \
         --prefetch 5000 --ack-every 1000 --consumers "$drain_consumers" || fail "drain"
     ((fig[drained] == n)) || fail "drained ${fig[drained]} of $n"
-    cpu_end drain
-    log "drain ceiling: ${fig[drain_rate]} msgs/s (cores: ${cpu_line[drain]})"
+    cpu_end drain 0 "$n"
+    drain_rate=${fig[drain_rate]}
+    log "drain ceiling: $drain_rate msgs/s (cores: ${cpu_line[drain]})"
     cpu_begin
     step "$bench" copy --pg "$pg_url" --config "$work/rmq2pg.yaml" --table "$copy_table" \
         --count "$n" --size "$size" --workers "$workers" --batch "$batch" || fail "copy"
@@ -261,8 +267,8 @@ if [[ -n "$perf_pid" ]]; then
     wait "$perf_pid" || true
     perf_pid=""
 fi
-e2e_rate=${fig[rate]}
-cpu_end daemon "${fig[cpu_seconds]}"
+e2e_rate=${fig[rate]} e2e_elapsed=${fig[elapsed]}
+cpu_end daemon "${fig[cpu_seconds]}" "$n"
 log "rmq2pg: $n rows in ${fig[elapsed]} s = $e2e_rate msgs/s, ${fig[cpu_us_per_msg]} µs CPU/msg," \
     "VmHWM ${fig[vm_hwm_kib]} KiB"
 
@@ -271,7 +277,7 @@ latency_count=0
 if [[ $latency_seconds != 0 ]]; then
     if [[ -z "$latency_rate" ]]; then
         ceiling=$e2e_rate
-        ((ceilings)) && ceiling=$(awk -v a="${fig[drain_rate]}" -v b="${fig[copy_rate]}" \
+        ((ceilings)) && ceiling=$(awk -v a="$drain_rate" -v b="${fig[copy_rate]}" \
             'BEGIN { print (a < b ? a : b) }')
         latency_rate=$(awk -v c="$ceiling" -v f="$latency_fraction" 'BEGIN { printf "%d", c * f }')
     fi
@@ -291,7 +297,9 @@ if [[ $latency_seconds != 0 ]]; then
             --size "$size" --rate "$latency_rate" --duration "$latency_seconds" ||
             fail "broker latency publish"
         wait "$drain_pid" || fail "broker latency consumer"
-        while read -r k v; do [[ -n "$k" ]] && fig[$k]=$v; done <"$work/broker_latency.out"
+        while read -r k v; do
+            [[ $k == broker_* ]] && fig[$k]=$v
+        done <"$work/broker_latency.out"
         ((fig[broker_latency_count] == expected)) ||
             fail "broker latency: ${fig[broker_latency_count]} of $expected messages"
         log "broker-only latency at $latency_rate msgs/s: p50 ${fig[broker_p50_ms]} ms," \
@@ -302,7 +310,7 @@ if [[ $latency_seconds != 0 ]]; then
         --size "$size" --rate "$latency_rate" --duration "$latency_seconds" ||
         fail "latency publish"
     latency_count=${fig[published]}
-    cpu_end latency
+    cpu_end latency 0 "$latency_count"
     step "$bench" wait-rows --pg "$pg_url" --table "$table" --count $((n + latency_count)) \
         --timeout "$step_timeout" || fail "latency rows ${fig[rows]:-?} of $((n + latency_count))"
     read -r lat_n lat_p50 lat_p99 lat_max < <(sql "
@@ -339,23 +347,23 @@ cpu_us=$(awk -v c="${fig[cpu_us_per_msg]}" 'BEGIN { printf "%.2f", c }')
 {
     echo
     echo "rmq2pg benchmark: N=$n, body ${fig[body_bytes]} B, workers $workers, batch $batch," \
-        "max_delay_ms $max_delay_ms, prefetch $prefetch, mode $mode"
+        "max_delay_ms $max_delay_ms, max_bytes $max_bytes, prefetch $prefetch, mode $mode"
     printf '%-44s %12s  %s\n' "measurement" "msgs/s" "notes"
     printf '%-44s %12s  %s\n' "publish, persistent, confirms" "$(human "$publish_rate")" \
         "each message to $(tr ',' '\n' <<<"$queues" | wc -l) queue(s)"
     if ((ceilings)); then
         printf '%-44s %12s  %s\n' "drain ceiling ($drain_consumers consumer, prefetch 5000)" \
-            "$(human "${fig[drain_rate]}")" "ack multiple every 1000"
+            "$(human "$drain_rate")" "ack multiple every 1000"
         printf '%-44s %12s  %s\n' "COPY ceiling ($workers conns x $batch rows/tx)" \
             "$(human "${fig[copy_rate]}")" "daemon's own row mapper and table shape"
         printf '%-44s %12s  %s\n' "COPY, one transaction (reference)" \
             "$(human "${fig[copy1_rate]}")" ""
     fi
     printf '%-44s %12s  %s\n' "rmq2pg end-to-end" "$(human "$e2e_rate")" \
-        "$n rows in $(awk -v e="${fig[elapsed]}" 'BEGIN { printf "%.2f", e }') s from daemon start"
+        "$n rows in $(awk -v e="$e2e_elapsed" 'BEGIN { printf "%.2f", e }') s from daemon start"
     if ((ceilings)); then
         printf '%-44s %12s  %s\n' "  ratio rmq2pg / drain ceiling" \
-            "$(ratio "$e2e_rate" "${fig[drain_rate]}")" "target >= 0.9"
+            "$(ratio "$e2e_rate" "$drain_rate")" "target >= 0.9"
         printf '%-44s %12s  %s\n' "  ratio rmq2pg / COPY ceiling" \
             "$(ratio "$e2e_rate" "${fig[copy_rate]}")" ""
     fi
@@ -388,9 +396,9 @@ if [[ -n "$results" ]]; then
         e2e_rate e2e_over_drain e2e_over_copy cpu_us_per_msg hwm_mib latency_rate p50_ms p99_ms
         max_ms broker_p50_ms broker_p99_ms broker_max_ms others_daemon)
     values=("${label:-run}" "$n" "${fig[body_bytes]}" "$workers" "$batch" "$prefetch" "$mode"
-        "$(human "$publish_rate")" "$(human "${fig[drain_rate]:-0}")"
+        "$(human "$publish_rate")" "$(human "${drain_rate:-0}")"
         "$(human "${fig[copy_rate]:-0}")" "$(human "${fig[copy1_rate]:-0}")" "$(human "$e2e_rate")"
-        "$(ratio "$e2e_rate" "${fig[drain_rate]:-0}")" "$(ratio "$e2e_rate" "${fig[copy_rate]:-0}")"
+        "$(ratio "$e2e_rate" "${drain_rate:-0}")" "$(ratio "$e2e_rate" "${fig[copy_rate]:-0}")"
         "$cpu_us" "$hwm_mib" "${latency_rate:--}" "${lat_p50:--}" "${lat_p99:--}" "${lat_max:--}"
         "${fig[broker_p50_ms]:--}" "${fig[broker_p99_ms]:--}" "${fig[broker_max_ms]:--}"
         "${cpu_others[daemon]:--}")
