@@ -14,6 +14,8 @@ usage: scripts/bench.sh [options]
   --max-bytes B         batch max_bytes (default 4194304, the daemon's default)
   --prefetch P          daemon prefetch per worker (default 10000)
   --mode M              insert | ignore | upsert (default insert)
+  --dedupe SOURCE       the pipeline's dedupe (message_id or a JSON Pointer; needs --migrate,
+                        which this script runs)
   --size BYTES          message body size (default 200)
   --latency-seconds S   paced latency test length (default 30; 0 skips it)
   --latency-rate R      offered load in msgs/s (default: fraction x min(drain, COPY) ceiling)
@@ -37,7 +39,7 @@ source_dir=${RMQ2PG_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 build_dir=${RMQ2PG_BUILD_DIR:-$source_dir/build}
 n=200000 workers=2 batch=1000 max_delay_ms=50 max_bytes=4194304 prefetch=10000 mode=insert size=200
 latency_seconds=30 latency_rate="" latency_fraction=0.5 drain_consumers=1 ceilings=1 smoke=0
-keep=0 results="" label="" perf_file="" daemon_prefix="" step_timeout=900
+dedupe="" keep=0 results="" label="" perf_file="" daemon_prefix="" step_timeout=900
 while (($#)); do
     case $1 in
         --n) n=$2; shift ;;
@@ -47,6 +49,7 @@ while (($#)); do
         --max-bytes) max_bytes=$2; shift ;;
         --prefetch) prefetch=$2; shift ;;
         --mode) mode=$2; shift ;;
+        --dedupe) dedupe=$2; shift ;;
         --size) size=$2; shift ;;
         --latency-seconds) latency_seconds=$2; shift ;;
         --latency-rate) latency_rate=$2; shift ;;
@@ -68,7 +71,18 @@ while (($#)); do
 done
 [[ $mode =~ ^(insert|ignore|upsert)$ ]] || { echo "bench: bad --mode $mode" >&2; exit 64; }
 
+# From a fresh clone: packages and build first (skipped when the binaries exist), then the
+# private servers, started here only if they are not running, and stopped again at the end.
+if [[ ! -x "$build_dir/rmq2pg" || ! -x "$build_dir/rmq2pg-bench" ]]; then
+    "$source_dir/scripts/deps.sh"
+    BUILD_DIR=$build_dir "$source_dir/scripts/build.sh"
+fi
+started_servers=0
 if [[ -z "${RMQ2PG_TEST_AMQP_URL:-}" || -z "${RMQ2PG_TEST_PG_URL:-}" ]]; then
+    if ! "$source_dir/scripts/servers.sh" status >/dev/null 2>&1; then
+        "$source_dir/scripts/servers.sh" start >&2
+        started_servers=1
+    fi
     eval "$("$source_dir/scripts/servers.sh" env)"
 fi
 amqp_url=$RMQ2PG_TEST_AMQP_URL
@@ -123,10 +137,14 @@ cleanup() {
         kill -9 "$daemon_pid" 2>/dev/null || true
     fi
     sql "DROP TABLE IF EXISTS \"$table\", \"$copy_table\"" 2>/dev/null || true
+    if [[ -n "$dedupe" ]]; then
+        sql "DELETE FROM rmq2pg_state.inbox WHERE pipeline = '$id'" 2>/dev/null || true
+    fi
     for q in "$queue" "$drain_queue" "$queue.dead"; do
         "$source_dir/scripts/servers.sh" rabbitmqctl delete_queue -q "$q" >/dev/null 2>&1 || true
     done
     if ((status == 0 && !keep)); then rm -rf "$work"; else log "work dir kept: $work"; fi
+    if ((started_servers)); then "$source_dir/scripts/servers.sh" stop >&2 || true; fi
 }
 trap cleanup EXIT
 
@@ -197,7 +215,7 @@ shutdown_timeout_ms: 10000
 log: { level: info }
 retry: { initial_ms: 100, max_ms: 1000 }
 pipelines:
-  - name: bench
+  - name: $id
     queue: $queue
     workers: $workers
     prefetch: $prefetch
@@ -205,6 +223,7 @@ pipelines:
     table: public.$table
     mode: $mode
     key: [id]
+${dedupe:+    dedupe: $dedupe}
     columns:
       id: /id
       account: /account
@@ -214,13 +233,16 @@ pipelines:
       routing_key: \$routing_key
       message_id: \$message_id
 YAML
+if [[ -n "$dedupe" ]]; then
+    "$daemon" --migrate --config "$work/rmq2pg.yaml" >>"$daemon_log" 2>&1 || fail "rmq2pg --migrate"
+fi
 
 create_table "$table"
 create_table "$copy_table"
 # Runs start from a clean checkpoint, so a checkpoint left over from earlier work does not land in
 # the middle of this one (superuser only; skipped otherwise).
 sql "CHECKPOINT" 2>/dev/null || true
-log "N=$n size=${size}B workers=$workers batch=$batch prefetch=$prefetch mode=$mode (work $work)"
+log "N=$n size=${size}B workers=$workers batch=$batch prefetch=$prefetch mode=$mode${dedupe:+ dedupe=$dedupe} (work $work)"
 
 # 1. The backlog, with confirms; the drain queue gets the very same messages.
 queues=$queue
@@ -242,7 +264,8 @@ if ((ceilings)); then
     log "drain ceiling: $drain_rate msgs/s (cores: ${cpu_line[drain]})"
     cpu_begin
     step "$bench" copy --pg "$pg_url" --config "$work/rmq2pg.yaml" --table "$copy_table" \
-        --count "$n" --size "$size" --workers "$workers" --batch "$batch" || fail "copy"
+        --count "$n" --size "$size" --workers "$workers" --batch "$batch" \
+        --max-bytes "$max_bytes" || fail "copy"
     ((fig[copy_rows] == n && fig[copy1_rows] == n)) || fail "COPY wrote ${fig[copy_rows]} rows"
     cpu_end copy
     log "COPY ceiling: ${fig[copy_rate]} msgs/s ($workers conns x $batch rows/tx)," \
@@ -281,16 +304,17 @@ if [[ $latency_seconds != 0 ]]; then
             'BEGIN { print (a < b ? a : b) }')
         latency_rate=$(awk -v c="$ceiling" -v f="$latency_fraction" 'BEGIN { printf "%d", c * f }')
     fi
-    # The broker's own share first: the same paced load through the drain queue to a consumer
-    # that only acks, publish-to-delivery percentiles measured by the consumer.
+    # The broker's own share first: the same paced load through the drain queue to as many
+    # consumers as the daemon has workers, which only ack; publish-to-delivery percentiles.
     if ((ceilings)); then
         expected=$(awk -v r="$latency_rate" -v d="$latency_seconds" 'BEGIN { printf "%d", r * d }')
         timeout --kill-after=10 "$step_timeout" "$bench" drain --amqp "$amqp_url" \
-            --queue "$drain_queue" --count "$expected" --latency >"$work/broker_latency.out" &
+            --queue "$drain_queue" --count "$expected" --consumers "$workers" --latency \
+            >"$work/broker_latency.out" &
         drain_pid=$!
         for _ in $(seq 100); do
             [[ $("$build_dir/rmq2pg-publish" --url "$amqp_url" --stats "$drain_queue" |
-                cut -d' ' -f2) == 1 ]] && break
+                cut -d' ' -f2) == "$workers" ]] && break
             sleep 0.1
         done
         step "$bench" publish --amqp "$amqp_url" --queues "$drain_queue" --start $((n + 1)) \
@@ -306,11 +330,13 @@ if [[ $latency_seconds != 0 ]]; then
             "p99 ${fig[broker_p99_ms]} ms, max ${fig[broker_max_ms]} ms"
     fi
     cpu_begin
+    daemon_ticks=$(ticks "$daemon_pid")
     step "$bench" publish --amqp "$amqp_url" --queues "$queue" --start $((n + 1)) \
         --size "$size" --rate "$latency_rate" --duration "$latency_seconds" ||
         fail "latency publish"
     latency_count=${fig[published]}
-    cpu_end latency 0 "$latency_count"
+    cpu_end latency "$(awk -v t=$(($(ticks "$daemon_pid") - daemon_ticks)) -v hz="$clk_tck" \
+        'BEGIN { print t / hz }')" "$latency_count"
     step "$bench" wait-rows --pg "$pg_url" --table "$table" --count $((n + latency_count)) \
         --timeout "$step_timeout" || fail "latency rows ${fig[rows]:-?} of $((n + latency_count))"
     read -r lat_n lat_p50 lat_p99 lat_max < <(sql "
@@ -322,6 +348,26 @@ if [[ $latency_seconds != 0 ]]; then
                        AS us FROM \"$table\" WHERE id > $n) l" | tr '|' ' ')
     ((lat_n == latency_count)) || fail "latency rows $lat_n, published $latency_count"
     log "latency at $latency_rate msgs/s: p50 $lat_p50 ms, p99 $lat_p99 ms, max $lat_max ms"
+    # Where the time goes, per batch (rows of one transaction share xmin): how long the batch
+    # collected (first to last publish), how long after its last publish its COPY began
+    # (delivery + batch close + waiting for the worker's previous write), and the COPY itself.
+    read -r b_count b_rows b_span50 b_span99 b_start50 b_start99 b_copy50 b_copy99 < <(sql "
+        WITH b AS (
+            SELECT count(*) AS n,
+                   (max((payload->>'sent_us')::bigint) - min((payload->>'sent_us')::bigint))
+                       / 1000.0 AS span,
+                   (extract(epoch FROM min(received_at)) * 1000000
+                       - max((payload->>'sent_us')::bigint)) / 1000.0 AS start,
+                   extract(epoch FROM max(received_at) - min(received_at)) * 1000 AS copy
+              FROM \"$table\" WHERE id > $n GROUP BY xmin::text)
+        SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY n)),
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY span)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY span)::numeric, 1),
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY start)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY start)::numeric, 1),
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY copy)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY copy)::numeric, 1) FROM b" |
+        tr '|' ' ')
 fi
 
 # 5. Stop, then check the counts: everything exactly once, nothing left in the queue.
@@ -347,15 +393,15 @@ cpu_us=$(awk -v c="${fig[cpu_us_per_msg]}" 'BEGIN { printf "%.2f", c }')
 {
     echo
     echo "rmq2pg benchmark: N=$n, body ${fig[body_bytes]} B, workers $workers, batch $batch," \
-        "max_delay_ms $max_delay_ms, max_bytes $max_bytes, prefetch $prefetch, mode $mode"
+        "max_delay_ms $max_delay_ms, max_bytes $max_bytes, prefetch $prefetch, mode $mode${dedupe:+, dedupe $dedupe}"
     printf '%-44s %12s  %s\n' "measurement" "msgs/s" "notes"
     printf '%-44s %12s  %s\n' "publish, persistent, confirms" "$(human "$publish_rate")" \
         "each message to $(tr ',' '\n' <<<"$queues" | wc -l) queue(s)"
     if ((ceilings)); then
         printf '%-44s %12s  %s\n' "drain ceiling ($drain_consumers consumer, prefetch 5000)" \
             "$(human "$drain_rate")" "ack multiple every 1000"
-        printf '%-44s %12s  %s\n' "COPY ceiling ($workers conns x $batch rows/tx)" \
-            "$(human "${fig[copy_rate]}")" "daemon's own row mapper and table shape"
+        printf '%-44s %12s  %s\n' "COPY ceiling ($workers conns, $batch rows/tx)" \
+            "$(human "${fig[copy_rate]}")" "daemon's row mapper; chunks close like batches"
         printf '%-44s %12s  %s\n' "COPY, one transaction (reference)" \
             "$(human "${fig[copy1_rate]}")" ""
     fi
@@ -372,10 +418,12 @@ cpu_us=$(awk -v c="${fig[cpu_us_per_msg]}" 'BEGIN { printf "%.2f", c }')
     if ((latency_count > 0)); then
         printf '%-44s %12s  %s\n' "latency p99 at $latency_rate msgs/s for ${latency_seconds} s" \
             "$lat_p99 ms" "p50 $lat_p50 ms, max $lat_max ms; target p99 <= $((max_delay_ms + 20)) ms"
+        printf '%-44s %12s  %s\n' "  per batch ($b_count, median $b_rows rows)" "p50 / p99" \
+            "collecting $b_span50 / $b_span99 ms, last publish to COPY start $b_start50 / $b_start99 ms, COPY $b_copy50 / $b_copy99 ms"
         if [[ -n "${fig[broker_p99_ms]:-}" ]]; then
             printf '%-44s %12s  %s\n' "  broker alone (publish -> delivery), p99" \
                 "$(awk -v v="${fig[broker_p99_ms]}" 'BEGIN { printf "%.1f", v }') ms" \
-                "p50 $(awk -v v="${fig[broker_p50_ms]}" 'BEGIN { printf "%.1f", v }') ms, max $(awk -v v="${fig[broker_max_ms]}" 'BEGIN { printf "%.1f", v }') ms; same load, consumer only acks"
+                "p50 $(awk -v v="${fig[broker_p50_ms]}" 'BEGIN { printf "%.1f", v }') ms, max $(awk -v v="${fig[broker_max_ms]}" 'BEGIN { printf "%.1f", v }') ms; same load, $workers consumers that only ack"
         fi
     fi
     echo "cores used (CPU s / wall s):"

@@ -780,12 +780,21 @@ void AmqpSession::wait_for_confirms() {
         throw AmqpError(AmqpError::Kind::publish, "a published message was unroutable");
 }
 
-bool AmqpSession::await_confirms(std::uint64_t seq, const std::string& what) {
+std::uint64_t AmqpSession::collect_confirms() {
+    if (next_publish_seq_ > 1 &&
+        await_confirms(next_publish_seq_ - 1, "the published messages", /*block=*/false))
+        throw AmqpError(AmqpError::Kind::publish, "a published message was unroutable");
+    return next_publish_seq_ - 1 - confirmed_up_to_;
+}
+
+bool AmqpSession::await_confirms(std::uint64_t seq, const std::string& what, bool block) {
     bool returned = false;
     while (confirmed_up_to_ < seq) {
         amqp_frame_t frame;
-        timeval timeout{kRpcTimeoutS, 0};
+        timeval timeout{block ? kRpcTimeoutS : 0, 0};
         int status = amqp_simple_wait_frame_noblock(connection_->state, &frame, &timeout);
+        if (status == AMQP_STATUS_TIMEOUT && !block)
+            break;
         if (status != AMQP_STATUS_OK) {
             connection_->logged_in = false;
             throw AmqpError(AmqpError::Kind::connection, "waiting for the publisher confirm of " +

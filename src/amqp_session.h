@@ -92,6 +92,9 @@ class AmqpSession {
     void publish(const std::string& exchange, const std::string& routing_key,
                  const OutgoingMessage& message);
     void wait_for_confirms();
+    // Reads the confirms that have already arrived, without waiting (a paced publisher keeps its
+    // schedule instead of stalling on a round trip); returns how many publishes are unconfirmed.
+    std::uint64_t collect_confirms();
 
     bool blocked() const { return blocked_; }
 
@@ -101,8 +104,9 @@ class AmqpSession {
     void check_reply(const ::amqp_rpc_reply_t_& reply, const char* operation);
     void handle_unexpected_frame();
     void enable_confirms();
-    // Reads frames until every publish up to `seq` is confirmed; true if any came back unroutable.
-    bool await_confirms(std::uint64_t seq, const std::string& what);
+    // Reads frames until every publish up to `seq` is confirmed (or, with `block` false, until no
+    // frame is waiting); true if any came back unroutable.
+    bool await_confirms(std::uint64_t seq, const std::string& what, bool block = true);
 
     std::unique_ptr<Connection> connection_;
     std::string description_;  // host:port/vhost, no credentials
