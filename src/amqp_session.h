@@ -19,6 +19,7 @@
 #include "delivery.h"
 
 struct amqp_rpc_reply_t_;  // rabbitmq-c, kept out of this header
+struct amqp_frame_t_;
 
 namespace rmq2pg {
 
@@ -102,7 +103,8 @@ class AmqpSession {
     struct Connection;
     void check_rpc(const char* operation);
     void check_reply(const ::amqp_rpc_reply_t_& reply, const char* operation);
-    void handle_unexpected_frame();
+    void handle_frame(const ::amqp_frame_t_& frame);
+    void read_content_frame(std::uint16_t channel, ::amqp_frame_t_& frame, const char* what);
     void enable_confirms();
     // Reads frames until every publish up to `seq` is confirmed (or, with `block` false, until no
     // frame is waiting); true if any came back unroutable.

@@ -7,6 +7,10 @@
 
 #include <simdjson.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -19,32 +23,57 @@ namespace rmq2pg {
 
 using simdjson::ondemand::json_type;
 
+namespace {
+
+// The position of the first byte COPY text needs escaped (backslash, tab, newline, carriage
+// return) at or after `i`, or `n`. Bodies rarely hold one, and scanning them a byte at a time was
+// the largest single cost per message in the profile; SSE2 (every x86-64) checks 16 at once.
+std::size_t next_copy_special(const char* p, std::size_t i, std::size_t n) {
+#if defined(__SSE2__)
+    const __m128i backslash = _mm_set1_epi8('\\'), tab = _mm_set1_epi8('\t');
+    const __m128i newline = _mm_set1_epi8('\n'), carriage = _mm_set1_epi8('\r');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        __m128i hits =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, backslash), _mm_cmpeq_epi8(v, tab)),
+                         _mm_or_si128(_mm_cmpeq_epi8(v, newline), _mm_cmpeq_epi8(v, carriage)));
+        if (int mask = _mm_movemask_epi8(hits))
+            return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+    }
+#endif
+    for (; i < n; ++i)
+        if (p[i] == '\\' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')
+            return i;
+    return n;
+}
+
+}  // namespace
+
 void append_copy_escaped(std::string& out, std::string_view value) {
+    const char* p = value.data();
+    const std::size_t n = value.size();
     std::size_t start = 0;
-    for (std::size_t i = 0; i < value.size(); ++i) {
-        char replacement;
-        switch (value[i]) {
-            case '\\':
-                replacement = '\\';
-                break;
+    while (true) {
+        std::size_t i = next_copy_special(p, start, n);
+        out.append(p + start, i - start);
+        if (i == n)
+            return;
+        out += '\\';
+        switch (p[i]) {
             case '\t':
-                replacement = 't';
+                out += 't';
                 break;
             case '\n':
-                replacement = 'n';
+                out += 'n';
                 break;
             case '\r':
-                replacement = 'r';
+                out += 'r';
                 break;
             default:
-                continue;
+                out += '\\';
         }
-        out.append(value.data() + start, i - start);
-        out += '\\';
-        out += replacement;
         start = i + 1;
     }
-    out.append(value.data() + start, value.size() - start);
 }
 
 namespace {

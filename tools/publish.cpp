@@ -9,6 +9,8 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "amqp_session.h"
 
@@ -30,7 +32,8 @@ constexpr const char* kUsage =
     "  --stats QUEUE          print '<messages> <consumers>' of QUEUE and exit\n"
     "  --drain QUEUE          consume and ack every message of QUEUE (until 2 s idle), printing\n"
     "                         one line each: the --headers values then the body, tab-separated\n"
-    "  --headers A,B,...      header names --drain prints (missing ones print as '-')\n";
+    "  --headers A,B,...      header names --drain prints (missing ones print as '-')\n"
+    "  --header NAME=VALUE    a string header on every published message (repeatable)\n";
 
 struct Options {
     std::string url, queue, exchange, routing_key, file, generate, prefix = "msg-", stats, drain,
@@ -38,6 +41,7 @@ struct Options {
     long count = 1000, start = 1, seed = 1, pad = 0, window = 2000, rate = 0;
     double poison_percent = 0;
     bool declare = false;
+    std::vector<std::pair<std::string, std::string>> published_headers;
 };
 
 // The kinds of poison the fault tests need: each is refused at a different layer.
@@ -109,7 +113,13 @@ bool parse(int argc, char** argv, Options& o) {
             ok = value(o.drain);
         else if (a == "--headers")
             ok = value(o.headers);
-        else if (a == "--count")
+        else if (a == "--header") {
+            std::string text;
+            ok = value(text) && text.find('=') != std::string::npos && text.find('=') > 0;
+            if (ok)
+                o.published_headers.emplace_back(text.substr(0, text.find('=')),
+                                                 text.substr(text.find('=') + 1));
+        } else if (a == "--count")
             ok = number(o.count);
         else if (a == "--start")
             ok = number(o.start);
@@ -215,6 +225,7 @@ int main(int argc, char** argv) {
             rmq2pg::AmqpSession::OutgoingMessage message;
             message.body = payload;
             message.message_id = message_id;
+            message.headers = o.published_headers;
             message.timestamp = std::chrono::duration_cast<std::chrono::seconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count();

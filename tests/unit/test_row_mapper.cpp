@@ -2,6 +2,7 @@
 // and headers, missing/null/default/required handling, and parser reuse across messages.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -57,7 +58,8 @@ PipelineConfig pipeline_of(const std::vector<Col>& cols) {
     p.name = "test";
     p.queue = "q";
     p.table_name = "t";
-    for (const auto& c : cols) p.columns.push_back(mapping_of(c));
+    for (const auto& c : cols)
+        p.columns.push_back(mapping_of(c));
     return p;
 }
 
@@ -67,7 +69,8 @@ TableSchema table_of(const std::vector<Col>& cols) {
     t.schema = "public";
     t.name = "t";
     t.columns.push_back({"unmapped", "text", TypeCategory::text, false});
-    for (const auto& c : cols) t.columns.push_back({c.name, "sometype", c.category, false});
+    for (const auto& c : cols)
+        t.columns.push_back({c.name, "sometype", c.category, false});
     return t;
 }
 
@@ -80,7 +83,8 @@ RowMapper mapper_of(const std::vector<Col>& cols) {
 std::string row(const std::vector<Col>& cols, const Delivery& d) {
     RowMapper mapper = mapper_of(cols);
     std::string out;
-    if (auto error = mapper.append_row(d, out)) return "ERROR: " + *error;
+    if (auto error = mapper.append_row(d, out))
+        return "ERROR: " + *error;
     return out;
 }
 
@@ -99,12 +103,15 @@ std::string row_error(const std::vector<Col>& cols, std::string_view body) {
     const std::string before = "earlier row\t1\n";
     std::string out = before;
     auto error = mapper.append_row(d, out);
-    if (!error) return "(no error; mapped to: " + out.substr(before.size()) + ")";
+    if (!error)
+        return "(no error; mapped to: " + out.substr(before.size()) + ")";
     CHECK(out == before);
     return *error;
 }
 
-Col text(std::string name, std::string source) { return {std::move(name), std::move(source)}; }
+Col text(std::string name, std::string source) {
+    return {std::move(name), std::move(source)};
+}
 Col typed(std::string name, std::string source, TypeCategory category) {
     return {std::move(name), std::move(source), category};
 }
@@ -114,7 +121,8 @@ using Headers = std::map<std::string, HeaderValue, std::less<>>;
 std::optional<HeaderValue> find_test_header(const void* headers, std::string_view name) {
     const auto& map = *static_cast<const Headers*>(headers);
     auto it = map.find(name);
-    if (it == map.end()) return std::nullopt;
+    if (it == map.end())
+        return std::nullopt;
     return it->second;
 }
 
@@ -144,6 +152,44 @@ TEST_CASE("append_copy_escaped escapes backslash, tab, newline and carriage retu
         std::string s;
         rmq2pg::append_copy_escaped(s, "\\\\\t\t");
         CHECK(s == R"(\\\\\t\t)");
+    }
+    SECTION("every position and length agrees with a byte-at-a-time reference") {
+        // The fast path scans 16 bytes at a time: specials at every offset around those blocks,
+        // and bytes >= 0x80 (negative chars), must come out as the plain loop escapes them.
+        auto reference = [](std::string_view v) {
+            std::string r;
+            for (char c : v) {
+                if (c == '\\')
+                    r += "\\\\";
+                else if (c == '\t')
+                    r += "\\t";
+                else if (c == '\n')
+                    r += "\\n";
+                else if (c == '\r')
+                    r += "\\r";
+                else
+                    r += c;
+            }
+            return r;
+        };
+        const char alphabet[] = {'a', '\\', '\t', '\n', '\r', '\xe9', '\0', 'N', '\x5c'};
+        std::uint64_t state = 42;
+        for (int round = 0; round < 2000; ++round) {
+            state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+            std::size_t length = (state >> 33) % 70;
+            std::string value;
+            for (std::size_t i = 0; i < length; ++i) {
+                state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+                // Mostly plain bytes, so long runs without a special occur too.
+                std::size_t pick = (state >> 33) % 40;
+                value +=
+                    pick < sizeof alphabet ? alphabet[pick] : static_cast<char>('b' + pick % 20);
+            }
+            std::string out;
+            rmq2pg::append_copy_escaped(out, value);
+            INFO("round " << round << " length " << length);
+            REQUIRE(out == reference(value));
+        }
     }
 }
 
@@ -198,8 +244,9 @@ TEST_CASE("booleans become true and false") {
 }
 
 TEST_CASE("JSON pointers reach nested values") {
-    const std::string body = R"({"a":{"b":["x","y",{"c":3}]},"a/b":"slash","m~n":"tilde","":"empty",)"
-                             R"("n":5,"arr":[[1,2],[3]]})";
+    const std::string body =
+        R"({"a":{"b":["x","y",{"c":3}]},"a/b":"slash","m~n":"tilde","":"empty",)"
+        R"("n":5,"arr":[[1,2],[3]]})";
     CHECK(row({text("v", "/a/b/0")}, body) == "x");
     CHECK(row({text("v", "/a/b/1")}, body) == "y");
     CHECK(row({text("v", "/a/b/2/c")}, body) == "3");
@@ -209,7 +256,9 @@ TEST_CASE("JSON pointers reach nested values") {
     CHECK(row({text("v", "/arr/0/1")}, body) == "2");
     CHECK(row({text("v", "/a/b/2")}, body) == R"({"c":3})");
 
-    SECTION("a root array") { CHECK(row({text("v", "/1")}, R"(["p","q"])") == "q"); }
+    SECTION("a root array") {
+        CHECK(row({text("v", "/1")}, R"(["p","q"])") == "q");
+    }
 }
 
 TEST_CASE("a missing field or a JSON null is \\N") {
@@ -219,8 +268,9 @@ TEST_CASE("a missing field or a JSON null is \\N") {
     CHECK(row({text("v", "/a/b/7")}, body) == R"(\N)");  // index past the end
     CHECK(row({text("v", "/a/x")}, body) == R"(\N)");
     CHECK(row({text("a", "/nope"), text("b", "/z"), text("c", "/n")}, body) == "\\N\t\\N\t5");
-    for (TypeCategory category : {TypeCategory::json, TypeCategory::timestamp,
-                                  TypeCategory::boolean, TypeCategory::bytea, TypeCategory::array}) {
+    for (TypeCategory category :
+         {TypeCategory::json, TypeCategory::timestamp, TypeCategory::boolean, TypeCategory::bytea,
+          TypeCategory::array}) {
         INFO("category " << static_cast<int>(category));
         CHECK(row({typed("v", "/z", category)}, body) == R"(\N)");
         CHECK(row({typed("v", "/nope", category)}, body) == R"(\N)");
@@ -273,8 +323,9 @@ TEST_CASE("the default is used when the value is missing or null") {
 }
 
 TEST_CASE("a required value that is missing or null is an error and the buffer is unchanged") {
-    const std::vector<Col> cols = {text("id", "/id"), text("name", "/name"),
-                                   Col{"account", "/account", TypeCategory::text, std::nullopt, true}};
+    const std::vector<Col> cols = {
+        text("id", "/id"), text("name", "/name"),
+        Col{"account", "/account", TypeCategory::text, std::nullopt, true}};
     SECTION("missing") {
         CHECK(row_error(cols, R"({"id":1,"name":"n"})") ==
               "column 'account' is required but /account is missing or null");
@@ -283,17 +334,21 @@ TEST_CASE("a required value that is missing or null is an error and the buffer i
         CHECK(row_error(cols, R"({"id":1,"account":null})") ==
               "column 'account' is required but /account is missing or null");
     }
-    SECTION("present") { CHECK(row(cols, R"({"id":1,"account":"acc"})") == "1\t\\N\tacc"); }
+    SECTION("present") {
+        CHECK(row(cols, R"({"id":1,"account":"acc"})") == "1\t\\N\tacc");
+    }
     SECTION("a required header") {
-        const std::vector<Col> hcols = {Col{"t", "$header.tenant", TypeCategory::text, std::nullopt, true}};
-        CHECK(row_error(hcols, "{}") == "column 't' is required but $header.tenant is missing or null");
+        const std::vector<Col> hcols = {
+            Col{"t", "$header.tenant", TypeCategory::text, std::nullopt, true}};
+        CHECK(row_error(hcols, "{}") ==
+              "column 't' is required but $header.tenant is missing or null");
     }
 }
 
 TEST_CASE("a body that is not JSON is an error and the buffer is unchanged") {
     const std::vector<Col> cols = {text("id", "/id"), text("rk", "$routing_key")};
-    for (const char* body : {"not json", "", "   ", "{\"id\": ", "{\"id\": 1", "{\"id\": \"unterminated}",
-                             "\xff\xfe{}"}) {
+    for (const char* body : {"not json", "", "   ", "{\"id\": ", "{\"id\": 1",
+                             "{\"id\": \"unterminated}", "\xff\xfe{}"}) {
         INFO("body: '" << body << "'");
         auto error = row_error(cols, body);
         CHECK_THAT(error, Catch::Contains("not") && Catch::Contains("JSON"));
@@ -317,8 +372,9 @@ TEST_CASE("a body with a syntax error outside the mapped fields is an error") {
 }
 
 TEST_CASE("a json column gets the value's JSON text") {
-    const std::string body = R"({"s":"abc","q":"a\"b\\c","o":{"x": [1, 2], "y": null},"a":[1, "two", null],)"
-                             R"("n":12.50,"t":true,"z":null,"e":{},"ea":[]})";
+    const std::string body =
+        R"({"s":"abc","q":"a\"b\\c","o":{"x": [1, 2], "y": null},"a":[1, "two", null],)"
+        R"("n":12.50,"t":true,"z":null,"e":{},"ea":[]})";
     auto j = [](const char* pointer) { return typed("j", pointer, TypeCategory::json); };
     CHECK(row({j("/s")}, body) == R"("abc")");
     // The raw JSON token "a\"b\\c", then COPY-escaped (each backslash doubled).
@@ -350,12 +406,15 @@ TEST_CASE("an array column gets a PostgreSQL array literal") {
         CHECK(row({arr("/v")}, R"({"v":["a","b,c","{x}","NULL","q\"uote","back\\slash"]})") ==
               R"({"a","b,c","{x}","NULL","q\\"uote","back\\\\slash"})");
     }
-    SECTION("an empty array is {}") { CHECK(row({arr("/v")}, R"({"v":[]})") == "{}"); }
+    SECTION("an empty array is {}") {
+        CHECK(row({arr("/v")}, R"({"v":[]})") == "{}");
+    }
     SECTION("JSON nulls are NULL") {
         CHECK(row({arr("/v")}, R"({"v":[null,"x",null]})") == R"({NULL,"x",NULL})");
     }
     SECTION("numbers and booleans are bare") {
-        CHECK(row({arr("/v")}, R"({"v":[1, 2.50 ,-3e2,true,false]})") == "{1,2.50,-3e2,true,false}");
+        CHECK(row({arr("/v")}, R"({"v":[1, 2.50 ,-3e2,true,false]})") ==
+              "{1,2.50,-3e2,true,false}");
     }
     SECTION("nested arrays") {
         CHECK(row({arr("/v")}, R"({"v":[[1,2],[3,null]]})") == "{{1,2},{3,NULL}}");
@@ -372,8 +431,7 @@ TEST_CASE("an array column gets a PostgreSQL array literal") {
         CHECK(row({arr("/v")}, R"({"v":"{1,2}"})") == "{1,2}");
     }
     SECTION("the next column still maps after an array") {
-        CHECK(row({arr("/v"), text("w", "/w")}, R"({"v":["a"],"w":"after"})") ==
-              "{\"a\"}\tafter");
+        CHECK(row({arr("/v"), text("w", "/w")}, R"({"v":["a"],"w":"after"})") == "{\"a\"}\tafter");
     }
 }
 
@@ -424,10 +482,18 @@ TEST_CASE("message metadata sources") {
         CHECK(row({text("b", "$body")}, d) == R"({"id":7}\n)");
         CHECK(row({typed("b", "$body", TypeCategory::json)}, d) == R"({"id":7}\n)");
     }
-    SECTION("$routing_key") { CHECK(row({text("rk", "$routing_key")}, d) == "orders.eu"); }
-    SECTION("$exchange, COPY-escaped") { CHECK(row({text("ex", "$exchange")}, d) == R"(ex\tchange)"); }
-    SECTION("$message_id") { CHECK(row({text("m", "$message_id")}, d) == "m-1"); }
-    SECTION("$content_type") { CHECK(row({text("c", "$content_type")}, d) == "application/json"); }
+    SECTION("$routing_key") {
+        CHECK(row({text("rk", "$routing_key")}, d) == "orders.eu");
+    }
+    SECTION("$exchange, COPY-escaped") {
+        CHECK(row({text("ex", "$exchange")}, d) == R"(ex\tchange)");
+    }
+    SECTION("$message_id") {
+        CHECK(row({text("m", "$message_id")}, d) == "m-1");
+    }
+    SECTION("$content_type") {
+        CHECK(row({text("c", "$content_type")}, d) == "application/json");
+    }
     SECTION("$timestamp in a text column is the epoch number") {
         CHECK(row({text("ts", "$timestamp")}, d) == "1700000000");
     }
@@ -443,8 +509,8 @@ TEST_CASE("message metadata sources") {
     SECTION("absent metadata is \\N") {
         Delivery bare;
         bare.body = "{}";
-        CHECK(row({text("m", "$message_id"), text("c", "$content_type"),
-                   text("ts", "$timestamp"), text("h", "$header.x")},
+        CHECK(row({text("m", "$message_id"), text("c", "$content_type"), text("ts", "$timestamp"),
+                   text("h", "$header.x")},
                   bare) == "\\N\t\\N\t\\N\t\\N");
     }
     SECTION("an empty routing key or exchange is an empty string") {
@@ -532,9 +598,10 @@ TEST_CASE("rows appended one after another do not interfere") {
     REQUIRE_FALSE(mapper.append_row(d3, out).has_value());
     out += '\n';
 
-    CHECK(out == "1\t" + std::string(5000, 'x') + "\t{\"deep\":[1,2,3,{\"k\":\"v\"}]}\n"
-                 "2\t\\N\t\\N\n"
-                 "3\tthree\t[]\n");
+    CHECK(out == "1\t" + std::string(5000, 'x') +
+                     "\t{\"deep\":[1,2,3,{\"k\":\"v\"}]}\n"
+                     "2\t\\N\t\\N\n"
+                     "3\tthree\t[]\n");
 
     SECTION("a moved mapper keeps working") {
         RowMapper moved = std::move(mapper);
