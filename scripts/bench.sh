@@ -443,7 +443,7 @@ if [[ -n "$results" ]]; then
     columns=(label n size workers batch prefetch mode publish_rate drain_rate copy_rate copy1_rate
         e2e_rate e2e_over_drain e2e_over_copy cpu_us_per_msg hwm_mib latency_rate p50_ms p99_ms
         max_ms broker_p50_ms broker_p99_ms broker_max_ms others_daemon)
-    values=("${label:-run}" "$n" "${fig[body_bytes]}" "$workers" "$batch" "$prefetch" "$mode"
+    values=("${label:-run}" "$n" "${fig[body_bytes]}" "$workers" "$batch" "$prefetch" "$mode${dedupe:++dedupe}"
         "$(human "$publish_rate")" "$(human "${drain_rate:-0}")"
         "$(human "${fig[copy_rate]:-0}")" "$(human "${fig[copy1_rate]:-0}")" "$(human "$e2e_rate")"
         "$(ratio "$e2e_rate" "${drain_rate:-0}")" "$(ratio "$e2e_rate" "${fig[copy_rate]:-0}")"

@@ -44,13 +44,19 @@ TEST_CASE("a full amqp URL is split into its parts") {
 }
 
 TEST_CASE("the vhost follows the Go and Python clients") {
-    SECTION("no path is the default vhost") { CHECK(parse_ok("amqp://h").vhost == "/"); }
-    SECTION("a lone slash is the default vhost") { CHECK(parse_ok("amqp://h/").vhost == "/"); }
+    SECTION("no path is the default vhost") {
+        CHECK(parse_ok("amqp://h").vhost == "/");
+    }
+    SECTION("a lone slash is the default vhost") {
+        CHECK(parse_ok("amqp://h/").vhost == "/");
+    }
     SECTION("%2f decodes to /") {
         CHECK(parse_ok("amqp://h/%2f").vhost == "/");
         CHECK(parse_ok("amqp://h/%2F").vhost == "/");
     }
-    SECTION("a named vhost") { CHECK(parse_ok("amqp://h/prod").vhost == "prod"); }
+    SECTION("a named vhost") {
+        CHECK(parse_ok("amqp://h/prod").vhost == "prod");
+    }
     SECTION("a percent-encoded slash inside a name") {
         CHECK(parse_ok("amqp://h/team%2fprod").vhost == "team/prod");
     }
@@ -146,8 +152,7 @@ TEST_CASE("the heartbeat query parameter is read") {
               "heartbeat must be a whole number of seconds");
         CHECK(parse_error("amqp://h/?heartbeat=-1") ==
               "heartbeat must be a whole number of seconds");
-        CHECK(parse_error("amqp://h/?heartbeat=") ==
-              "heartbeat must be a whole number of seconds");
+        CHECK(parse_error("amqp://h/?heartbeat=") == "heartbeat must be a whole number of seconds");
     }
     SECTION("any other parameter") {
         CHECK(parse_error("amqp://h/?channel_max=5") ==
@@ -190,11 +195,13 @@ TEST_CASE("mask_url_password replaces passwords and nothing else") {
               "amqp://guest:***@localhost:5672/");
     }
     SECTION("amqps URL with a query") {
-        CHECK(mask_url_password("amqps://u:pw@h/vh?heartbeat=5") == "amqps://u:***@h/vh?heartbeat=5");
+        CHECK(mask_url_password("amqps://u:pw@h/vh?heartbeat=5") ==
+              "amqps://u:***@h/vh?heartbeat=5");
     }
     SECTION("postgresql URL") {
-        CHECK(mask_url_password("postgresql://rmq2pg:pa55@db.example.com:5432/app?sslmode=require") ==
-              "postgresql://rmq2pg:***@db.example.com:5432/app?sslmode=require");
+        CHECK(
+            mask_url_password("postgresql://rmq2pg:pa55@db.example.com:5432/app?sslmode=require") ==
+            "postgresql://rmq2pg:***@db.example.com:5432/app?sslmode=require");
     }
     SECTION("a URL without a path") {
         CHECK(mask_url_password("postgres://u:p@h") == "postgres://u:***@h");

@@ -13,7 +13,8 @@ namespace {
 
 std::vector<milliseconds> take(Backoff& b, int n) {
     std::vector<milliseconds> out;
-    for (int i = 0; i < n; ++i) out.push_back(b.next_delay());
+    for (int i = 0; i < n; ++i)
+        out.push_back(b.next_delay());
     return out;
 }
 
@@ -77,7 +78,8 @@ TEST_CASE("the jitter actually varies the delay") {
     Backoff b(milliseconds(1000), milliseconds(1000), 5);
     auto delays = take(b, 50);
     bool varied = false;
-    for (const auto& d : delays) varied = varied || d != delays.front();
+    for (const auto& d : delays)
+        varied = varied || d != delays.front();
     CHECK(varied);
 }
 
@@ -110,5 +112,6 @@ TEST_CASE("the same seed gives the same sequence") {
 
 TEST_CASE("a zero initial delay stays zero") {
     Backoff b(milliseconds(0), milliseconds(0), 1);
-    for (int i = 0; i < 5; ++i) CHECK(b.next_delay() == milliseconds(0));
+    for (int i = 0; i < 5; ++i)
+        CHECK(b.next_delay() == milliseconds(0));
 }

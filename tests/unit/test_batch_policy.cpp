@@ -7,8 +7,8 @@
 
 using rmq2pg::BatchLimits;
 using rmq2pg::BatchPolicy;
-using std::chrono::milliseconds;
 using std::chrono::microseconds;
+using std::chrono::milliseconds;
 
 namespace {
 

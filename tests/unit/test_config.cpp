@@ -55,15 +55,15 @@ pipelines:
 // four spaces belong to the pipeline, unindented ones are top-level keys.
 std::string minimal_with(std::initializer_list<const char*> extra) {
     std::string out = lines({
-        "amqp:",                  // 1
-        "  urls: [\"amqp://h/\"]",  // 2
-        "postgres:",              // 3
+        "amqp:",                     // 1
+        "  urls: [\"amqp://h/\"]",   // 2
+        "postgres:",                 // 3
         "  url: postgresql://h/db",  // 4
-        "pipelines:",             // 5
-        "  - name: p",            // 6
-        "    queue: q",           // 7
-        "    table: t",           // 8
-        "    columns: {id: /id}",  // 9
+        "pipelines:",                // 5
+        "  - name: p",               // 6
+        "    queue: q",              // 7
+        "    table: t",              // 8
+        "    columns: {id: /id}",    // 9
     });
     for (const char* l : extra) {
         out += l;
@@ -97,7 +97,8 @@ std::vector<std::string> problems_of(const std::string& yaml) {
 
 std::string joined(const std::vector<std::string>& problems) {
     std::string out;
-    for (const auto& p : problems) out += "  " + p + "\n";
+    for (const auto& p : problems)
+        out += "  " + p + "\n";
     return out;
 }
 
@@ -396,7 +397,8 @@ TEST_CASE("each malformed config is rejected with its own error line") {
          "startup_timeout_s: expected a whole number, got a mapping", 10},
         {"negative startup_timeout_s", minimal_with({"startup_timeout_s: -1"}),
          "startup_timeout_s: value -1 is out of range 0..86400", 10},
-        {"a number too large for int64", minimal_with({"shutdown_timeout_ms: 99999999999999999999"}),
+        {"a number too large for int64",
+         minimal_with({"shutdown_timeout_ms: 99999999999999999999"}),
          "shutdown_timeout_ms: expected a whole number, got '99999999999999999999'", 10},
 
         // --- amqp ----------------------------------------------------------------------------
@@ -410,7 +412,8 @@ TEST_CASE("each malformed config is rejected with its own error line") {
          "amqp.vhost: unknown key (known keys: urls, ", 3},
         {"amqp.urls is a mapping", std::string("amqp:\n  urls: {a: b}\n") + kAfterAmqp,
          "amqp.urls: expected a list of strings, got a mapping", 2},
-        {"an amqp.urls item is a list", std::string("amqp:\n  urls:\n    - [amqp://h/]\n") + kAfterAmqp,
+        {"an amqp.urls item is a list",
+         std::string("amqp:\n  urls:\n    - [amqp://h/]\n") + kAfterAmqp,
          "amqp.urls[0]: expected a string, got a list", 3},
         {"http:// URL", std::string("amqp:\n  urls: [\"http://h/\"]\n") + kAfterAmqp,
          "amqp.urls[0]: 'http://h/': scheme must be amqp:// or amqps://", 2},
@@ -434,33 +437,34 @@ TEST_CASE("each malformed config is rejected with its own error line") {
 
         // --- postgres ------------------------------------------------------------------------
         {"missing postgres",
-         lines({"amqp:", "  urls: [\"amqp://h/\"]", "pipelines:",
-                "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
+         lines({"amqp:", "  urls: [\"amqp://h/\"]",
+                "pipelines:", "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
          "postgres: is required (postgres.url)", 1},
         {"missing postgres.url",
-         lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres: {}", "pipelines:",
-                "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
+         lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres: {}",
+                "pipelines:", "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
          "postgres.url: is required", 3},
         {"postgres is a scalar",
-         lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres: postgresql://h/db", "pipelines:",
-                "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
+         lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres: postgresql://h/db",
+                "pipelines:", "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
          "postgres: expected a mapping, got a scalar", 3},
         {"unknown key in postgres",
          lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres:", "  url: postgresql://h/db",
-                "  pool_size: 4", "pipelines:",
-                "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
+                "  pool_size: 4",
+                "pipelines:", "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
          "postgres.pool_size: unknown key (known keys: url", 5},
         {"empty postgres.url",
-         lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres:", "  url: \"\"", "pipelines:",
-                "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
+         lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres:", "  url: \"\"",
+                "pipelines:", "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
          "postgres.url: must not be empty", 4},
         {"postgres.url is a list",
-         lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres:", "  url: [a, b]", "pipelines:",
-                "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
+         lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres:", "  url: [a, b]",
+                "pipelines:", "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
          "postgres.url: expected a string, got a list", 4},
 
         // --- log, retry -----------------------------------------------------------------------
-        {"log is a scalar", minimal_with({"log: info"}), "log: expected a mapping, got a scalar", 10},
+        {"log is a scalar", minimal_with({"log: info"}), "log: expected a mapping, got a scalar",
+         10},
         {"bad log level", minimal_with({"log: {level: loud}"}),
          "log.level: 'loud' is not one of trace, debug, info, warn, error, critical, off", 10},
         {"unknown key in log", minimal_with({"log:", "  level: info", "  file: /tmp/x"}),
@@ -483,19 +487,20 @@ TEST_CASE("each malformed config is rejected with its own error line") {
         {"a pipeline that is a scalar", std::string(kHead) + "pipelines:\n  - orders\n",
          "pipelines[0]: expected a mapping, got a scalar", 6},
         {"duplicate pipeline names",
-         std::string(kHead) + lines({"pipelines:",
-                                     "  - {name: p, queue: q1, table: t, columns: {id: /id}}",
-                                     "  - {name: x, queue: q2, table: t, columns: {id: /id}}",
-                                     "  - name: p", "    queue: q3", "    table: t",
-                                     "    columns: {id: /id}"}),
+         std::string(kHead) +
+             lines({"pipelines:", "  - {name: p, queue: q1, table: t, columns: {id: /id}}",
+                    "  - {name: x, queue: q2, table: t, columns: {id: /id}}", "  - name: p",
+                    "    queue: q3", "    table: t", "    columns: {id: /id}"}),
          "pipelines[2].name: 'p' is used by another pipeline", 8},
 
         // --- pipeline keys --------------------------------------------------------------------
         {"missing name",
-         std::string(kHead) + lines({"pipelines:", "  - queue: q", "    table: t",
-                                     "    columns: {id: /id}"}),
+         std::string(kHead) +
+             lines({"pipelines:", "  - queue: q", "    table: t", "    columns: {id: /id}"}),
          "pipelines[0].name: is required", 6},
-        {"name is a list", std::string(kHead) + "pipelines:\n  - {name: [a], queue: q, table: t, columns: {id: /id}}\n",
+        {"name is a list",
+         std::string(kHead) +
+             "pipelines:\n  - {name: [a], queue: q, table: t, columns: {id: /id}}\n",
          "pipelines[0].name: expected a string, got a list", 6},
         {"bad characters in the name",
          std::string(kHead) + lines({"pipelines:", "  - name: orders/eu", "    queue: q",
@@ -506,16 +511,16 @@ TEST_CASE("each malformed config is rejected with its own error line") {
                                      "    table: t", "    columns: {id: /id}"}),
          "pipelines[0].name: 'my orders' may only hold letters", 7},
         {"missing queue",
-         std::string(kHead) + lines({"pipelines:", "  - name: p", "    table: t",
-                                     "    columns: {id: /id}"}),
+         std::string(kHead) +
+             lines({"pipelines:", "  - name: p", "    table: t", "    columns: {id: /id}"}),
          "pipelines[0].queue: is required", 6},
         {"empty queue",
          std::string(kHead) + lines({"pipelines:", "  - name: p", "    queue: ''", "    table: t",
                                      "    columns: {id: /id}"}),
          "pipelines[0].queue: must not be empty", 7},
         {"missing table",
-         std::string(kHead) + lines({"pipelines:", "  - name: p", "    queue: q",
-                                     "    columns: {id: /id}"}),
+         std::string(kHead) +
+             lines({"pipelines:", "  - name: p", "    queue: q", "    columns: {id: /id}"}),
          "pipelines[0].table: is required", 6},
         {"missing columns",
          std::string(kHead) + lines({"pipelines:", "  - name: p", "    queue: q", "    table: t"}),
@@ -618,18 +623,18 @@ TEST_CASE("each malformed config is rejected with its own error line") {
                                      "    columns:", "      id: [/id]"}),
          "pipelines[0].columns.id: expected a source such as /id or $body, got a list", 10},
         {"unknown key in a column's long form",
-         std::string(kHead) + lines({"pipelines:", "  - name: p", "    queue: q", "    table: t",
-                                     "    columns:", "      id:", "        from: /id",
-                                     "        type: bigint"}),
+         std::string(kHead) +
+             lines({"pipelines:", "  - name: p", "    queue: q", "    table: t",
+                    "    columns:", "      id:", "        from: /id", "        type: bigint"}),
          "pipelines[0].columns.id.type: unknown key (known keys: from, ", 12},
         {"long form without from",
          std::string(kHead) + lines({"pipelines:", "  - name: p", "    queue: q", "    table: t",
                                      "    columns:", "      id: {default: '0'}"}),
          "pipelines[0].columns.id.from: is required", 10},
         {"long form required is not a boolean",
-         std::string(kHead) + lines({"pipelines:", "  - name: p", "    queue: q", "    table: t",
-                                     "    columns:", "      id:", "        from: /id",
-                                     "        required: maybe"}),
+         std::string(kHead) +
+             lines({"pipelines:", "  - name: p", "    queue: q", "    table: t",
+                    "    columns:", "      id:", "        from: /id", "        required: maybe"}),
          "pipelines[0].columns.id.required: expected true or false, got 'maybe'", 12},
         {"long form default is a mapping",
          std::string(kHead) + lines({"pipelines:", "  - name: p", "    queue: q", "    table: t",
@@ -651,14 +656,16 @@ TEST_CASE("each malformed config is rejected with its own error line") {
 
     for (const auto& c : cases) {
         DYNAMIC_SECTION(c.name) {
-            INFO("case: " << c.name << "\n--- yaml ---\n" << c.yaml << "--- problems ---\n"
+            INFO("case: " << c.name << "\n--- yaml ---\n"
+                          << c.yaml << "--- problems ---\n"
                           << joined(problems_of(c.yaml)));
             std::vector<std::string> problems;
             CHECK_THROWS_AS(load_config_text(c.yaml, "test.yaml"), ConfigError);
             problems = problems_of(c.yaml);
             const std::string* hit = nullptr;
             for (const auto& p : problems)
-                if (hit == nullptr && p.find(c.expected) != std::string::npos) hit = &p;
+                if (hit == nullptr && p.find(c.expected) != std::string::npos)
+                    hit = &p;
             REQUIRE(hit != nullptr);
             const std::string prefix = "test.yaml:" + std::to_string(c.line) + ": ";
             CHECK(hit->compare(0, prefix.size(), prefix) == 0);
@@ -667,8 +674,8 @@ TEST_CASE("each malformed config is rejected with its own error line") {
 }
 
 TEST_CASE("an amqp URL's password never appears in an error line") {
-    auto problems = problems_of(std::string("amqp:\n  urls: [\"amqp://u:hunter2@h:0/\"]\n") +
-                                kAfterAmqp);
+    auto problems =
+        problems_of(std::string("amqp:\n  urls: [\"amqp://u:hunter2@h:0/\"]\n") + kAfterAmqp);
     REQUIRE(problems.size() == 1);
     CHECK(problems[0] ==
           "test.yaml:2: amqp.urls[0]: 'amqp://u:***@h:0/': port 0 is out of range 1-65535");
@@ -684,23 +691,23 @@ TEST_CASE("an empty amqp.urls list is rejected") {
 
 TEST_CASE("every problem in a file is reported, not just the first") {
     const std::string yaml = lines({
-        "amqp:",                             // 1
-        "  urls: [\"ftp://h/\"]",            // 2
-        "  heartbeat: 5",                    // 3
-        "postgres: {}",                      // 4
-        "log: {level: chatty}",              // 5
+        "amqp:",                               // 1
+        "  urls: [\"ftp://h/\"]",              // 2
+        "  heartbeat: 5",                      // 3
+        "postgres: {}",                        // 4
+        "log: {level: chatty}",                // 5
         "retry: {initial_ms: 10, max_ms: 5}",  // 6
-        "pipelines:",                        // 7
-        "  - name: a b",                     // 8
-        "    queue: q",                      // 9
-        "    workers: 0",                    // 10
-        "    prefetch: 70000",               // 11
-        "    table: x.y.z",                  // 12
-        "    mode: merge",                   // 13
-        "    columns:",                      // 14
-        "      id: ~2",                      // 15
-        "      b: $nope",                    // 16
-        "    on_error: explode",             // 17
+        "pipelines:",                          // 7
+        "  - name: a b",                       // 8
+        "    queue: q",                        // 9
+        "    workers: 0",                      // 10
+        "    prefetch: 70000",                 // 11
+        "    table: x.y.z",                    // 12
+        "    mode: merge",                     // 13
+        "    columns:",                        // 14
+        "      id: ~2",                        // 15
+        "      b: $nope",                      // 16
+        "    on_error: explode",               // 17
     });
     std::vector<std::string> problems;
     try {
@@ -731,21 +738,23 @@ TEST_CASE("every problem in a file is reported, not just the first") {
     for (const auto& prefix : expected_prefixes) {
         INFO("expected a problem starting with: " << prefix);
         bool found = false;
-        for (const auto& p : problems) found = found || p.rfind(prefix, 0) == 0;
+        for (const auto& p : problems)
+            found = found || p.rfind(prefix, 0) == 0;
         CHECK(found);
     }
 }
 
 TEST_CASE("a problem in the second pipeline names that pipeline") {
-    const std::string yaml = std::string(kHead) + lines({
-        "pipelines:",                                          // 5
-        "  - {name: a, queue: q, table: t, columns: {id: /id}}",  // 6
-        "  - name: b",                                         // 7
-        "    queue: q",                                        // 8
-        "    table: t",                                        // 9
-        "    columns: {id: /id}",                              // 10
-        "    workers: 65",                                     // 11
-    });
+    const std::string yaml =
+        std::string(kHead) + lines({
+                                 "pipelines:",                                             // 5
+                                 "  - {name: a, queue: q, table: t, columns: {id: /id}}",  // 6
+                                 "  - name: b",                                            // 7
+                                 "    queue: q",                                           // 8
+                                 "    table: t",                                           // 9
+                                 "    columns: {id: /id}",                                 // 10
+                                 "    workers: 65",                                        // 11
+                             });
     auto problems = problems_of(yaml);
     REQUIRE(problems.size() == 1);
     CHECK(problems[0] == "test.yaml:11: pipelines[1].workers: value 65 is out of range 1..64");
@@ -803,7 +812,8 @@ TEST_CASE("a default max_messages above prefetch is caught too") {
                                     Catch::Contains("max_messages: 1000 exceeds prefetch 500"));
     }
     SECTION("with a batch section that leaves max_messages out, the line is still named") {
-        auto problems = problems_of(minimal_with({"    prefetch: 500", "    batch: {max_delay_ms: 5}"}));
+        auto problems =
+            problems_of(minimal_with({"    prefetch: 500", "    batch: {max_delay_ms: 5}"}));
         INFO(joined(problems));
         REQUIRE(problems.size() == 1);
         CHECK_THAT(problems[0], Catch::StartsWith("test.yaml:1") &&
@@ -816,14 +826,14 @@ TEST_CASE("a default max_messages above prefetch is caught too") {
 // invalid COPY column list at run time, so the loader must say so.
 TEST_CASE("a column mapped twice is rejected") {
     const std::string yaml = std::string(kHead) + lines({
-        "pipelines:",     // 5
-        "  - name: p",    // 6
-        "    queue: q",   // 7
-        "    table: t",   // 8
-        "    columns:",   // 9
-        "      id: /id",  // 10
-        "      id: /x",   // 11
-    });
+                                                      "pipelines:",     // 5
+                                                      "  - name: p",    // 6
+                                                      "    queue: q",   // 7
+                                                      "    table: t",   // 8
+                                                      "    columns:",   // 9
+                                                      "      id: /id",  // 10
+                                                      "      id: /x",   // 11
+                                                  });
     auto problems = problems_of(yaml);
     INFO(joined(problems));
     REQUIRE(problems.size() == 1);

@@ -37,8 +37,12 @@ TEST_CASE("'~' must be followed by 0 or 1") {
 }
 
 TEST_CASE("tokens are split on '/' and unescaped") {
-    SECTION("the root pointer \"\" has no tokens") { CHECK(json_pointer_tokens("").empty()); }
-    SECTION("plain tokens") { CHECK(json_pointer_tokens("/a/b/0") == Tokens{"a", "b", "0"}); }
+    SECTION("the root pointer \"\" has no tokens") {
+        CHECK(json_pointer_tokens("").empty());
+    }
+    SECTION("plain tokens") {
+        CHECK(json_pointer_tokens("/a/b/0") == Tokens{"a", "b", "0"});
+    }
     SECTION("~1 is '/' and ~0 is '~'") {
         CHECK(json_pointer_tokens("/a~1b/c~0") == Tokens{"a/b", "c~"});
         CHECK(json_pointer_tokens("/~0~1") == Tokens{"~/"});
