@@ -1,5 +1,5 @@
-// One message as received from RabbitMQ, as the rest of the pipeline sees it: views into the
-// broker library's own buffers, kept alive by `owner` until the batch is acked.
+// One message as received from RabbitMQ, as the rest of the pipeline sees it: views into one
+// block holding the message's bytes, kept alive by `owner` until the batch is acked.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +29,8 @@ struct Delivery {
     // Looks a header up in the delivery's own table; null when the message has no headers.
     std::optional<HeaderValue> (*find_header)(const void* headers, std::string_view name) = nullptr;
     const void* headers = nullptr;
-    // The broker library's envelope; opaque outside amqp_session.cpp.
+    // The block the views point into (with the message's AMQP properties, which a dead letter
+    // carries on); opaque outside amqp_session.cpp.
     std::unique_ptr<void, void (*)(void*)> owner{nullptr, [](void*) {}};
 
     std::optional<HeaderValue> header(std::string_view name) const {
