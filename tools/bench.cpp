@@ -36,6 +36,7 @@ constexpr const char* kUsage =
     "            [--window 2000] [--declare] [--rate R --duration S]   (R msgs/s for S s)\n"
     "  drain     --amqp URL --queue Q --count N [--prefetch 5000] [--ack-every 1000]\n"
     "            [--consumers 1] [--timeout 600] [--latency]   (publish-to-delivery percentiles)\n"
+    "            [--pause-ms 0]   (stop reading for that long after each ack, as a commit does)\n"
     "  copy      --pg URL --config YAML --table T --count N [--start 1] [--size 200] [--seed 1]\n"
     "            [--workers 2] [--batch 1000] [--max-bytes 4194304] [--queue Q]\n"
     "            (rows mapped and chunked into transactions as the daemon does)\n"
@@ -248,6 +249,7 @@ int cmd_drain(Args& args) {
     long consumers = std::max(1L, args.number("consumers", 1));
     double timeout = args.real("timeout", 600);
     bool latency = args.flag("latency");
+    long pause_ms = std::max(0L, args.number("pause-ms", 0));
     args.check_all_used();
     if (count < 0)
         throw Usage{"drain needs --count"};
@@ -292,6 +294,8 @@ int cmd_drain(Args& args) {
                     if (++mine % ack_every == 0) {
                         session.ack_up_to(last_tag);
                         acked_tag = last_tag;
+                        if (pause_ms > 0)
+                            std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
                     }
                 }
                 if (last_tag > acked_tag)
