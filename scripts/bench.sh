@@ -28,7 +28,7 @@ usage: scripts/bench.sh [options]
   --perf FILE           perf record (cpu-clock, call graphs) the daemon during the backlog
   --daemon-prefix CMD   run the daemon under CMD, e.g. "valgrind --tool=callgrind ..." (it must
                         exec the daemon in the same process, as valgrind does)
-  --keep                keep the work dir (config, daemon log, table.txt) after success
+  --keep                keep the work dir (config, daemon log, table.txt) and the tables
   --step-timeout S      bound of every step (default 900)
   --build-dir DIR       (default: $RMQ2PG_BUILD_DIR or <source>/build)
 Servers: RMQ2PG_TEST_AMQP_URL / RMQ2PG_TEST_PG_URL, else `scripts/servers.sh env`. Loopback only.
@@ -136,7 +136,11 @@ cleanup() {
     if [[ -n "$daemon_pid" ]] && kill -0 "$daemon_pid" 2>/dev/null; then
         kill -9 "$daemon_pid" 2>/dev/null || true
     fi
-    sql "DROP TABLE IF EXISTS \"$table\", \"$copy_table\"" 2>/dev/null || true
+    if ((keep)); then
+        log "tables kept: \"$table\" (daemon), \"$copy_table\" (COPY ceiling)"
+    else
+        sql "DROP TABLE IF EXISTS \"$table\", \"$copy_table\"" 2>/dev/null || true
+    fi
     if [[ -n "$dedupe" ]]; then
         sql "DELETE FROM rmq2pg_state.inbox WHERE pipeline = '$id'" 2>/dev/null || true
     fi
