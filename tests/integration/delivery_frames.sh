@@ -11,10 +11,7 @@ write_config "$WORK/rmq2pg.yaml" insert 2 "      tenant: \$header.x-tenant"
 publish --queue "$QUEUE" --declare-queue --generate orders --count $N --pad $PAD \
     --poison-percent 5 --seed 11 --header x-tenant=acme --header x-trace=trace-7
 start_daemon "$WORK/rmq2pg.yaml"
-rows_plus_dead() {
-    (($(row_count "$TABLE") + $(queue_ready "$QUEUE.dead") == N))
-}
-wait_until 120 "rows + dead-lettered == $N" rows_plus_dead
+wait_until 120 "rows + dead-lettered == $N" rows_plus_dead_equal "$TABLE" "$QUEUE" $N
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
 rows=$(row_count "$TABLE")

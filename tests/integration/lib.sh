@@ -71,6 +71,8 @@ wait_until() {
 rows_at_least() { (($(row_count "$1") >= $2)); }
 rows_equal() { (($(row_count "$1") == $2)); }
 queue_ready_equal() { (($(queue_ready "$1") == $2)); }
+# rows_plus_dead_equal TABLE QUEUE N: every message is either a row or in QUEUE's dead-letter queue.
+rows_plus_dead_equal() { (($(row_count "$1") + $(queue_ready "$2.dead") == $3)); }
 
 create_orders_table() {
     sql "DROP TABLE IF EXISTS \"$1\"; CREATE TABLE \"$1\" (

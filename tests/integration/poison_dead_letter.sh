@@ -10,12 +10,7 @@ write_config "$WORK/rmq2pg.yaml" ignore 2
 publish --queue "$QUEUE" --declare-queue --generate orders --count $N --poison-percent 1 --seed 7
 start_daemon "$WORK/rmq2pg.yaml"
 wait_until 120 "queue drained" queue_ready_equal "$QUEUE" 0
-rows_plus_dead() {
-    local dead
-    dead=$(queue_ready "$QUEUE.dead")
-    (($(row_count "$TABLE") + dead == N))
-}
-wait_until 60 "rows + dead-lettered == $N" rows_plus_dead
+wait_until 60 "rows + dead-lettered == $N" rows_plus_dead_equal "$TABLE" "$QUEUE" $N
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
 rows=$(row_count "$TABLE")
