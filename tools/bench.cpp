@@ -36,7 +36,8 @@ constexpr const char* kUsage =
     "            [--window 2000] [--declare] [--rate R --duration S]   (R msgs/s for S s)\n"
     "  drain     --amqp URL --queue Q --count N [--prefetch 5000] [--ack-every 1000]\n"
     "            [--consumers 1] [--timeout 600] [--latency]   (publish-to-delivery percentiles)\n"
-    "            [--pause-ms 0]   (stop reading for that long after each ack, as a commit does)\n"
+    "            [--pause-ms 0] [--ack-late]   (stop reading for that long after each ack, as a\n"
+    "            commit does; --ack-late: before the ack, as the daemon acks after its commit)\n"
     "  copy      --pg URL --config YAML --table T --count N [--start 1] [--size 200] [--seed 1]\n"
     "            [--workers 2] [--batch 1000] [--max-bytes 4194304] [--queue Q]\n"
     "            (rows mapped and chunked into transactions as the daemon does)\n"
@@ -56,7 +57,7 @@ class Args {
             if (key.rfind("--", 0) != 0)
                 throw Usage{"unexpected argument '" + key + "'"};
             key = key.substr(2);
-            if (key == "declare" || key == "latency") {
+            if (key == "declare" || key == "latency" || key == "ack-late") {
                 values_[key] = "1";
                 continue;
             }
@@ -250,6 +251,7 @@ int cmd_drain(Args& args) {
     double timeout = args.real("timeout", 600);
     bool latency = args.flag("latency");
     long pause_ms = std::max(0L, args.number("pause-ms", 0));
+    bool ack_late = args.flag("ack-late");
     args.check_all_used();
     if (count < 0)
         throw Usage{"drain needs --count"};
@@ -292,9 +294,11 @@ int cmd_drain(Args& args) {
                                              10));
                     }
                     if (++mine % ack_every == 0) {
+                        if (ack_late && pause_ms > 0)
+                            std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
                         session.ack_up_to(last_tag);
                         acked_tag = last_tag;
-                        if (pause_ms > 0)
+                        if (!ack_late && pause_ms > 0)
                             std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
                     }
                 }
