@@ -201,12 +201,10 @@ cpu_end() {
     cpu_others[$1]=$(sed -E 's/.*others ([0-9.]+).*/\1/' <<<"${cpu_line[$1]}")
 }
 
+# The orders table of sql/001_orders.sql (the demo's), one copy per run.
+psql "$pg_url" -XAtq -v ON_ERROR_STOP=1 -f "$source_dir/sql/001_orders.sql"
 create_table() {
-    local pk="PRIMARY KEY"
-    sql "DROP TABLE IF EXISTS \"$1\"; CREATE TABLE \"$1\" (
-           id bigint $pk, account varchar(64) NOT NULL, amount numeric(12,2),
-           currency text, payload jsonb, routing_key text, message_id text,
-           received_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+    sql "DROP TABLE IF EXISTS \"$1\"; CREATE TABLE \"$1\" (LIKE public.orders INCLUDING ALL)"
 }
 
 cat >"$work/rmq2pg.yaml" <<YAML

@@ -22,6 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+psql "$pg" -XAtq -v ON_ERROR_STOP=1 -f "$source_dir/sql/001_orders.sql"  # the table shape
 "$bench" publish --amqp "$amqp" --queues "$(IFS=,; echo "${queues[*]}")" --count "$n" --declare |
     awk '/publish_rate/ { printf "published %s x 4 queues at %.0f msgs/s\n", "'"$n"'", $2 }'
 for i in 0 1 2 3; do
@@ -32,9 +33,7 @@ for i in 0 1 2 3; do
         printf 'queue %d  ack-only consumer (2 consumers, prefetch 10000)  %8.0f msgs/s\n' $((i + 1)) "$rate"
         continue
     fi
-    sql "CREATE TABLE \"$q\" (id bigint PRIMARY KEY, account varchar(64) NOT NULL,
-           amount numeric(12,2), currency text, payload jsonb, routing_key text, message_id text,
-           received_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+    sql "CREATE TABLE \"$q\" (LIKE public.orders INCLUDING ALL)"
     cat >"$work/$q.yaml" <<YAML
 amqp: { urls: ["$amqp"], heartbeat_s: 30 }
 postgres: { url: "$pg" }

@@ -115,10 +115,11 @@ bool parse(int argc, char** argv, Options& o) {
             ok = value(o.headers);
         else if (a == "--header") {
             std::string text;
-            ok = value(text) && text.find('=') != std::string::npos && text.find('=') > 0;
+            ok = value(text);
+            std::size_t equals = text.find('=');
+            ok = ok && equals != std::string::npos && equals > 0;
             if (ok)
-                o.published_headers.emplace_back(text.substr(0, text.find('=')),
-                                                 text.substr(text.find('=') + 1));
+                o.published_headers.emplace_back(text.substr(0, equals), text.substr(equals + 1));
         } else if (a == "--count")
             ok = number(o.count);
         else if (a == "--start")

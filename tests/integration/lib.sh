@@ -81,18 +81,26 @@ create_orders_table() {
            received_at timestamptz NOT NULL DEFAULT clock_timestamp())"
 }
 
-# write_config FILE MODE WORKERS [EXTRA_PIPELINE_YAML]
-write_config() {
-    local file=$1 mode=$2 workers=$3 extra=${4:-}
-    cat >"$file" <<YAML
+# The top of a test config: the private servers, short timeouts and retries.
+config_header() {
+    cat <<YAML
 amqp:
   urls: ["$RMQ2PG_TEST_AMQP_URL"]
   heartbeat_s: 10
 postgres:
   url: "$RMQ2PG_TEST_PG_URL"
 shutdown_timeout_ms: 10000
-log: { level: info }
 retry: { initial_ms: 100, max_ms: 1000 }
+YAML
+}
+
+# write_config FILE MODE WORKERS [EXTRA_PIPELINE_YAML]
+write_config() {
+    local file=$1 mode=$2 workers=$3 extra=${4:-}
+    {
+        config_header
+        cat <<YAML
+log: { level: info }
 pipelines:
   - name: $TEST_ID
     queue: $QUEUE
@@ -112,6 +120,7 @@ pipelines:
       message_id: \$message_id
 $extra
 YAML
+    } >"$file"
 }
 
 start_daemon() {

@@ -27,14 +27,8 @@ YAML
 # write_config PIPELINE_YAML...: replaced with a rename, so the daemon never reads half a file.
 write_config() {
     {
+        config_header
         cat <<YAML
-amqp:
-  urls: ["$RMQ2PG_TEST_AMQP_URL"]
-  heartbeat_s: 10
-postgres:
-  url: "$RMQ2PG_TEST_PG_URL"
-shutdown_timeout_ms: 10000
-retry: { initial_ms: 100, max_ms: 1000 }
 http: { listen: "127.0.0.1:$PORT" }
 pipelines:
 YAML
