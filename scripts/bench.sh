@@ -8,6 +8,9 @@ usage() {
     cat <<'EOF'
 usage: scripts/bench.sh [options]
   --n N                 backlog size (default 200000)
+  --rounds R            rounds of drain ceiling / drain with the daemon's consumers / daemon,
+                        each over its own backlog, order reversed every other round; the table
+                        shows medians and each round's figures (default 3)
   --workers W           daemon workers (default 2)
   --batch M             batch max_messages (default 1000)
   --max-delay-ms D      batch max_delay_ms (default 50)
@@ -37,12 +40,13 @@ EOF
 
 source_dir=${RMQ2PG_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 build_dir=${RMQ2PG_BUILD_DIR:-$source_dir/build}
-n=200000 workers=2 batch=1000 max_delay_ms=50 max_bytes=4194304 prefetch=10000 mode=insert size=200
+n=200000 rounds=3 workers=2 batch=1000 max_delay_ms=50 max_bytes=4194304 prefetch=10000 mode=insert size=200
 latency_seconds=30 latency_rate="" latency_fraction=0.5 drain_consumers=1 ceilings=1 smoke=0
 dedupe="" keep=0 results="" label="" perf_file="" daemon_prefix="" step_timeout=900
 while (($#)); do
     case $1 in
         --n) n=$2; shift ;;
+        --rounds) rounds=$2; shift ;;
         --workers) workers=$2; shift ;;
         --batch) batch=$2; shift ;;
         --max-delay-ms) max_delay_ms=$2; shift ;;
@@ -57,7 +61,7 @@ while (($#)); do
         --drain-consumers) drain_consumers=$2; shift ;;
         --no-ceilings) ceilings=0 ;;
         --keep) keep=1 ;;
-        --smoke) smoke=1 n=5000 latency_seconds=3 latency_rate=500 ;;
+        --smoke) smoke=1 n=5000 rounds=2 latency_seconds=3 latency_rate=500 ;;
         --results) results=$2; shift ;;
         --label) label=$2; shift ;;
         --perf) perf_file=$2; shift ;;
@@ -70,6 +74,7 @@ while (($#)); do
     shift
 done
 [[ $mode =~ ^(insert|ignore|upsert)$ ]] || { echo "bench: bad --mode $mode" >&2; exit 64; }
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench: bad --rounds $rounds" >&2; exit 64; }
 
 # From a fresh clone: packages and build first (skipped when the binaries exist), then the
 # private servers, started here only if they are not running, and stopped again at the end.
@@ -214,58 +219,124 @@ publish_backlog() {
     log "published $n x ${fig[body_bytes]} B to $1 at $publish_rate msgs/s"
 }
 
-# 1. The ceilings, on the very same messages.
-drain_rate=""
+phases=()
+# 1. PostgreSQL's ceiling: COPY of the same rows, chunked into transactions as the daemon batches.
 if ((ceilings)); then
-    publish_backlog "$drain_queue"
-    cpu_begin
-    step "$bench" drain --amqp "$amqp_url" --queue "$drain_queue" --count "$n" \
-        --prefetch 5000 --ack-every 1000 --consumers "$drain_consumers" || fail "drain"
-    ((fig[drained] == n)) || fail "drained ${fig[drained]} of $n"
-    cpu_end drain 0 "$n"
-    drain_rate=${fig[drain_rate]}
-    log "drain ceiling: $drain_rate msgs/s (cores: ${cpu_line[drain]})"
     cpu_begin
     step "$bench" copy --pg "$pg_url" --config "$work/rmq2pg.yaml" --table "$copy_table" \
         --count "$n" --size "$size" --workers "$workers" --batch "$batch" \
         --max-bytes "$max_bytes" || fail "copy"
     ((fig[copy_rows] == n && fig[copy1_rows] == n)) || fail "COPY wrote ${fig[copy_rows]} rows"
     cpu_end copy
+    phases+=(copy)
     log "COPY ceiling: ${fig[copy_rate]} msgs/s ($workers conns x $batch rows/tx)," \
         "${fig[copy1_rate]} msgs/s as one COPY"
-    # Nor may the ceiling's leftovers load the daemon's run: autovacuum of a fresh 2n-row table,
-    # a checkpoint of its WAL.
+    # Nor may the ceiling's leftovers load the rest of the run: autovacuum of a fresh 2n-row
+    # table, a checkpoint of its WAL.
     ((keep)) || sql "DROP TABLE \"$copy_table\""
     sql "CHECKPOINT" 2>/dev/null || true
 fi
 
-# 2. The daemon's backlog: the same messages again.
-publish_backlog "$queue"
-
-# 3. The daemon over its backlog.
-cpu_begin
-started=$(date +%s.%N)
-# shellcheck disable=SC2086  # the prefix is a command line
-$daemon_prefix "$daemon" --config "$work/rmq2pg.yaml" >>"$daemon_log" 2>&1 &
-daemon_pid=$!
-if [[ -n "$perf_file" ]]; then
-    perf record -q -e cpu-clock -F 999 -g -p "$daemon_pid" -o "$perf_file" >/dev/null 2>&1 &
-    perf_pid=$!
+# 2. Rounds of three turns over equal backlogs: the broker's drain ceiling (one consumer that only
+# acks, prefetch 5000, multiple-ack every 1000), the same drain with the daemon's own consumers
+# (one per worker, its prefetch, an ack per batch: what the broker can deliver to the daemon's
+# consumer settings at all), and the daemon. Odd rounds run them in that order, even rounds in
+# the reverse, so a drift of the broker over the run favours none; the table takes medians.
+declare -a drain_rates=() like_rates=() e2e_rates=() cpu_us_list=()
+hwm_kib=0
+phase_name() { if ((rounds > 1)); then echo "$1.$round"; else echo "$1"; fi; }
+drain_turn() {  # drain_turn KIND CONSUMERS PREFETCH ACK_EVERY
+    local phase
+    phase=$(phase_name "$1")
+    publish_backlog "$drain_queue"
+    cpu_begin
+    step "$bench" drain --amqp "$amqp_url" --queue "$drain_queue" --count "$n" \
+        --prefetch "$3" --ack-every "$4" --consumers "$2" || fail "$1 drain"
+    ((fig[drained] == n)) || fail "$1 drain: drained ${fig[drained]} of $n"
+    cpu_end "$phase" 0 "$n"
+    phases+=("$phase")
+    if [[ $1 == drain ]]; then drain_rates+=("${fig[drain_rate]}"); else like_rates+=("${fig[drain_rate]}"); fi
+    log "$1 drain ($2 consumers, prefetch $3): ${fig[drain_rate]} msgs/s (cores: ${cpu_line[$phase]})"
+}
+start_daemon() {
+    # shellcheck disable=SC2086  # the prefix is a command line
+    $daemon_prefix "$daemon" --config "$work/rmq2pg.yaml" >>"$daemon_log" 2>&1 &
+    daemon_pid=$!
+}
+stop_daemon() {
+    local status=0
+    kill -TERM "$daemon_pid"
+    for _ in $(seq 300); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$daemon_pid" 2>/dev/null && fail "daemon still running 30 s after SIGTERM"
+    wait "$daemon_pid" || status=$?
+    daemon_pid=""
+    ((status == 0)) || fail "daemon exited $status"
+}
+# check_rows ROWS: the table holds exactly ROWS distinct ids, and after the daemon closed its
+# connections nothing is left in its queue (anything unacked would be back among the ready).
+check_rows() {
+    [[ $(sql "SELECT count(*) || ' ' || count(DISTINCT id) FROM \"$table\"") == "$1 $1" ]] ||
+        fail "rows are not exactly $1 distinct ids"
+    local left
+    left=$(timeout 30 "$build_dir/rmq2pg-publish" --url "$amqp_url" --stats "$queue" | cut -d' ' -f1)
+    [[ $left == 0 ]] || fail "queue $queue holds $left messages after the daemon stopped"
+}
+daemon_turn() {
+    local phase started
+    phase=$(phase_name daemon)
+    # The same ids every round: the table starts empty and from a clean checkpoint.
+    sql "TRUNCATE \"$table\""
+    sql "CHECKPOINT" 2>/dev/null || true
+    publish_backlog "$queue"
+    cpu_begin
+    started=$(date +%s.%N)
+    start_daemon
+    if [[ -n "$perf_file" ]] && ((round == 1)); then
+        perf record -q -e cpu-clock -F 999 -g -p "$daemon_pid" -o "$perf_file" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    step "$bench" wait-rows --pg "$pg_url" --table "$table" --count "$n" --amqp "$amqp_url" \
+        --queue "$queue" --pid "$daemon_pid" --since "$started" --timeout "$step_timeout" ||
+        fail "daemon wrote ${fig[rows]:-?} of $n rows"
+    if [[ -n "$perf_pid" ]]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        perf_pid=""
+    fi
+    cpu_end "$phase" "${fig[cpu_seconds]}" "$n"
+    phases+=("$phase")
+    e2e_rates+=("${fig[rate]}") cpu_us_list+=("${fig[cpu_us_per_msg]}") e2e_elapsed=${fig[elapsed]}
+    ((fig[vm_hwm_kib] > hwm_kib)) && hwm_kib=${fig[vm_hwm_kib]}
+    log "rmq2pg: $n rows in ${fig[elapsed]} s = ${fig[rate]} msgs/s," \
+        "${fig[cpu_us_per_msg]} µs CPU/msg, VmHWM ${fig[vm_hwm_kib]} KiB (cores: ${cpu_line[$phase]})"
+    stop_daemon
+    check_rows "$n"
+}
+for ((round = 1; round <= rounds; round++)); do
+    turns=(daemon)
+    if ((ceilings)); then
+        if ((round % 2)); then turns=(drain like daemon); else turns=(daemon like drain); fi
+    fi
+    for turn in "${turns[@]}"; do
+        case $turn in
+            drain) drain_turn drain "$drain_consumers" 5000 1000 ;;
+            like) drain_turn like "$workers" "$prefetch" "$batch" ;;
+            daemon) daemon_turn ;;
+        esac
+    done
+done
+median() {
+    printf '%s\n' "$@" | sort -g |
+        awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+e2e_rate=$(median "${e2e_rates[@]}")
+cpu_us_per_msg=$(median "${cpu_us_list[@]}")
+drain_rate="" like_rate=""
+if ((ceilings)); then
+    drain_rate=$(median "${drain_rates[@]}") like_rate=$(median "${like_rates[@]}")
 fi
-step "$bench" wait-rows --pg "$pg_url" --table "$table" --count "$n" --amqp "$amqp_url" \
-    --queue "$queue" --pid "$daemon_pid" --since "$started" --timeout "$step_timeout" ||
-    fail "daemon wrote ${fig[rows]:-?} of $n rows"
-if [[ -n "$perf_pid" ]]; then
-    kill -INT "$perf_pid"
-    wait "$perf_pid" || true
-    perf_pid=""
-fi
-e2e_rate=${fig[rate]} e2e_elapsed=${fig[elapsed]}
-cpu_end daemon "${fig[cpu_seconds]}" "$n"
-log "rmq2pg: $n rows in ${fig[elapsed]} s = $e2e_rate msgs/s, ${fig[cpu_us_per_msg]} µs CPU/msg," \
-    "VmHWM ${fig[vm_hwm_kib]} KiB"
 
-# 4. Latency at a steady offered load, on the same daemon (its backlog is done).
+# 3. Latency at a steady offered load, on a fresh daemon over the table the last round filled.
 latency_count=0
 if [[ $latency_seconds != 0 ]]; then
     if [[ -z "$latency_rate" ]]; then
@@ -274,6 +345,16 @@ if [[ $latency_seconds != 0 ]]; then
             'BEGIN { print (a < b ? a : b) }')
         latency_rate=$(awk -v c="$ceiling" -v f="$latency_fraction" 'BEGIN { printf "%d", c * f }')
     fi
+    # wait_consumers QUEUE COUNT: until COUNT consumers are attached, so that paced messages do
+    # not wait in the queue for a consumer still connecting.
+    wait_consumers() {
+        for _ in $(seq 300); do
+            [[ $("$build_dir/rmq2pg-publish" --url "$amqp_url" --stats "$1" |
+                cut -d' ' -f2) == "$2" ]] && return 0
+            sleep 0.1
+        done
+        fail "no $2 consumers on $1 after 30 s"
+    }
     # The broker's own share first: the same paced load through the drain queue to as many
     # consumers as the daemon has workers, which only ack; publish-to-delivery percentiles.
     if ((ceilings)); then
@@ -282,11 +363,7 @@ if [[ $latency_seconds != 0 ]]; then
             --queue "$drain_queue" --count "$expected" --consumers "$workers" --latency \
             >"$work/broker_latency.out" &
         drain_pid=$!
-        for _ in $(seq 100); do
-            [[ $("$build_dir/rmq2pg-publish" --url "$amqp_url" --stats "$drain_queue" |
-                cut -d' ' -f2) == "$workers" ]] && break
-            sleep 0.1
-        done
+        wait_consumers "$drain_queue" "$workers"
         step "$bench" publish --amqp "$amqp_url" --queues "$drain_queue" --start $((n + 1)) \
             --size "$size" --rate "$latency_rate" --duration "$latency_seconds" ||
             fail "broker latency publish"
@@ -299,12 +376,15 @@ if [[ $latency_seconds != 0 ]]; then
         log "broker-only latency at $latency_rate msgs/s: p50 ${fig[broker_p50_ms]} ms," \
             "p99 ${fig[broker_p99_ms]} ms, max ${fig[broker_max_ms]} ms"
     fi
+    start_daemon
+    wait_consumers "$queue" "$workers"
     cpu_begin
     daemon_ticks=$(ticks "$daemon_pid")
     step "$bench" publish --amqp "$amqp_url" --queues "$queue" --start $((n + 1)) \
         --size "$size" --rate "$latency_rate" --duration "$latency_seconds" ||
         fail "latency publish"
     latency_count=${fig[published]}
+    phases+=(latency)
     cpu_end latency "$(awk -v t=$(($(ticks "$daemon_pid") - daemon_ticks)) -v hz="$clk_tck" \
         'BEGIN { print t / hz }')" "$latency_count"
     step "$bench" wait-rows --pg "$pg_url" --table "$table" --count $((n + latency_count)) \
@@ -340,26 +420,26 @@ if [[ $latency_seconds != 0 ]]; then
         tr '|' ' ')
 fi
 
-# 5. Stop, then check the counts: everything exactly once, nothing left in the queue.
-kill -TERM "$daemon_pid"
-for _ in $(seq 300); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$daemon_pid" 2>/dev/null && fail "daemon still running 30 s after SIGTERM"
-daemon_exit=0
-wait "$daemon_pid" || daemon_exit=$?
-daemon_pid=""
-((daemon_exit == 0)) || fail "daemon exited $daemon_exit"
-total=$((n + latency_count))
-[[ $(sql "SELECT count(*) || ' ' || count(DISTINCT id) FROM \"$table\"") == "$total $total" ]] ||
-    fail "rows are not exactly $total distinct ids"
-# After the daemon closed its connections anything unacked is back among the ready messages.
-left=$(timeout 30 "$build_dir/rmq2pg-publish" --url "$amqp_url" --stats "$queue" | cut -d' ' -f1)
-[[ $left == 0 ]] || fail "queue $queue holds $left messages after the run"
+# 4. Stop, then check the counts: everything exactly once, nothing left in the queue.
+[[ -n "$daemon_pid" ]] && stop_daemon
+((latency_count == 0)) || check_rows $((n + latency_count))
 
-# 6. The table.
+# 5. The table.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 human() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
-hwm_mib=$(awk -v k="${fig[vm_hwm_kib]}" 'BEGIN { printf "%.1f", k / 1024 }')
-cpu_us=$(awk -v c="${fig[cpu_us_per_msg]}" 'BEGIN { printf "%.2f", c }')
+hwm_mib=$(awk -v k="$hwm_kib" 'BEGIN { printf "%.1f", k / 1024 }')
+cpu_us=$(awk -v c="$cpu_us_per_msg" 'BEGIN { printf "%.2f", c }')
+# each NAME...: the rounds' figures in run order, for the notes ("" with one round).
+each() {
+    if ((rounds > 1)); then printf '; rounds: %s' "$(for v in "$@"; do human "$v"; echo; done | paste -sd' ')"; fi
+}
+# ratios A[] B[]: per-round ratios, paired in run order.
+round_ratios() {
+    local -n a=$1 b=$2
+    local i out=()
+    for i in "${!a[@]}"; do out+=("$(ratio "${a[$i]}" "${b[$i]}")"); done
+    if ((rounds > 1)); then printf 'rounds: %s; ' "${out[*]}"; fi
+}
 {
     echo
     echo "rmq2pg benchmark: N=$n, body ${fig[body_bytes]} B, workers $workers, batch $batch," \
@@ -369,22 +449,29 @@ cpu_us=$(awk -v c="${fig[cpu_us_per_msg]}" 'BEGIN { printf "%.2f", c }')
         "one queue at a time, right before it is consumed"
     if ((ceilings)); then
         printf '%-44s %12s  %s\n' "drain ceiling ($drain_consumers consumer, prefetch 5000)" \
-            "$(human "$drain_rate")" "ack multiple every 1000"
+            "$(human "$drain_rate")" "ack multiple every 1000$(each "${drain_rates[@]}")"
+        printf '%-44s %12s  %s\n' "drain, daemon's consumers ($workers, prefetch $prefetch)" \
+            "$(human "$like_rate")" "ack multiple every $batch$(each "${like_rates[@]}")"
         printf '%-44s %12s  %s\n' "COPY ceiling ($workers conns, $batch rows/tx)" \
             "$(human "${fig[copy_rate]}")" "daemon's row mapper; chunks close like batches"
         printf '%-44s %12s  %s\n' "COPY, one transaction (reference)" \
             "$(human "${fig[copy1_rate]}")" ""
     fi
     printf '%-44s %12s  %s\n' "rmq2pg end-to-end" "$(human "$e2e_rate")" \
-        "$n rows in $(awk -v e="$e2e_elapsed" 'BEGIN { printf "%.2f", e }') s from daemon start"
+        "$(if ((rounds > 1)); then echo "median of $rounds$(each "${e2e_rates[@]}")"; else
+            echo "$n rows in $(awk -v e="$e2e_elapsed" 'BEGIN { printf "%.2f", e }') s from daemon start"; fi)"
     if ((ceilings)); then
         printf '%-44s %12s  %s\n' "  ratio rmq2pg / drain ceiling" \
-            "$(ratio "$e2e_rate" "$drain_rate")" "target >= 0.9"
+            "$(ratio "$e2e_rate" "$drain_rate")" "$(round_ratios e2e_rates drain_rates)target >= 0.9"
+        printf '%-44s %12s  %s\n' "  ratio rmq2pg / drain, daemon's consumers" \
+            "$(ratio "$e2e_rate" "$like_rate")" "$(round_ratios e2e_rates like_rates)the same consumers, only acking"
+        printf '%-44s %12s  %s\n' "  ratio drain daemon's consumers / ceiling" \
+            "$(ratio "$like_rate" "$drain_rate")" "$(round_ratios like_rates drain_rates)the broker's cost of the daemon's consumers"
         printf '%-44s %12s  %s\n' "  ratio rmq2pg / COPY ceiling" \
             "$(ratio "$e2e_rate" "${fig[copy_rate]}")" ""
     fi
-    printf '%-44s %12s  %s\n' "rmq2pg CPU per message (user+sys)" "$cpu_us µs" "target <= 5 µs"
-    printf '%-44s %12s  %s\n' "rmq2pg peak RSS (VmHWM)" "$hwm_mib MiB" "target <= 64 MiB"
+    printf '%-44s %12s  %s\n' "rmq2pg CPU per message (user+sys)" "$cpu_us µs" "target <= 5 µs$( ((rounds > 1)) && echo "; median of $rounds")"
+    printf '%-44s %12s  %s\n' "rmq2pg peak RSS (VmHWM)" "$hwm_mib MiB" "target <= 64 MiB$( ((rounds > 1)) && echo "; largest of $rounds daemons")"
     if ((latency_count > 0)); then
         printf '%-44s %12s  %s\n' "latency p99 at $latency_rate msgs/s for ${latency_seconds} s" \
             "$lat_p99 ms" "p50 $lat_p50 ms, max $lat_max ms; target p99 <= $((max_delay_ms + 20)) ms"
@@ -393,11 +480,11 @@ cpu_us=$(awk -v c="${fig[cpu_us_per_msg]}" 'BEGIN { printf "%.2f", c }')
         if [[ -n "${fig[broker_p99_ms]:-}" ]]; then
             printf '%-44s %12s  %s\n' "  broker alone (publish -> delivery), p99" \
                 "$(awk -v v="${fig[broker_p99_ms]}" 'BEGIN { printf "%.1f", v }') ms" \
-                "p50 $(awk -v v="${fig[broker_p50_ms]}" 'BEGIN { printf "%.1f", v }') ms, max $(awk -v v="${fig[broker_max_ms]}" 'BEGIN { printf "%.1f", v }') ms; same load, $workers consumers that only ack"
+                "p50 $(awk -v v="${fig[broker_p50_ms]}" 'BEGIN { printf "%.1f", v }') ms, max $(awk -v v="${fig[broker_max_ms]}" 'BEGIN { printf "%.1f", v }') ms; same load, $workers consumer(s) that only ack"
         fi
     fi
     echo "cores used (CPU s / wall s):"
-    for phase in drain copy daemon latency; do
+    for phase in "${phases[@]}"; do
         [[ -n "${cpu_line[$phase]:-}" ]] || continue
         printf '  %-8s %s\n' "$phase" "${cpu_line[$phase]}"
         if awk -v o="${cpu_others[$phase]}" 'BEGIN { exit !(o > 0.2) }'; then
@@ -412,14 +499,14 @@ cpu_us=$(awk -v c="${fig[cpu_us_per_msg]}" 'BEGIN { printf "%.2f", c }')
 if [[ -n "$results" ]]; then
     columns=(label n size workers batch prefetch mode publish_rate drain_rate copy_rate copy1_rate
         e2e_rate e2e_over_drain e2e_over_copy cpu_us_per_msg hwm_mib latency_rate p50_ms p99_ms
-        max_ms broker_p50_ms broker_p99_ms broker_max_ms others_daemon)
+        max_ms broker_p50_ms broker_p99_ms broker_max_ms others_daemon like_rate e2e_over_like)
     values=("${label:-run}" "$n" "${fig[body_bytes]}" "$workers" "$batch" "$prefetch" "$mode${dedupe:++dedupe}"
         "$(human "$publish_rate")" "$(human "${drain_rate:-0}")"
         "$(human "${fig[copy_rate]:-0}")" "$(human "${fig[copy1_rate]:-0}")" "$(human "$e2e_rate")"
         "$(ratio "$e2e_rate" "${drain_rate:-0}")" "$(ratio "$e2e_rate" "${fig[copy_rate]:-0}")"
         "$cpu_us" "$hwm_mib" "${latency_rate:--}" "${lat_p50:--}" "${lat_p99:--}" "${lat_max:--}"
         "${fig[broker_p50_ms]:--}" "${fig[broker_p99_ms]:--}" "${fig[broker_max_ms]:--}"
-        "${cpu_others[daemon]:--}")
+        "${cpu_others[daemon]:--}" "$(human "${like_rate:-0}")" "$(ratio "$e2e_rate" "${like_rate:-0}")")
     [[ -s "$results" ]] || (IFS=$'\t'; echo "${columns[*]}") >"$results"
     (IFS=$'\t'; echo "${values[*]}") >>"$results"
 fi

@@ -16,6 +16,9 @@
 #   daemon                rmq2pg, 2 workers, prefetch 10000, batch 1000, insert
 #   daemon-cheap          the same into an UNLOGGED table without indexes (less PostgreSQL work)
 #   daemon-async          the same with synchronous_commit=off (no commit fsync wait)
+# Any kind takes settings after slashes, to tell the broker's share from the daemon's:
+#   /cN consumers (consumer kinds), /wN workers (daemon kinds), /pN prefetch, /bN batch
+#   max_messages (daemon kinds); e.g. consumer/c1/p5000 is the drain ceiling of scripts/bench.sh.
 # Uses the private servers (scripts/servers.sh start first) and build/. Per turn: rate, the cores
 # each party used, the broker's CPU per message; then the medians of consumer and daemon turns.
 set -euo pipefail
@@ -27,7 +30,7 @@ while (($#)); do
         --rounds) rounds=$2; shift ;;
         --kinds) kinds_arg=$2; shift ;;
         --pgload-tps) pgload_tps=$2; shift ;;
-        *) sed -n '2,22p' "$0" >&2; exit 64 ;;
+        *) sed -n '2,25p' "$0" >&2; exit 64 ;;
     esac
     shift
 done
@@ -67,7 +70,12 @@ else
         if ((r % 2 == 0)); then kinds+=(consumer daemon); else kinds+=(daemon consumer); fi
     done
 fi
-for kind in "${kinds[@]}"; do
+for spec in "${kinds[@]}"; do
+    kind=${spec%%/*}
+    for setting in $(tr '/' ' ' <<<"${spec#"$kind"}"); do
+        [[ $setting =~ ^[cwpb][1-9][0-9]*$ ]] ||
+            { echo "bench_alternate: bad setting '$setting' in '$spec' (/cN /wN /pN /bN)" >&2; exit 64; }
+    done
     case $kind in
         consumer | consumer-late | consumer-pgload | consumer-late-pgload) ;;
         daemon | daemon-cheap | daemon-async) ;;
@@ -102,9 +110,15 @@ stop_pgload() {
     sql "DROP TABLE \"$load_table\""
 }
 
+# setting LETTER SPEC DEFAULT: the value of /LETTERn in SPEC, or DEFAULT.
+setting() {
+    local value
+    value=$(tr '/' '\n' <<<"$2" | sed -n "s/^$1\([0-9]*\)$/\1/p" | tail -1)
+    echo "${value:-$3}"
+}
 declare -a consumer_rates=() daemon_rates=()
 for i in "${!kinds[@]}"; do
-    kind=${kinds[$i]} q=${id}_$i
+    spec=${kinds[$i]} kind=${spec%%/*} q=${id}_$i
     current=$q
     publish_rate=$("$bench" publish --amqp "$amqp" --queues "$q" --count "$n" --declare |
         awk '/publish_rate/ { printf "%.0f", $2 }')
@@ -113,11 +127,11 @@ for i in "${!kinds[@]}"; do
         [[ $kind == consumer-late* ]] && pause=(--pause-ms 10 --ack-late)
         [[ $kind == *pgload ]] && start_pgload
         cpu_begin
-        rate=$("$bench" drain --amqp "$amqp" --queue "$q" --count "$n" --consumers 2 \
-            --prefetch 10000 "${pause[@]}" | awk '/drain_rate/ { print $2 }')
+        rate=$("$bench" drain --amqp "$amqp" --queue "$q" --count "$n" \
+            --consumers "$(setting c "$spec" 2)" --prefetch "$(setting p "$spec" 10000)" "${pause[@]}" | awk '/drain_rate/ { print $2 }')
         cpu_end turn 0 "$n"
         [[ $kind == *pgload ]] && stop_pgload
-        [[ $kind == consumer ]] && consumer_rates+=("$rate")
+        [[ $spec == consumer ]] && consumer_rates+=("$rate")
     else
         if [[ $kind == daemon-cheap ]]; then
             sql "CREATE UNLOGGED TABLE \"$q\" (LIKE public.orders INCLUDING DEFAULTS)"
@@ -131,9 +145,9 @@ log: { level: warn }
 pipelines:
   - name: $q
     queue: $q
-    workers: 2
-    prefetch: 10000
-    batch: { max_messages: 1000, max_delay_ms: 50 }
+    workers: $(setting w "$spec" 2)
+    prefetch: $(setting p "$spec" 10000)
+    batch: { max_messages: $(setting b "$spec" 1000), max_delay_ms: 50 }
     table: public.$q
     mode: insert
     key: [id]
@@ -155,11 +169,11 @@ YAML
         cpu_end turn "$(awk '/^cpu_seconds/ { print $2 }' <<<"$out")" "$n"
         kill -TERM "$pid"
         wait "$pid" || { echo "daemon exited non-zero; log: $work/$q.log" >&2; exit 1; }
-        [[ $kind == daemon ]] && daemon_rates+=("$rate")
+        [[ $spec == daemon ]] && daemon_rates+=("$rate")
     fi
     drop_turn "$q"
     current=""
-    printf 'turn %d  %-21s %8.0f msgs/s  (published at %s/s; cores: %s)\n' $((i + 1)) "$kind" \
+    printf 'turn %d  %-28s %8.0f msgs/s  (published at %s/s; cores: %s)\n' $((i + 1)) "$spec" \
         "$rate" "$publish_rate" "${cpu_line[turn]}"
 done
 median() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The curves of docs/BENCHMARKS.md: scripts/bench.sh once per setting, each with its own
 # ceilings measured in the same run, one line per run appended to a results file, then a
-# Markdown table of them. About 20 minutes on the 2-core machine.
+# Markdown table of them. About 20 minutes on the 2-core machine with one round per setting
+# (RMQ2PG_CURVE_ROUNDS=3 for bench.sh's medians of three, about three times as long).
 #   scripts/bench_curves.sh [RESULTS_TSV] [GROUP...]
 # GROUPs: workers batch size backlog modes latency (default: all of them).
 set -euo pipefail
@@ -15,7 +16,8 @@ run() {  # run LABEL BENCH_ARGS...
     local label=$1
     shift
     echo "== $label: scripts/bench.sh $*" >&2
-    "$source_dir/scripts/bench.sh" --results "$results" --label "$label" "$@" >&2
+    "$source_dir/scripts/bench.sh" --results "$results" --label "$label" \
+        --rounds "${RMQ2PG_CURVE_ROUNDS:-1}" "$@" >&2
 }
 
 # The backlog runs skip the latency test; the latency group runs it at fixed offered loads.
@@ -48,12 +50,13 @@ done
 # The table: the columns that change between runs.
 awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     NR == 2 {
-        print "| run | N | body B | drain ceiling/s | COPY ceiling/s | rmq2pg/s | ÷ drain | ÷ COPY | CPU µs/msg | peak RSS MiB | latency p50 / p99 (broker alone p99) ms |"
-        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        print "| run | N | body B | drain ceiling/s | COPY ceiling/s | rmq2pg/s | ÷ drain | ÷ drain with the daemon consumers | ÷ COPY | CPU µs/msg | peak RSS MiB | latency p50 / p99 (broker alone p99) ms |"
+        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     }
     {
         lat = $col["p99_ms"] == "-" ? "" : $col["p50_ms"] " / " $col["p99_ms"] " (" $col["broker_p99_ms"] ")"
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $col["label"], $col["n"],
+        like = ("e2e_over_like" in col) ? $col["e2e_over_like"] : "-"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $col["label"], $col["n"],
             $col["size"], $col["drain_rate"], $col["copy_rate"], $col["e2e_rate"], $col["e2e_over_drain"],
-            $col["e2e_over_copy"], $col["cpu_us_per_msg"], $col["hwm_mib"], lat
+            like, $col["e2e_over_copy"], $col["cpu_us_per_msg"], $col["hwm_mib"], lat
     }' "$results"

@@ -25,7 +25,7 @@ mkdir -p "$out"
 total() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
 for n in "$n1" "$n2"; do
     rm -f "$out/callgrind.$mode.$n.out"
-    "$source_dir/scripts/bench.sh" --n "$n" --mode "$mode" --size "$size" --no-ceilings \
+    "$source_dir/scripts/bench.sh" --n "$n" --rounds 1 --mode "$mode" --size "$size" --no-ceilings \
         --latency-seconds 0 --daemon-prefix \
         "valgrind --tool=callgrind --callgrind-out-file=$out/callgrind.$mode.$n.out" >/dev/null
 done
