@@ -18,7 +18,8 @@
 #   daemon-async          the same with synchronous_commit=off (no commit fsync wait)
 # Any kind takes settings after slashes, to tell the broker's share from the daemon's:
 #   /cN consumers (consumer kinds), /wN workers (daemon kinds), /pN prefetch, /bN batch
-#   max_messages (daemon kinds); e.g. consumer/c1/p5000 is the drain ceiling of scripts/bench.sh.
+#   max_messages (daemon kinds), /prio consumer priorities (the first consumer or worker highest);
+#   e.g. consumer/c1/p5000 is the drain ceiling of scripts/bench.sh.
 # Uses the private servers (scripts/servers.sh start first) and build/. Per turn: rate, the cores
 # each party used, the broker's CPU per message; then the medians of consumer and daemon turns.
 set -euo pipefail
@@ -30,7 +31,7 @@ while (($#)); do
         --rounds) rounds=$2; shift ;;
         --kinds) kinds_arg=$2; shift ;;
         --pgload-tps) pgload_tps=$2; shift ;;
-        *) sed -n '2,25p' "$0" >&2; exit 64 ;;
+        *) sed -n '2,26p' "$0" >&2; exit 64 ;;
     esac
     shift
 done
@@ -73,8 +74,8 @@ fi
 for spec in "${kinds[@]}"; do
     kind=${spec%%/*}
     for setting in $(tr '/' ' ' <<<"${spec#"$kind"}"); do
-        [[ $setting =~ ^[cwpb][1-9][0-9]*$ ]] ||
-            { echo "bench_alternate: bad setting '$setting' in '$spec' (/cN /wN /pN /bN)" >&2; exit 64; }
+        [[ $setting =~ ^([cwpb][1-9][0-9]*|prio)$ ]] ||
+            { echo "bench_alternate: bad setting '$setting' in '$spec' (/cN /wN /pN /bN /prio)" >&2; exit 64; }
     done
     case $kind in
         consumer | consumer-late | consumer-pgload | consumer-late-pgload) ;;
@@ -125,6 +126,7 @@ for i in "${!kinds[@]}"; do
     if [[ $kind == consumer* ]]; then
         pause=()
         [[ $kind == consumer-late* ]] && pause=(--pause-ms 10 --ack-late)
+        [[ $spec == */prio* ]] && pause+=(--priorities)
         [[ $kind == *pgload ]] && start_pgload
         cpu_begin
         rate=$("$bench" drain --amqp "$amqp" --queue "$q" --count "$n" \

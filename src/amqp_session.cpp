@@ -565,11 +565,20 @@ QueueState AmqpSession::inspect_queue(const std::string& queue) {
 }
 
 void AmqpSession::start_consuming(const std::string& queue, std::uint16_t prefetch,
-                                  const std::string& consumer_tag) {
+                                  const std::string& consumer_tag, std::optional<int> priority) {
     amqp_basic_qos(connection_->state, kChannel, 0, prefetch, 0);
     check_rpc("basic.qos");
+    amqp_table_entry_t priority_entry{};
+    priority_entry.key = amqp_cstring_bytes("x-priority");
+    priority_entry.value.kind = AMQP_FIELD_KIND_I32;
+    priority_entry.value.value.i32 = priority.value_or(0);
+    amqp_table_t arguments = amqp_empty_table;
+    if (priority) {
+        arguments.num_entries = 1;
+        arguments.entries = &priority_entry;
+    }
     amqp_basic_consume(connection_->state, kChannel, as_bytes(queue), as_bytes(consumer_tag), 0, 0,
-                       0, amqp_empty_table);
+                       0, arguments);
     check_rpc(("basic.consume on queue '" + queue + "'").c_str());
 }
 

@@ -64,8 +64,10 @@ class AmqpSession {
     void declare_queue(const std::string& queue, const QueueDeclaration& declaration);
     // queue.declare passive: throws AmqpError(channel) when the queue does not exist.
     QueueState inspect_queue(const std::string& queue);
+    // `priority`: the consumer's x-priority (RabbitMQ delivers to the highest-priority consumer
+    // that has prefetch room; unset = the broker's default, 0).
     void start_consuming(const std::string& queue, std::uint16_t prefetch,
-                         const std::string& consumer_tag);
+                         const std::string& consumer_tag, std::optional<int> priority = {});
 
     // The next delivery, or nullopt when `timeout` passed first. Heartbeats are sent and checked
     // while waiting. Throws AmqpError when the connection or the consuming channel is gone.
