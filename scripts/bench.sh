@@ -243,7 +243,7 @@ fi
 # consumer settings at all), and the daemon. Odd rounds run them in that order, even rounds in
 # the reverse, so a drift of the broker over the run favours none; the table takes medians.
 declare -a drain_rates=() like_rates=() e2e_rates=() cpu_us_list=()
-hwm_kib=0
+hwm_kib=0 others_daemon=0
 phase_name() { if ((rounds > 1)); then echo "$1.$round"; else echo "$1"; fi; }
 drain_turn() {  # drain_turn KIND CONSUMERS PREFETCH ACK_EVERY
     local phase
@@ -307,6 +307,7 @@ daemon_turn() {
     phases+=("$phase")
     e2e_rates+=("${fig[rate]}") cpu_us_list+=("${fig[cpu_us_per_msg]}") e2e_elapsed=${fig[elapsed]}
     ((fig[vm_hwm_kib] > hwm_kib)) && hwm_kib=${fig[vm_hwm_kib]}
+    others_daemon=$(awk -v a="$others_daemon" -v b="${cpu_others[$phase]}" 'BEGIN { print (b > a ? b : a) }')
     log "rmq2pg: $n rows in ${fig[elapsed]} s = ${fig[rate]} msgs/s," \
         "${fig[cpu_us_per_msg]} µs CPU/msg, VmHWM ${fig[vm_hwm_kib]} KiB (cores: ${cpu_line[$phase]})"
     stop_daemon
@@ -429,11 +430,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 human() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
 hwm_mib=$(awk -v k="$hwm_kib" 'BEGIN { printf "%.1f", k / 1024 }')
 cpu_us=$(awk -v c="$cpu_us_per_msg" 'BEGIN { printf "%.2f", c }')
-# each NAME...: the rounds' figures in run order, for the notes ("" with one round).
+# each VALUE...: the rounds' figures in run order, for the notes ("" with one round).
 each() {
     if ((rounds > 1)); then printf '; rounds: %s' "$(for v in "$@"; do human "$v"; echo; done | paste -sd' ')"; fi
 }
-# ratios A[] B[]: per-round ratios, paired in run order.
+# round_ratios A B: the per-round ratios of arrays A and B, paired in run order.
 round_ratios() {
     local -n a=$1 b=$2
     local i out=()
@@ -470,8 +471,8 @@ round_ratios() {
         printf '%-44s %12s  %s\n' "  ratio rmq2pg / COPY ceiling" \
             "$(ratio "$e2e_rate" "${fig[copy_rate]}")" ""
     fi
-    printf '%-44s %12s  %s\n' "rmq2pg CPU per message (user+sys)" "$cpu_us µs" "target <= 5 µs$( ((rounds > 1)) && echo "; median of $rounds")"
-    printf '%-44s %12s  %s\n' "rmq2pg peak RSS (VmHWM)" "$hwm_mib MiB" "target <= 64 MiB$( ((rounds > 1)) && echo "; largest of $rounds daemons")"
+    printf '%-44s %12s  %s\n' "rmq2pg CPU per message (user+sys)" "$cpu_us µs" "target <= 5 µs$(if ((rounds > 1)); then echo "; median of $rounds"; fi)"
+    printf '%-44s %12s  %s\n' "rmq2pg peak RSS (VmHWM)" "$hwm_mib MiB" "target <= 64 MiB$(if ((rounds > 1)); then echo "; largest of $rounds daemons"; fi)"
     if ((latency_count > 0)); then
         printf '%-44s %12s  %s\n' "latency p99 at $latency_rate msgs/s for ${latency_seconds} s" \
             "$lat_p99 ms" "p50 $lat_p50 ms, max $lat_max ms; target p99 <= $((max_delay_ms + 20)) ms"
@@ -506,7 +507,7 @@ if [[ -n "$results" ]]; then
         "$(ratio "$e2e_rate" "${drain_rate:-0}")" "$(ratio "$e2e_rate" "${fig[copy_rate]:-0}")"
         "$cpu_us" "$hwm_mib" "${latency_rate:--}" "${lat_p50:--}" "${lat_p99:--}" "${lat_max:--}"
         "${fig[broker_p50_ms]:--}" "${fig[broker_p99_ms]:--}" "${fig[broker_max_ms]:--}"
-        "${cpu_others[daemon]:--}" "$(human "${like_rate:-0}")" "$(ratio "$e2e_rate" "${like_rate:-0}")")
+        "$others_daemon" "$(human "${like_rate:-0}")" "$(ratio "$e2e_rate" "${like_rate:-0}")")
     [[ -s "$results" ]] || (IFS=$'\t'; echo "${columns[*]}") >"$results"
     (IFS=$'\t'; echo "${values[*]}") >>"$results"
 fi
