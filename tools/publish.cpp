@@ -33,11 +33,17 @@ constexpr const char* kUsage =
     "  --drain QUEUE          consume and ack every message of QUEUE (until 2 s idle), printing\n"
     "                         one line each: the --headers values then the body, tab-separated\n"
     "  --headers A,B,...      header names --drain prints (missing ones print as '-')\n"
-    "  --header NAME=VALUE    a string header on every published message (repeatable)\n";
+    "  --header NAME=VALUE    a string header on every published message (repeatable)\n"
+    "  --tls-ca-file PATH     amqps://: PEM CAs the broker's certificate must chain to\n"
+    "                         (default: the system store)\n"
+    "  --tls-cert-file PATH   amqps://: client certificate (PEM), with --tls-key-file\n"
+    "  --tls-key-file PATH    its private key (PEM, unencrypted); errors name the daemon's\n"
+    "                         amqp.tls keys, which these mirror\n";
 
 struct Options {
     std::string url, queue, exchange, routing_key, file, generate, prefix = "msg-", stats, drain,
                                                                    headers;
+    rmq2pg::AmqpTlsOptions tls;  // the same meaning as the daemon's amqp.tls keys
     long count = 1000, start = 1, seed = 1, pad = 0, window = 2000, rate = 0;
     double poison_percent = 0;
     bool declare = false;
@@ -137,7 +143,13 @@ bool parse(int argc, char** argv, Options& o) {
             ok = value(text);
             if (ok)
                 o.poison_percent = std::stod(text);
-        } else if (a == "--declare-queue")
+        } else if (a == "--tls-ca-file")
+            ok = value(o.tls.ca_file);
+        else if (a == "--tls-cert-file")
+            ok = value(o.tls.cert_file);
+        else if (a == "--tls-key-file")
+            ok = value(o.tls.key_file);
+        else if (a == "--declare-queue")
             o.declare = true;
         else
             ok = false;
@@ -149,6 +161,10 @@ bool parse(int argc, char** argv, Options& o) {
     if (o.url.empty() ||
         (o.stats.empty() && o.drain.empty() && o.queue.empty() && o.routing_key.empty())) {
         std::fputs(kUsage, stderr);
+        return false;
+    }
+    if (o.tls.cert_file.empty() != o.tls.key_file.empty()) {
+        std::fprintf(stderr, "rmq2pg-publish: --tls-cert-file and --tls-key-file go together\n");
         return false;
     }
     if (!o.generate.empty() && o.generate != "orders") {
@@ -204,6 +220,13 @@ int main(int argc, char** argv) {
                      error.c_str());
         return 64;
     }
+    bool tls_given = !o.tls.ca_file.empty() || !o.tls.cert_file.empty();
+    if (tls_given && !url->tls) {
+        std::fprintf(stderr, "rmq2pg-publish: --tls-* options need an amqps:// URL, got %s\n",
+                     url->masked().c_str());
+        return 64;
+    }
+    url->tls_options = o.tls;
     try {
         rmq2pg::AmqpSession session(*url, 30, "rmq2pg-publish");
         if (!o.stats.empty()) {

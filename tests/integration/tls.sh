@@ -152,6 +152,26 @@ pg_tls=$(sql "SELECT string_agg(DISTINCT s.ssl::text, ',') FROM pg_stat_ssl s
               JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'tlsuser'")
 [[ "$pg_tls" == "true" ]] || fail "PostgreSQL connections of tlsuser use ssl: '$pg_tls'"
 log "broker and PostgreSQL report TLS connections"
+# rmq2pg-publish over amqps:// with the same CA and client certificate; with a CA that did not
+# sign the broker's certificate it fails with a clear error and publishes nothing.
+M=200
+tls_publish() { # CA_FILE ARGS...
+    local ca=$1
+    shift
+    "$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "amqps://guest:guest@127.0.0.1:$tls_port/" \
+        --queue "$QUEUE" --tls-ca-file "$ca" --tls-cert-file "$tls/client.crt" \
+        --tls-key-file "$tls/client.key" "$@"
+}
+tls_publish "$tls/ca.crt" --generate orders --start $((N + 1)) --count $M >/dev/null ||
+    fail "rmq2pg-publish over amqps:// failed"
+wait_until 60 "$((N + M)) rows" rows_equal "$TABLE" $((N + M))
+status=0
+out=$(tls_publish "$tls/other-ca.crt" --generate orders --start $((N + M + 1)) --count 1 2>&1) ||
+    status=$?
+((status == 1)) || fail "rmq2pg-publish with a wrong CA exited $status, expected 1: $out"
+grep -q "TLS certificate verification of 127.0.0.1:$tls_port .* failed" <<<"$out" ||
+    fail "rmq2pg-publish with a wrong CA did not say so: $out"
+log "rmq2pg-publish over TLS: $M more rows; wrong CA: $out"
 # The status sampler polls the queue depth over its own amqps:// connection.
 depth_polled() {
     curl -s "http://127.0.0.1:$http_port/api/status" |
@@ -174,7 +194,7 @@ for file in "$DAEMON_LOG" "$pages"; do
 done
 grep -q "connected to PostgreSQL (.*password=\*\*\*" "$DAEMON_LOG" ||
     fail "the logged connection string does not show the masked password"
-[[ $(sql "SELECT count(DISTINCT id) FROM \"$TABLE\"") == "$N" ]] || fail "duplicate ids"
+[[ $(sql "SELECT count(DISTINCT id) FROM \"$TABLE\"") == "$((N + M))" ]] || fail "duplicate ids"
 log "the password is in no log line, metric or page"
 
 # ---- a CA that did not sign the broker's certificate: a clear verification error, exit 1.
