@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <set>
 #include <sstream>
@@ -672,7 +673,14 @@ std::optional<std::string> read_password_file(const std::string& path, std::stri
     return content;
 }
 
-void read_amqp_tls(Reader& r, const YAML::Node& tls, AmqpTlsOptions& options) {
+// What a reload compares for a file the connections read: its content, hashed so no secret is
+// kept twice. The file names alone would miss a rotated certificate or password.
+std::string file_digest(const std::string& path, const std::string& content) {
+    return path + " " + std::to_string(std::hash<std::string>{}(content)) + "\n";
+}
+
+void read_amqp_tls(Reader& r, const YAML::Node& tls, AmqpTlsOptions& options,
+                   std::string& file_digests) {
     if (!r.expect_map(tls, "amqp.tls"))
         return;
     r.check_keys(tls, "amqp.tls",
@@ -687,9 +695,10 @@ void read_amqp_tls(Reader& r, const YAML::Node& tls, AmqpTlsOptions& options) {
             continue;
         given[i] = true;
         std::string error;
-        if (read_named_file(*path, error))
+        if (auto content = read_named_file(*path, error)) {
             *files[i].second = *path;
-        else
+            file_digests += file_digest(*path, *content);
+        } else
             r.problem(tls[files[i].first], std::string("amqp.tls.") + files[i].first, error);
     }
     if (given[1] != given[2])
@@ -777,6 +786,7 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
         }
     }
 
+    std::string connection_files;  // file_digest of every file the connections read
     YAML::Node amqp = root["amqp"];
     if (!amqp.IsDefined() || amqp.IsNull()) {
         r.problem(root, "amqp", "is required (amqp.urls)");
@@ -799,14 +809,15 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
         }
         r.integer(amqp, "heartbeat_s", "amqp", config.heartbeat_s, 0, 3600);
         if (YAML::Node tls = amqp["tls"]; tls.IsDefined() && !tls.IsNull())
-            read_amqp_tls(r, tls, config.amqp_tls);
+            read_amqp_tls(r, tls, config.amqp_tls, connection_files);
         std::optional<std::string> password;
         if (auto file = r.string(amqp, "password_file", "amqp"); file && !file->empty()) {
             std::string error;
             password = read_password_file(*file, error);
-            if (password)
+            if (password) {
                 config.amqp_password_file = *file;
-            else
+                connection_files += file_digest(*file, *password);
+            } else
                 r.problem(amqp["password_file"], "amqp.password_file", error);
         }
         for (auto& url : config.amqp_urls) {
@@ -827,6 +838,7 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
             std::string error;
             if (auto password = read_password_file(*file, error)) {
                 config.postgres_password_file = *file;
+                connection_files += file_digest(*file, *password);
                 // Appended to the connection string every connection uses; the logged form goes
                 // through mask_url_password, which hides it.
                 if (!config.postgres_url.empty())
@@ -887,6 +899,7 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
     for (const char* key : {"amqp", "postgres", "retry", "exchanges"})
         if (YAML::Node node = root[key]; node.IsDefined())
             config.connection_fingerprint += std::string(key) + ":\n" + YAML::Dump(node) + "\n";
+    config.connection_fingerprint += connection_files;
 
     YAML::Node pipelines = root["pipelines"];
     if (!pipelines.IsDefined() || pipelines.IsNull()) {

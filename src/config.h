@@ -170,8 +170,9 @@ struct Config {
     RetryConfig retry;
     std::vector<ExchangeConfig> exchanges;  // declared (idempotently) before any queue
     std::vector<PipelineConfig> pipelines;
-    // amqp, postgres, retry and exchanges as written (before ${VAR} expansion): every worker
-    // uses them, so a reload that changes them restarts every pipeline.
+    // amqp, postgres, retry and exchanges as written (before ${VAR} expansion), plus a hash of
+    // each file they name (password files, TLS CA/certificate/key): every worker uses them, so a
+    // reload that changes them — a rotated password or certificate too — restarts every pipeline.
     std::string connection_fingerprint;
 };
 

@@ -172,6 +172,42 @@ out=$(tls_publish "$tls/other-ca.crt" --generate orders --start $((N + M + 1)) -
 grep -q "TLS certificate verification of 127.0.0.1:$tls_port .* failed" <<<"$out" ||
     fail "rmq2pg-publish with a wrong CA did not say so: $out"
 log "rmq2pg-publish over TLS: $M more rows; wrong CA: $out"
+
+# ---- rotation: a new client certificate and new passwords under the same file names, then
+# SIGHUP. The YAML is unchanged; the reload sees the files changed and reconnects every worker.
+new_cert client2 rmq2pg-client-rotated 'extendedKeyUsage=clientAuth'
+chmod 644 "$tls/client2.crt"
+cp "$tls/client2.crt" "$tls/client.crt"
+cp "$tls/client2.key" "$tls/client.key"
+rotated="s3cr3t rotated:%/'"
+"$servers" rabbitmqctl change_password tlsuser "$rotated" >/dev/null
+psql "$RMQ2PG_TEST_PG_URL" -XAtq -v ON_ERROR_STOP=1 -v pw="$rotated" <<'SQL'
+ALTER ROLE tlsuser PASSWORD :'pw';
+SQL
+printf '%s\n' "$rotated" >"$WORK/password"
+sighup_at=$(sql "SELECT clock_timestamp()")
+kill -HUP "$DAEMON_PID"
+wait_until 30 "the reload to restart the connections" \
+    grep -q "connection settings .* changed: restarting every pipeline" "$DAEMON_LOG"
+cert_subjects() {
+    "$servers" rabbitmqctl list_connections -q user peer_cert_subject |
+        awk -F'\t' '$1 == "tlsuser" { print $2 }' | sort -u | paste -sd' '
+}
+# Every broker connection (workers and the status sampler) presents the new certificate.
+only_rotated_cert() { [[ $(cert_subjects) == "CN=rmq2pg-client-rotated" ]]; }
+wait_until 30 "only connections with the rotated certificate" only_rotated_cert
+# Every PostgreSQL connection was opened after the SIGHUP, when only the rotated password
+# could log in.
+only_new_pg_logins() {
+    [[ $(sql "SELECT count(*) FILTER (WHERE backend_start < '$sighup_at') || ' ' || count(*)
+                FROM pg_stat_activity WHERE usename = 'tlsuser'") =~ ^0\ [1-9] ]]
+}
+wait_until 30 "only PostgreSQL logins after the SIGHUP" only_new_pg_logins
+K=300
+publish --queue "$QUEUE" --generate orders --start $((N + M + 1)) --count $K
+wait_until 60 "$((N + M + K)) rows after the rotation" rows_equal "$TABLE" $((N + M + K))
+log "rotated certificate and passwords taken at SIGHUP: broker sees '$(cert_subjects)'," \
+    "every PostgreSQL login after it, $K more rows"
 # The status sampler polls the queue depth over its own amqps:// connection.
 depth_polled() {
     curl -s "http://127.0.0.1:$http_port/api/status" |
@@ -194,7 +230,7 @@ for file in "$DAEMON_LOG" "$pages"; do
 done
 grep -q "connected to PostgreSQL (.*password=\*\*\*" "$DAEMON_LOG" ||
     fail "the logged connection string does not show the masked password"
-[[ $(sql "SELECT count(DISTINCT id) FROM \"$TABLE\"") == "$((N + M))" ]] || fail "duplicate ids"
+[[ $(sql "SELECT count(DISTINCT id) FROM \"$TABLE\"") == "$((N + M + K))" ]] || fail "duplicate ids"
 log "the password is in no log line, metric or page"
 
 # ---- a CA that did not sign the broker's certificate: a clear verification error, exit 1.

@@ -209,3 +209,36 @@ TEST_CASE("amqp.tls files must exist, come as a pair for the client, and keys be
           std::string::npos);
     CHECK(problems.find("c.yaml:7: amqp.tls.verify: unknown key") != std::string::npos);
 }
+
+TEST_CASE("a rotated password file or certificate changes the connection fingerprint") {
+    // A reload compares the fingerprint: the same file names with new contents must restart the
+    // connections, or a reconnect after a rotation would still use the old secret.
+    TempDir dir;
+    std::string amqp_password = dir.write("amqp-password", "first\n");
+    std::string pg_password = dir.write("pg-password", "first\n");
+    std::string cert = dir.write("client.crt", "PEM 1");
+    std::string key = dir.write("client.key", "KEY 1");
+    auto load = [&] {
+        std::string amqp = lines({"  password_file: " + amqp_password,
+                                  "  tls:", "    cert_file: " + cert, "    key_file: " + key});
+        return load_config_text(config_text(amqp, "postgresql://u@db/app",
+                                            "  password_file: " + pg_password + "\n"),
+                                "c.yaml")
+            .connection_fingerprint;
+    };
+    std::string before = load();
+    CHECK(load() == before);  // nothing changed: the same fingerprint
+    dir.write("amqp-password", "second\n");
+    std::string amqp_rotated = load();
+    CHECK(amqp_rotated != before);
+    dir.write("pg-password", "second\n");
+    std::string pg_rotated = load();
+    CHECK(pg_rotated != amqp_rotated);
+    dir.write("client.crt", "PEM 2");
+    dir.write("client.key", "KEY 2");
+    std::string cert_rotated = load();
+    CHECK(cert_rotated != pg_rotated);
+    // The fingerprint keeps no secret in clear.
+    CHECK(cert_rotated.find("second") == std::string::npos);
+    CHECK(cert_rotated.find("KEY 2") == std::string::npos);
+}
