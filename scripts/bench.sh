@@ -326,10 +326,6 @@ for ((round = 1; round <= rounds; round++)); do
         esac
     done
 done
-median() {
-    printf '%s\n' "$@" | sort -g |
-        awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
 e2e_rate=$(median "${e2e_rates[@]}")
 cpu_us_per_msg=$(median "${cpu_us_list[@]}")
 drain_rate="" like_rate=""

@@ -124,13 +124,14 @@ for i in "${!kinds[@]}"; do
     publish_rate=$("$bench" publish --amqp "$amqp" --queues "$q" --count "$n" --declare |
         awk '/publish_rate/ { printf "%.0f", $2 }')
     if [[ $kind == consumer* ]]; then
-        pause=()
-        [[ $kind == consumer-late* ]] && pause=(--pause-ms 10 --ack-late)
-        [[ $spec == */prio* ]] && pause+=(--priorities)
+        drain_options=()
+        [[ $kind == consumer-late* ]] && drain_options=(--pause-ms 10 --ack-late)
+        [[ $spec == */prio* ]] && drain_options+=(--priorities)
         [[ $kind == *pgload ]] && start_pgload
         cpu_begin
         rate=$("$bench" drain --amqp "$amqp" --queue "$q" --count "$n" \
-            --consumers "$(setting c "$spec" 2)" --prefetch "$(setting p "$spec" 10000)" "${pause[@]}" | awk '/drain_rate/ { print $2 }')
+            --consumers "$(setting c "$spec" 2)" --prefetch "$(setting p "$spec" 10000)" \
+            "${drain_options[@]}" | awk '/drain_rate/ { print $2 }')
         cpu_end turn 0 "$n"
         [[ $kind == *pgload ]] && stop_pgload
         [[ $spec == consumer ]] && consumer_rates+=("$rate")
@@ -178,10 +179,6 @@ YAML
     printf 'turn %d  %-28s %8.0f msgs/s  (published at %s/s; cores: %s)\n' $((i + 1)) "$spec" \
         "$rate" "$publish_rate" "${cpu_line[turn]}"
 done
-median() {
-    printf '%s\n' "$@" | sort -g |
-        awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
 if ((${#consumer_rates[@]} && ${#daemon_rates[@]})); then
     c=$(median "${consumer_rates[@]}") d=$(median "${daemon_rates[@]}")
     awk -v c="$c" -v d="$d" -v n="$n" -v nc=${#consumer_rates[@]} -v nd=${#daemon_rates[@]} 'BEGIN {

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# CPU accounting for the benchmark scripts (sourced): everything shares this machine's cores, so
+# CPU accounting, and the median of repeated turns, for the benchmark scripts (sourced): everything shares this machine's cores, so
 # rates mean little without knowing who used them. Ticks are clock ticks (getconf CLK_TCK).
 
 url_port() { sed -E 's#^[a-z]+://([^@/]*@)?(\[[^]]*\]|[^:/?]*):([0-9]+).*#\3#' <<<"$1"; }
@@ -51,4 +51,11 @@ cpu_end() {
                 b / hz / w, (n > 0 ? sprintf(" (%.1f µs/msg)", b / hz / n * 1e6) : ""), p / hz / w,
                 d / w, o / hz / w, (others < 0 ? 0 : others), m / hz / w, '"$(nproc)"' }')
     cpu_others[$1]=$(sed -E 's/.*others ([0-9.]+).*/\1/' <<<"${cpu_line[$1]}")
+}
+
+# median VALUE...: the median of the figures of repeated turns (the mean of the middle two for an
+# even count), which the scripts report instead of a single run's noisy figure.
+median() {
+    printf '%s\n' "$@" | sort -g |
+        awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
