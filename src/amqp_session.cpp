@@ -432,6 +432,20 @@ AmqpSession::AmqpSession(const AmqpUrl& url, int heartbeat_s, const std::string&
 
 AmqpSession::~AmqpSession() = default;
 
+void AmqpSession::send_heartbeat() {
+    amqp_frame_t frame{};
+    frame.frame_type = AMQP_FRAME_HEARTBEAT;
+    frame.channel = 0;
+    int status = amqp_send_frame(connection_->state, &frame);
+    if (status != AMQP_STATUS_OK)
+        throw AmqpError(AmqpError::Kind::connection,
+                        "heartbeat to " + description_ + ": " + library_error_text(status));
+}
+
+std::chrono::seconds AmqpSession::heartbeat_interval() const {
+    return std::chrono::seconds(amqp_get_heartbeat(connection_->state));
+}
+
 void AmqpSession::check_rpc(const char* operation) {
     check_reply(amqp_get_rpc_reply(connection_->state), operation);
 }

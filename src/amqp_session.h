@@ -99,6 +99,14 @@ class AmqpSession {
     // schedule instead of stalling on a round trip); returns how many publishes are unconfirmed.
     std::uint64_t collect_confirms();
 
+    // Sends one heartbeat frame. The worker's write guard calls it from its own thread while the
+    // worker is blocked in a PostgreSQL write and does not touch this session (a lend, ended
+    // under the guard's lock): the broker must never drop a healthy consumer because a
+    // COMMIT is slow. Throws AmqpError(connection) when the socket is gone.
+    void send_heartbeat();
+    // The negotiated heartbeat interval (0 = heartbeats off).
+    std::chrono::seconds heartbeat_interval() const;
+
     bool blocked() const { return blocked_; }
 
   private:

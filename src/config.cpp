@@ -520,11 +520,28 @@ PipelineConfig read_pipeline(Reader& r, const YAML::Node& node, const std::strin
     if (!r.expect_map(node, path))
         return p;
     p.fingerprint = YAML::Dump(node);
-    r.check_keys(
-        node, path,
-        {"name", "queue", "workers", "prefetch", "batch", "table", "mode", "key", "columns",
-         "version", "delete_when", "routes", "dedupe", "dedupe_retention_s",
-         "tombstone_retention_s", "on_error", "dead_letter", "max_redeliveries", "declare"});
+    r.check_keys(node, path,
+                 {"name",
+                  "queue",
+                  "workers",
+                  "prefetch",
+                  "batch",
+                  "table",
+                  "mode",
+                  "key",
+                  "columns",
+                  "version",
+                  "delete_when",
+                  "routes",
+                  "dedupe",
+                  "dedupe_retention_s",
+                  "tombstone_retention_s",
+                  "on_error",
+                  "dead_letter",
+                  "max_redeliveries",
+                  "declare",
+                  "max_message_bytes",
+                  "max_inflight_bytes"});
     if (auto name = r.required_string(node, "name", path)) {
         p.name = *name;
         if (!valid_name(p.name))
@@ -618,6 +635,10 @@ PipelineConfig read_pipeline(Reader& r, const YAML::Node& node, const std::strin
         }
     }
     r.integer(node, "max_redeliveries", path, p.max_redeliveries, 0, 1000000);
+    // 1 KiB .. 2 GiB: RabbitMQ's own ceiling for a message is 512 MiB.
+    r.integer(node, "max_message_bytes", path, p.max_message_bytes, 1024, std::int64_t(1) << 31);
+    r.integer(node, "max_inflight_bytes", path, p.max_inflight_bytes, 1024 * 1024,
+              std::int64_t(1) << 40);
     if (YAML::Node declare = node["declare"]; declare.IsDefined() && !declare.IsNull())
         p.declare = read_declaration(r, declare, path + ".declare");
     return p;
@@ -831,7 +852,11 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
     if (!pg.IsDefined() || pg.IsNull()) {
         r.problem(root, "postgres", "is required (postgres.url)");
     } else if (r.expect_map(pg, "postgres")) {
-        r.check_keys(pg, "postgres", {"url", "password_file"});
+        r.check_keys(pg, "postgres",
+                     {"url", "password_file", "write_timeout_ms", "connect_timeout_s"});
+        r.integer(pg, "write_timeout_ms", "postgres", config.postgres_write_timeout_ms, 100,
+                  86400000);
+        r.integer(pg, "connect_timeout_s", "postgres", config.postgres_connect_timeout_s, 1, 3600);
         if (auto url = r.required_string(pg, "url", "postgres"))
             config.postgres_url = *url;
         if (auto file = r.string(pg, "password_file", "postgres"); file && !file->empty()) {
@@ -854,7 +879,8 @@ Config read_config(Reader& r, const YAML::Node& root, const std::string& source)
 
     if (YAML::Node log = root["log"]; log.IsDefined() && !log.IsNull()) {
         if (r.expect_map(log, "log")) {
-            r.check_keys(log, "log", {"level", "format"});
+            r.check_keys(log, "log", {"level", "format", "redact_values"});
+            r.boolean(log, "redact_values", "log", config.log_redact_values);
             if (auto format = r.string(log, "format", "log")) {
                 if (*format == "text" || *format == "json")
                     config.log_format = *format;

@@ -120,6 +120,12 @@ struct PipelineConfig : TargetConfig {
     OnError on_error = OnError::dead_letter;
     DeadLetterTarget dead_letter;
     int max_redeliveries = 0;  // 0 = unlimited
+    // A message whose body is larger is poison ("… exceeds max_message_bytes"); it is still
+    // dead-lettered whole (the broker's own max_message_size bounds what can arrive).
+    std::size_t max_message_bytes = 64 * 1024 * 1024;
+    // Bytes of bodies one worker holds (batch + backlog): above it the worker stops reading its
+    // socket until the batch is written, so memory is bounded in bytes and not only by prefetch.
+    std::size_t max_inflight_bytes = 256 * 1024 * 1024;
     // The pipeline's YAML node as written (before ${VAR} expansion): a reload restarts the
     // pipeline when this differs. An environment variable changed alone is not a change.
     std::string fingerprint;
@@ -162,10 +168,18 @@ struct Config {
     // As written, plus the password of postgres.password_file (mask_url_password hides it).
     std::string postgres_url;
     std::string postgres_password_file;
+    // Deadline of each write (every statement of a batch and its COMMIT): past it the write is
+    // cancelled, the connection dropped and rebuilt, the batch retried.
+    std::int64_t postgres_write_timeout_ms = 30000;
+    // Deadline of establishing a PostgreSQL connection (TCP, TLS, authentication).
+    std::int64_t postgres_connect_timeout_s = 10;
     std::int64_t shutdown_timeout_ms = 10000;
     std::int64_t startup_timeout_s = 0;  // 0 = keep retrying forever
     std::string log_level = "info";
     std::string log_format = "text";  // text | json (one JSON object per line)
+    // Keep message contents (values quoted in PostgreSQL's errors, bodies) out of log lines and
+    // dead-letter headers: reasons keep their SQLSTATE and wording, the values become "…".
+    bool log_redact_values = false;
     HttpConfig http;
     RetryConfig retry;
     std::vector<ExchangeConfig> exchanges;  // declared (idempotently) before any queue

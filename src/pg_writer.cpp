@@ -10,7 +10,10 @@
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <mutex>
 #include <set>
 
 #include "migration_sql.h"
@@ -358,6 +361,14 @@ TargetPlan plan_target(const PipelineConfig& pipeline, const TargetConfig& targe
 }  // namespace
 
 struct PgWriter::Impl {
+    std::string url;
+    const PipelineConfig* pipeline = nullptr;
+    std::string application_name;
+    // interrupt() runs on the guard's thread: it reads `socket` and sets `interrupted` under
+    // `socket_lock`, which the owner's thread also takes to publish and retire the socket.
+    std::mutex socket_lock;
+    int socket = -1;
+    std::string interrupted;  // the reason, once interrupted
     std::unique_ptr<pqxx::connection> conn;
     std::vector<TargetPlan> targets;
     std::string context;
@@ -370,6 +381,49 @@ struct PgWriter::Impl {
 PgWriter::PgWriter(const std::string& url, const PipelineConfig& pipeline,
                    const std::string& application_name)
     : impl_(std::make_unique<Impl>()) {
+    impl_->url = url;
+    impl_->pipeline = &pipeline;
+    impl_->application_name = application_name;
+}
+
+void PgWriter::interrupt(const std::string& reason) {
+    std::lock_guard<std::mutex> lock(impl_->socket_lock);
+    if (!impl_->interrupted.empty())
+        return;
+    impl_->interrupted = reason;
+    if (impl_->socket >= 0)
+        ::shutdown(impl_->socket, SHUT_RDWR);
+}
+
+// A failure of a call that interrupt() cut short is reported with the interrupt's reason, and
+// never as bad data: the write was cut, the rows were not refused.
+void PgWriter::throw_if_interrupted(const WriteError& error) const {
+    std::string reason;
+    {
+        std::lock_guard<std::mutex> lock(impl_->socket_lock);
+        reason = impl_->interrupted;
+    }
+    if (reason.empty())
+        return;
+    throw WriteError(error.kind() == WriteError::Kind::outcome_unknown
+                         ? WriteError::Kind::outcome_unknown
+                         : WriteError::Kind::connection,
+                     reason + " (" + error.what() + ")");
+}
+
+void PgWriter::connect() {
+    try {
+        connect_now();
+    } catch (const WriteError& e) {
+        throw_if_interrupted(e);
+        throw;
+    }
+}
+
+void PgWriter::connect_now() {
+    const std::string& url = impl_->url;
+    const PipelineConfig& pipeline = *impl_->pipeline;
+    const std::string& application_name = impl_->application_name;
     impl_->context = "pipeline '" + pipeline.name + "'";
     impl_->pipeline_name = pipeline.name;
     if (!pipeline.dedupe.empty())
@@ -377,6 +431,12 @@ PgWriter::PgWriter(const std::string& url, const PipelineConfig& pipeline,
     impl_->tombstone_retention_s = pipeline.tombstone_retention_s;
     translate_errors(impl_->context, [&] {
         impl_->conn = std::make_unique<pqxx::connection>(url);
+        {
+            std::lock_guard<std::mutex> lock(impl_->socket_lock);
+            impl_->socket = impl_->conn->sock();
+            if (!impl_->interrupted.empty())
+                ::shutdown(impl_->socket, SHUT_RDWR);
+        }
         // A silent reconnect inside libpqxx would lose the temporary staging tables and hide
         // the failure from the worker, which must see it to retry the batch correctly.
 #pragma GCC diagnostic push
@@ -411,13 +471,25 @@ PgWriter::PgWriter(const std::string& url, const PipelineConfig& pipeline,
     });
 }
 
-PgWriter::~PgWriter() = default;
+PgWriter::~PgWriter() {
+    std::lock_guard<std::mutex> lock(impl_->socket_lock);
+    impl_->socket = -1;
+}
 
 const TableSchema& PgWriter::table(std::size_t target) const {
     return impl_->targets.at(target).table;
 }
 
 void PgWriter::write(const std::vector<TargetRows>& parts) {
+    try {
+        write_now(parts);
+    } catch (const WriteError& e) {
+        throw_if_interrupted(e);
+        throw;
+    }
+}
+
+void PgWriter::write_now(const std::vector<TargetRows>& parts) {
     std::size_t rows = 0;
     for (const auto& part : parts)
         rows += part.count;

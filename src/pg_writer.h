@@ -55,13 +55,22 @@ struct TargetRows {
 
 class PgWriter {
   public:
-    // Connects, reads every target table from the catalog, checks the mapping against it and
-    // prepares the statements. Throws WriteError (connection or schema).
+    // Keeps the settings; connect() opens the connection.
     PgWriter(const std::string& url, const PipelineConfig& pipeline,
              const std::string& application_name);
     ~PgWriter();
     PgWriter(const PgWriter&) = delete;
     PgWriter& operator=(const PgWriter&) = delete;
+
+    // Connects, reads every target table from the catalog, checks the mapping against it and
+    // prepares the statements. Throws WriteError (connection or schema).
+    void connect();
+
+    // Thread-safe, for the worker's write guard: makes a connect() or write() that is blocked on
+    // the owner's thread (a hung server, a black-holed network) fail at once with
+    // WriteError(connection, or outcome_unknown when its COMMIT was in flight) whose text starts
+    // with `reason`. It shuts the socket down; the writer is unusable afterwards.
+    void interrupt(const std::string& reason);
 
     // The catalog's view of target `target` (same order as PipelineConfig::targets()).
     const TableSchema& table(std::size_t target = 0) const;
@@ -78,6 +87,10 @@ class PgWriter {
     void prune();
 
   private:
+    void connect_now();
+    void write_now(const std::vector<TargetRows>& parts);
+    void throw_if_interrupted(const WriteError& error) const;
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -191,6 +191,7 @@ void Worker::connect_writer() {
     set_state(WorkerState::connecting);
     std::string application_name = "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_);
     writer_ = std::make_unique<PgWriter>(config_.postgres_url, pipeline_, application_name);
+    writer_->connect();
     mappers_.clear();
     auto targets = pipeline_.targets();
     for (std::size_t t = 0; t < targets.size(); ++t)
