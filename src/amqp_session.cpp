@@ -660,6 +660,10 @@ std::optional<Delivery> AmqpSession::next_delivery(std::chrono::milliseconds tim
                             "consuming from " + description_ + ": a delivery's body was cut short");
         }
         bytes.append(as_view(frame.payload.body_fragment));
+        // rabbitmq-c takes each frame from the channel's pool and keeps the pool's pages when it
+        // is recycled: without a release per copied frame, one 64 MiB body would leave 64 MiB
+        // of pages to this connection for good.
+        amqp_maybe_release_buffers_on_channel(connection_->state, channel);
     }
 
     // Every byte is in place: point the views and the properties at them.
@@ -845,6 +849,9 @@ void AmqpSession::publish_confirmed(
     std::string what = "exchange '" + exchange + "' routing key '" + routing_key + "'";
     int status = amqp_basic_publish(connection_->state, kChannel, as_bytes(exchange),
                                     as_bytes(routing_key), /*mandatory=*/1, 0, &properties, body);
+    if (status == AMQP_STATUS_TABLE_TOO_BIG || status == AMQP_STATUS_BAD_AMQP_DATA)
+        throw AmqpError(AmqpError::Kind::unpublishable,
+                        "cannot publish to " + what + ": " + amqp_error_string2(status));
     if (status != AMQP_STATUS_OK)
         throw AmqpError(
             AmqpError::Kind::connection,

@@ -32,6 +32,10 @@ class AmqpError : public std::runtime_error {
         refused,     // login/vhost/permission refused: reconnecting will not help until fixed
         publish,     // a dead-letter publish was nacked or unroutable: retry later
         conflict,    // a declaration differs from what exists (406): fix the config or the queue
+        // This message cannot be published as it is (e.g. its headers do not fit a frame): a
+        // retry fails the same way, so the caller settles it otherwise. The session may have
+        // sent part of it: drop the session.
+        unpublishable,
     };
     AmqpError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
     Kind kind() const { return kind_; }

@@ -26,7 +26,7 @@ HealthVerdict check_liveness(const std::vector<WorkerReading>& workers,
         if (w.state != WorkerState::consuming && w.state != WorkerState::writing)
             continue;
         auto still = std::chrono::duration_cast<std::chrono::seconds>(now - w.last_progress);
-        if (now - w.last_progress > threshold) {
+        if (now - w.last_progress > std::max(threshold, 2 * w.write_timeout)) {
             verdict.ok = false;
             verdict.reasons.push_back(worker_name(w) + " wedged: " + to_string(w.state) +
                                       " without progress for " + std::to_string(still.count()) +
@@ -36,13 +36,23 @@ HealthVerdict check_liveness(const std::vector<WorkerReading>& workers,
     return verdict;
 }
 
-HealthVerdict check_readiness(const std::vector<WorkerReading>& workers) {
+HealthVerdict check_readiness(const std::vector<WorkerReading>& workers,
+                              std::chrono::steady_clock::time_point now) {
     HealthVerdict verdict;
     for (const auto& w : workers) {
-        if (w.state == WorkerState::consuming || w.state == WorkerState::writing)
-            continue;
-        verdict.ok = false;
-        verdict.reasons.push_back(worker_name(w) + " is " + to_string(w.state));
+        if (w.state != WorkerState::consuming && w.state != WorkerState::writing) {
+            verdict.ok = false;
+            verdict.reasons.push_back(worker_name(w) + " is " + to_string(w.state));
+        } else if (!w.database_connected) {
+            verdict.ok = false;
+            verdict.reasons.push_back(worker_name(w) + " has no PostgreSQL connection");
+        } else if (w.writing_since && now - *w.writing_since > w.write_timeout) {
+            auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - *w.writing_since);
+            verdict.ok = false;
+            verdict.reasons.push_back(worker_name(w) + " has been writing for " +
+                                      std::to_string(ms.count()) +
+                                      " ms, past postgres.write_timeout_ms");
+        }
     }
     return verdict;
 }

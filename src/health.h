@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,11 @@ struct WorkerReading {
     int index = 0;
     WorkerState state = WorkerState::starting;
     std::chrono::steady_clock::time_point last_progress;
+    // Since when the PostgreSQL call under way (connect or batch write) started, if one is.
+    std::optional<std::chrono::steady_clock::time_point> writing_since;
+    bool database_connected = true;
+    // postgres.write_timeout_ms: a write is cut at this deadline.
+    std::chrono::milliseconds write_timeout{30000};
 };
 
 struct HealthVerdict {
@@ -23,18 +29,23 @@ struct HealthVerdict {
 };
 
 // How long a worker's loop may stand still in consuming or writing before it counts as wedged:
-// 2 × max(shutdown_timeout, 60 s). A consuming worker turns its loop at least every 200 ms even
-// when idle, and a write is bounded by the database's own timeouts, so this only trips on a
-// thread blocked for good (a hung socket, a deadlock), never on a slow but moving one.
+// 2 × max(shutdown_timeout, 60 s), and never less than 2 × the worker's write deadline. A
+// consuming worker turns its loop at least every 200 ms even when idle, and every PostgreSQL
+// call is cut at postgres.write_timeout_ms by the worker's write guard, so this only trips on a
+// thread blocked for good (a bug, a deadlock), never on a slow but moving one.
 std::chrono::milliseconds wedge_threshold(std::int64_t shutdown_timeout_ms);
 
-// Alive unless some worker is wedged. Backing off, connecting or paused are not wedged: those
-// states are the daemon handling an outage as designed, which a restart would not fix.
+// Alive unless some worker is wedged: the only state a restart fixes. Backing off, connecting,
+// paused, a database that does not answer: those are the daemon handling an outage as designed,
+// which a restart would not fix (readiness reports them).
 HealthVerdict check_liveness(const std::vector<WorkerReading>& workers,
                              std::chrono::milliseconds threshold,
                              std::chrono::steady_clock::time_point now);
 
-// Ready when every worker of every pipeline is consuming (or writing a batch).
-HealthVerdict check_readiness(const std::vector<WorkerReading>& workers);
+// Ready when every worker of every pipeline is consuming (or writing a batch), holds a
+// PostgreSQL connection, and has not been writing for longer than its write deadline.
+HealthVerdict check_readiness(
+    const std::vector<WorkerReading>& workers,
+    std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
 
 }  // namespace rmq2pg

@@ -71,7 +71,25 @@ void StatusSampler::start() {
                     }
                 }
             }
-            shared->wake.wait_for(guard, kQueuePollInterval, [&] { return shared->stopping; });
+            // Between polls the connection must still send heartbeats, or the broker closes it
+            // after two intervals (a heartbeat_s below the poll interval did, every poll).
+            auto next_poll = std::chrono::steady_clock::now() + kQueuePollInterval;
+            while (!shared->stopping && std::chrono::steady_clock::now() < next_poll) {
+                std::chrono::milliseconds slice = kQueuePollInterval;
+                if (session && session->heartbeat_interval().count() > 0)
+                    slice = std::min<std::chrono::milliseconds>(
+                        slice, std::chrono::milliseconds(session->heartbeat_interval()) / 2);
+                shared->wake.wait_for(guard, slice, [&] { return shared->stopping; });
+                if (shared->stopping || !session)
+                    continue;
+                guard.unlock();
+                try {
+                    session->send_heartbeat();
+                } catch (const AmqpError&) {
+                    session.reset();  // the next poll reconnects
+                }
+                guard.lock();
+            }
         }
         guard.unlock();
         session.reset();

@@ -1,6 +1,8 @@
 // Worker pool lifecycle and reload; see supervisor.h.
 #include "supervisor.h"
 
+#include <malloc.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -43,6 +45,12 @@ Supervisor::~Supervisor() {
 }
 
 void Supervisor::start() {
+    // glibc raises its mmap threshold to the size of each freed large block (up to 32 MiB), so
+    // after one big message later allocations of that size come from heaps that never shrink.
+    // A fixed threshold keeps every block of 1 MiB and more in its own mapping, returned to the
+    // kernel when freed: RSS goes back near its baseline after a big message. The per-message
+    // path allocates far below it.
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
     last_progress_ = std::chrono::steady_clock::now();
     started_ = true;
     for (auto& pipeline : pipelines_)
@@ -165,10 +173,19 @@ std::vector<WorkerReading> Supervisor::worker_readings() const {
     std::lock_guard<std::mutex> guard(lock_);
     std::vector<WorkerReading> readings;
     for (const auto& pipeline : pipelines_)
-        for (std::size_t i = 0; i < pipeline->workers.size(); ++i)
-            readings.push_back({pipeline->config->name, static_cast<int>(i),
-                                pipeline->workers[i]->state(),
-                                pipeline->workers[i]->last_progress()});
+        for (std::size_t i = 0; i < pipeline->workers.size(); ++i) {
+            const Worker& worker = *pipeline->workers[i];
+            WorkerReading reading;
+            reading.pipeline = pipeline->config->name;
+            reading.index = static_cast<int>(i);
+            reading.state = worker.state();
+            reading.last_progress = worker.last_progress();
+            reading.writing_since = worker.writing_since();
+            reading.database_connected = worker.database_connected();
+            reading.write_timeout =
+                std::chrono::milliseconds(pipeline->owner->postgres_write_timeout_ms);
+            readings.push_back(std::move(reading));
+        }
     return readings;
 }
 

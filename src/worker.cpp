@@ -11,6 +11,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -47,19 +49,6 @@ constexpr std::chrono::milliseconds kIdlePoll{200};
 // Thrown inside the worker when the shutdown deadline passed with work still unacked.
 struct ShutdownDeadline {};
 
-std::string now_rfc3339() {
-    auto now = std::chrono::system_clock::now();
-    std::time_t t = std::chrono::system_clock::to_time_t(now);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<int>(ms.count()));
-    return buf;
-}
-
 std::string hostname() {
     char buf[256] = {};
     gethostname(buf, sizeof buf - 1);
@@ -76,6 +65,9 @@ Worker::Worker(const Config& config, const PipelineConfig& pipeline, int index,
       stop_(stop),
       metrics_(metrics),
       url_index_(static_cast<std::size_t>(index) % config.amqp_urls.size()),
+      dead_letters_(
+          config, pipeline,
+          "rmq2pg " + pipeline.name + "/" + std::to_string(index) + " dead-letter publisher"),
       backoff_(std::chrono::milliseconds(config.retry.initial_ms),
                std::chrono::milliseconds(config.retry.max_ms),
                static_cast<std::uint64_t>(getpid()) * 1000 + static_cast<std::uint64_t>(index)),
@@ -143,6 +135,7 @@ void Worker::run() {
                 paused_ = true;
                 batch_.clear();
                 backlog_.clear();
+                backlog_bytes_ = 0;
                 note_progress();
                 continue;
             }
@@ -153,17 +146,20 @@ void Worker::run() {
                               e.what(), batch_.size() + backlog_.size());
             metrics_.last_error.set(identity() + " broker: " + e.what());
             session_.reset();
-            publisher_.reset();
+            dead_letters_.reset();
             batch_.clear();
             backlog_.clear();
+            backlog_bytes_ = 0;
             policy_.reset();
             note_progress();
             url_index_ = (url_index_ + 1) % config_.amqp_urls.size();
             wait(backoff_.next_delay());
         } catch (const WriteError& e) {
-            spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), e.what());
-            metrics_.last_error.set(identity() + " database: " + e.what());
+            std::string reason = bounded_reason(e.what(), config_.log_redact_values);
+            spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), reason);
+            metrics_.last_error.set(identity() + " database: " + reason);
             writer_.reset();
+            database_connected_ = false;
             wait(backoff_.next_delay());
         } catch (const ShutdownDeadline&) {
             spdlog::error(
@@ -181,8 +177,9 @@ void Worker::run() {
             std::this_thread::sleep_for(kIdlePoll);
     }
     session_.reset();  // closes the connection: anything unacked returns to the queue
-    publisher_.reset();
+    dead_letters_.reset();
     writer_.reset();
+    database_connected_ = false;
     set_state(WorkerState::stopped);
     spdlog::info("{} stopped", identity());
 }
@@ -190,8 +187,14 @@ void Worker::run() {
 void Worker::connect_writer() {
     set_state(WorkerState::connecting);
     std::string application_name = "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_);
+    database_connected_ = false;
     writer_ = std::make_unique<PgWriter>(config_.postgres_url, pipeline_, application_name);
-    writer_->connect();
+    // libpq's connect_timeout bounds the connect; the catalog reads after it get a write's time.
+    guarded(std::chrono::seconds(config_.postgres_connect_timeout_s) +
+                std::chrono::milliseconds(config_.postgres_write_timeout_ms),
+            "connecting to PostgreSQL", "postgres.connect_timeout_s + write_timeout_ms",
+            [&] { writer_->connect(); });
+    database_connected_ = true;
     mappers_.clear();
     auto targets = pipeline_.targets();
     for (std::size_t t = 0; t < targets.size(); ++t)
@@ -231,11 +234,14 @@ void Worker::serve() {
         if (prunes && std::chrono::steady_clock::now() >= next_prune) {
             next_prune = std::chrono::steady_clock::now() + prune_every;
             try {
-                writer_->prune();
+                guarded(std::chrono::milliseconds(config_.postgres_write_timeout_ms),
+                        "pruning the inbox and tombstones", "postgres.write_timeout_ms",
+                        [&] { writer_->prune(); });
             } catch (const WriteError& e) {
                 spdlog::warn("{} pruning the inbox and tombstones failed: {}", identity(),
                              e.what());
-                if (e.kind() == WriteError::Kind::connection)
+                if (e.kind() == WriteError::Kind::connection ||
+                    e.kind() == WriteError::Kind::outcome_unknown)
                     throw;
             }
         }
@@ -257,6 +263,9 @@ void Worker::fill_batch() {
         if (!backlog_.empty()) {
             delivery = std::move(backlog_.front());
             backlog_.pop_front();
+            backlog_bytes_ -= delivery->body.size();
+        } else if (held_bytes() >= pipeline_.max_inflight_bytes) {
+            return;  // write what is held before reading more (the batch is not empty here)
         } else {
             delivery =
                 session_->next_delivery(policy_.wait_budget(BatchPolicy::Clock::now(), kIdlePoll));
@@ -276,6 +285,20 @@ void Worker::fill_batch() {
 }
 
 void Worker::flush_batch() {
+    // Mapping needs the catalog's column types, which come with a connection (gone after a large
+    // batch released its buffers, or after a failure outside a batch).
+    while (!writer_) {
+        try {
+            connect_writer();
+        } catch (const WriteError& e) {
+            std::string reason = bounded_reason(e.what(), config_.log_redact_values);
+            spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), reason);
+            metrics_.last_error.set(identity() + " database: " + reason);
+            writer_.reset();
+            database_connected_ = false;
+            wait(backoff_.next_delay());
+        }
+    }
     set_state(WorkerState::writing);
     auto targets = pipeline_.targets();
     rows_.resize(targets.size());
@@ -285,6 +308,13 @@ void Worker::flush_batch() {
     // holding ""), and it still needs its separator.
     std::vector<std::size_t> row_count(targets.size(), 0);
     for (auto& m : batch_) {
+        if (m.delivery.body.size() > pipeline_.max_message_bytes) {
+            m.status = Status::poison;
+            m.reason = "message body of " + std::to_string(m.delivery.body.size()) +
+                       " bytes exceeds max_message_bytes " +
+                       std::to_string(pipeline_.max_message_bytes);
+            continue;
+        }
         if (pipeline_.max_redeliveries > 0) {
             // Quorum queues count deliveries themselves.
             if (auto count = m.delivery.header("x-delivery-count")) {
@@ -316,7 +346,7 @@ void Worker::flush_batch() {
             if (row_count[m.target] > 0)
                 rows.pop_back();
             m.status = Status::poison;
-            m.reason = *error;
+            m.reason = bounded_reason(*error, config_.log_redact_values);
             continue;
         }
         m.row_offset = offset;
@@ -330,9 +360,70 @@ void Worker::flush_batch() {
         return;
     session_->ack_up_to(batch_.back().delivery.delivery_tag);
     metrics_.batches++;
+    bool large = policy_.bytes() > large_batch_bytes();
     batch_.clear();
     policy_.reset();
+    if (large)
+        release_large_buffers();
     note_progress();
+}
+
+// A batch far above max_bytes (one huge message) leaves buffers at its high-water size: the
+// row buffers, the JSON parser's, libpq's output buffer. Above this they are released.
+std::size_t Worker::large_batch_bytes() const {
+    return std::max<std::size_t>(2 * pipeline_.batch.max_bytes, 16 * 1024 * 1024);
+}
+
+void Worker::release_large_buffers() {
+    std::vector<std::string>().swap(rows_);
+    std::vector<std::string>().swap(subsets_);
+    std::vector<Message>().swap(batch_);
+    // The writer's connection holds libpq's grown buffers and the mappers their parsers': the
+    // next batch reconnects (one connect per huge batch) and builds both anew.
+    writer_.reset();
+    database_connected_ = false;
+    mappers_.clear();
+    malloc_trim(0);
+    spdlog::info("{} released the buffers of a large batch; reconnecting to PostgreSQL",
+                 identity());
+}
+
+std::size_t Worker::held_bytes() const {
+    return policy_.bytes() + backlog_bytes_;
+}
+
+template <typename F>
+void Worker::guarded(std::chrono::milliseconds timeout, const char* what, const char* limit,
+                     F&& call) {
+    auto started = std::chrono::steady_clock::now();
+    writing_since_.store(started.time_since_epoch().count());
+    AmqpSession* session = session_.get();
+    std::string reason = std::string(what) + " took longer than " +
+                         std::to_string(timeout.count()) + " ms (" + limit + ")";
+    auto period = session ? std::chrono::milliseconds(session->heartbeat_interval()) / 2
+                          : std::chrono::milliseconds(0);
+    bool heartbeat_failed = false;
+    {
+        auto watch = guard_.watch(
+            started + timeout, [this, &reason] { writer_->interrupt(reason); }, period,
+            [session, &heartbeat_failed] {
+                if (heartbeat_failed)
+                    return;
+                try {
+                    session->send_heartbeat();
+                } catch (const AmqpError&) {
+                    // The worker meets the broken connection at its next call and reconnects.
+                    heartbeat_failed = true;
+                }
+            });
+        try {
+            call();
+        } catch (...) {
+            writing_since_.store(0);
+            throw;
+        }
+    }
+    writing_since_.store(0);
 }
 
 std::size_t Worker::mapped_count() const {
@@ -364,13 +455,16 @@ void Worker::write_pending() {
             auto delay = backoff_.next_delay();
             spdlog::error("{} batch of {} (tags {}..{}) not written, retrying in {} ms: {} ({})",
                           identity(), batch_.size(), batch_.front().delivery.delivery_tag,
-                          batch_.back().delivery.delivery_tag, delay.count(), e.what(),
-                          to_string(e.kind()));
-            metrics_.last_error.set(identity() + " batch not written: " + e.what());
+                          batch_.back().delivery.delivery_tag, delay.count(),
+                          bounded_reason(e.what(), config_.log_redact_values), to_string(e.kind()));
+            metrics_.last_error.set(identity() + " batch not written: " +
+                                    bounded_reason(e.what(), config_.log_redact_values));
             if (e.kind() == WriteError::Kind::connection ||
                 e.kind() == WriteError::Kind::outcome_unknown ||
-                e.kind() == WriteError::Kind::schema)
+                e.kind() == WriteError::Kind::schema) {
                 writer_.reset();
+                database_connected_ = false;
+            }
             wait(delay);
         }
     }
@@ -406,7 +500,8 @@ void Worker::write_isolating(std::vector<std::size_t> indices) {
             write_parts[t].rows = everything ? &rows_[t] : &subsets_[t];
         try {
             auto started = std::chrono::steady_clock::now();
-            writer_->write(write_parts);
+            guarded(std::chrono::milliseconds(config_.postgres_write_timeout_ms), "writing a batch",
+                    "postgres.write_timeout_ms", [&] { writer_->write(write_parts); });
             record_commit(part, started);
             for (std::size_t i : part)
                 batch_[i].status = Status::committed;
@@ -433,7 +528,7 @@ void Worker::write_isolating(std::vector<std::size_t> indices) {
                     parts.push_back(std::move(part));
             } else if (part.size() == 1) {
                 batch_[part[0]].status = Status::poison;
-                batch_[part[0]].reason = e.what();
+                batch_[part[0]].reason = bounded_reason(e.what(), config_.log_redact_values);
             } else {
                 auto middle = part.begin() + static_cast<std::ptrdiff_t>(part.size() / 2);
                 parts.emplace_back(middle, part.end());
@@ -469,46 +564,42 @@ void Worker::settle_poison() {
                 paused_ = true;
                 batch_.clear();
                 backlog_.clear();
+                backlog_bytes_ = 0;
                 return;
             }
-            case OnError::dead_letter: {
-                std::vector<std::pair<std::string, std::string>> headers = {
-                    {"x-rmq2pg-error", m.reason},
-                    {"x-rmq2pg-pipeline", pipeline_.name},
-                    {"x-rmq2pg-table", pipeline_.qualified_table()},
-                    {"x-original-exchange", std::string(m.delivery.exchange)},
-                    {"x-original-routing-key", std::string(m.delivery.routing_key)},
-                    {"x-rmq2pg-failed-at", now_rfc3339()},
-                };
-                while (true) {
-                    try {
-                        if (!publisher_) {
-                            publisher_ = std::make_unique<AmqpSession>(
-                                config_.amqp_urls[url_index_], config_.heartbeat_s,
-                                "rmq2pg " + pipeline_.name + "/" + std::to_string(index_) +
-                                    " dead-letter publisher");
-                            // Declared here, not when consuming starts: a classic "<queue>.dead"
-                            // whose home node is down must not stop a worker from failing over
-                            // to another node and consuming (only dead-lettering waits for it).
-                            if (pipeline_.declares_dead_letter_queue())
-                                publisher_->ensure_queue(pipeline_.dead_letter_routing_key());
-                        }
-                        publisher_->publish_confirmed(pipeline_.dead_letter.exchange,
-                                                      pipeline_.dead_letter_routing_key(),
-                                                      m.delivery, headers);
-                        break;
-                    } catch (const AmqpError& e) {
-                        publisher_.reset();
-                        auto delay = backoff_.next_delay();
-                        spdlog::error("{} dead-lettering tag {} failed, retrying in {} ms: {}",
-                                      identity(), m.delivery.delivery_tag, delay.count(), e.what());
-                        metrics_.last_error.set(identity() + " dead-lettering: " + e.what());
-                        wait(delay);
-                    }
-                }
-                metrics_.dead_lettered++;
+            case OnError::dead_letter:
+                dead_letter(m);
                 break;
+        }
+    }
+}
+
+// Publishes one poison message to the dead-letter target, retrying broker failures with
+// backoff (the shutdown deadline ends the retries). A message that cannot be published at all
+// is rejected without requeue (the queue's own dead-letter exchange takes it, if it has one):
+// it must never hold the pipeline up.
+void Worker::dead_letter(Message& m) {
+    while (true) {
+        try {
+            dead_letters_.publish(m.delivery, m.reason, config_.amqp_urls[url_index_]);
+            metrics_.dead_lettered++;
+            return;
+        } catch (const AmqpError& e) {
+            if (e.kind() == AmqpError::Kind::unpublishable) {
+                spdlog::critical(
+                    "{} tag {} cannot be dead-lettered ({}); rejected without requeue instead, "
+                    "so it reaches the queue's own dead-letter exchange if it has one: {}",
+                    identity(), m.delivery.delivery_tag, e.what(), m.reason);
+                metrics_.last_error.set(identity() + " dead-lettering impossible: " + e.what());
+                session_->reject(m.delivery.delivery_tag, false);
+                metrics_.rejected++;
+                return;
             }
+            auto delay = backoff_.next_delay();
+            spdlog::error("{} dead-lettering tag {} failed, retrying in {} ms: {}", identity(),
+                          m.delivery.delivery_tag, delay.count(), e.what());
+            metrics_.last_error.set(identity() + " dead-lettering: " + e.what());
+            wait(delay);
         }
     }
 }
@@ -518,6 +609,9 @@ void Worker::settle_poison() {
 void Worker::wait(std::chrono::milliseconds delay) {
     set_state(WorkerState::backing_off);
     auto until = std::chrono::steady_clock::now() + delay;
+    auto heartbeat_every = session_ ? std::chrono::milliseconds(session_->heartbeat_interval()) / 2
+                                    : std::chrono::milliseconds(0);
+    auto next_heartbeat = std::chrono::steady_clock::now();
     while (std::chrono::steady_clock::now() < until) {
         note_progress();
         bool holding = !batch_.empty() || !backlog_.empty();
@@ -527,10 +621,18 @@ void Worker::wait(std::chrono::milliseconds delay) {
             throw ShutdownDeadline{};
         auto slice = std::min(kIdlePoll, std::chrono::ceil<std::chrono::milliseconds>(
                                              until - std::chrono::steady_clock::now()));
-        if (session_) {
+        if (session_ && held_bytes() < pipeline_.max_inflight_bytes) {
             if (auto delivery = session_->next_delivery(slice)) {
                 metrics_.received++;
+                backlog_bytes_ += delivery->body.size();
                 backlog_.push_back(std::move(*delivery));
+            }
+        } else if (session_) {
+            // Holding max_inflight_bytes: read nothing more, but keep the connection alive.
+            std::this_thread::sleep_for(slice);
+            if (std::chrono::steady_clock::now() >= next_heartbeat) {
+                session_->send_heartbeat();
+                next_heartbeat = std::chrono::steady_clock::now() + heartbeat_every;
             }
         } else {
             std::this_thread::sleep_for(slice);

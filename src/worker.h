@@ -14,9 +14,11 @@
 #include "backoff.h"
 #include "batch_policy.h"
 #include "config.h"
+#include "dead_letter.h"
 #include "metrics.h"
 #include "pg_writer.h"
 #include "row_mapper.h"
+#include "write_guard.h"
 
 namespace rmq2pg {
 
@@ -52,6 +54,15 @@ class Worker {
         return std::chrono::steady_clock::time_point(
             std::chrono::steady_clock::duration(last_progress_.load()));
     }
+    // Since when the write under way started (connect or batch), or nullopt when none is.
+    std::optional<std::chrono::steady_clock::time_point> writing_since() const {
+        auto since = writing_since_.load();
+        if (since == 0)
+            return std::nullopt;
+        return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(since));
+    }
+    // Whether the worker holds a working PostgreSQL connection.
+    bool database_connected() const { return database_connected_.load(); }
 
   private:
     enum class Status { pending, committed, poison };
@@ -74,7 +85,16 @@ class Worker {
     void write_isolating(std::vector<std::size_t> indices);
     std::size_t mapped_count() const;
     void settle_poison();
+    void dead_letter(Message& m);
+    std::size_t large_batch_bytes() const;
     void wait(std::chrono::milliseconds delay);
+    // Runs `call` (a blocking PostgreSQL call on this thread) under the write guard: heartbeats
+    // keep going to the broker, and past `timeout` (the config key `limit`) the writer is
+    // interrupted.
+    template <typename F>
+    void guarded(std::chrono::milliseconds timeout, const char* what, const char* limit, F&& call);
+    std::size_t held_bytes() const;
+    void release_large_buffers();
     std::string identity() const;
     void note_progress();
     void record_commit(const std::vector<std::size_t>& part,
@@ -89,17 +109,22 @@ class Worker {
     std::atomic<std::size_t> in_flight_{0};
     std::atomic<std::chrono::steady_clock::rep> last_progress_{
         std::chrono::steady_clock::now().time_since_epoch().count()};
+    std::atomic<std::chrono::steady_clock::rep> writing_since_{0};
+    std::atomic<bool> database_connected_{false};
 
     std::size_t url_index_ = 0;  // next amqp.urls entry to try
     std::unique_ptr<AmqpSession> session_;
-    std::unique_ptr<AmqpSession> publisher_;  // dead-letter publishes, opened on first need
+    DeadLetterPublisher dead_letters_;
     std::unique_ptr<PgWriter> writer_;
+    // Declared after the connections it lends, so it stops before they close.
+    WriteGuard guard_;
     std::vector<RowMapper> mappers_;  // one per target
     Backoff backoff_;
     BatchPolicy policy_;
 
     std::vector<Message> batch_;
     std::deque<Delivery> backlog_;      // received while a batch was retried; bounded by prefetch
+    std::size_t backlog_bytes_ = 0;     // bodies in backlog_ (batch bodies: policy_)
     std::vector<std::string> rows_;     // per target: COPY text of the batch's mapped messages
     std::vector<std::string> subsets_;  // per target: the rows a retry still has to write
     bool paused_ = false;

@@ -11,7 +11,7 @@ STREAMED=60000 # published at a steady rate while the daemon is killed and Postg
 RATE=2000
 create_orders_table "$TABLE"
 write_config "$WORK/rmq2pg.yaml" ignore 2
-trap 'status=$?; "$SERVERS" start >/dev/null 2>&1 || true; (exit $status); cleanup' EXIT
+trap 'status=$?; "$SERVERS" start >/dev/null 2>&1 || true; set +e; (exit $status); cleanup' EXIT
 publish --queue "$QUEUE" --declare-queue --count 0 --generate orders
 "$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" --queue "$QUEUE" \
     --generate orders --count $STREAMED --rate $RATE >/dev/null 2>"$WORK/publisher.log" &

@@ -7,7 +7,7 @@ write_config "$WORK/rmq2pg.yaml" ignore 2
 publish --queue "$QUEUE" --declare-queue --generate orders --count 1000
 start_daemon "$WORK/rmq2pg.yaml"
 wait_until 60 "first 1000 rows" rows_equal "$TABLE" 1000
-trap 'status=$?; "$RMQ2PG_SOURCE_DIR/scripts/servers.sh" pg-start >/dev/null 2>&1 || true; (exit $status); cleanup' EXIT
+trap 'status=$?; "$RMQ2PG_SOURCE_DIR/scripts/servers.sh" pg-start >/dev/null 2>&1 || true; set +e; (exit $status); cleanup' EXIT
 "$RMQ2PG_SOURCE_DIR/scripts/servers.sh" pg-stop >/dev/null
 log "PostgreSQL stopped"
 publish --queue "$QUEUE" --generate orders --count 5000 --start 1001

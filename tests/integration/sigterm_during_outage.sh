@@ -6,7 +6,7 @@ SERVERS="$RMQ2PG_SOURCE_DIR/scripts/servers.sh"
 create_orders_table "$TABLE"
 write_config "$WORK/rmq2pg.yaml" ignore 1
 sed -i 's/^shutdown_timeout_ms: .*/shutdown_timeout_ms: 3000/' "$WORK/rmq2pg.yaml"
-trap 'status=$?; "$SERVERS" pg-start >/dev/null 2>&1 || true; (exit $status); cleanup' EXIT
+trap 'status=$?; "$SERVERS" pg-start >/dev/null 2>&1 || true; set +e; (exit $status); cleanup' EXIT
 publish --queue "$QUEUE" --declare-queue --generate orders --count 10
 start_daemon "$WORK/rmq2pg.yaml"
 wait_until 30 "10 rows" rows_equal "$TABLE" 10

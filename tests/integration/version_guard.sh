@@ -72,7 +72,7 @@ start_daemon "$WORK/rmq2pg.yaml"
 first=$DAEMON_PID
 "$RMQ2PG_BUILD_DIR/rmq2pg" --config "$WORK/rmq2pg.yaml" >>"$WORK/second.log" 2>&1 &
 second=$!
-trap 'status=$?; kill -9 "$second" 2>/dev/null || true; (exit $status); cleanup' EXIT
+trap 'status=$?; kill -9 "$second" 2>/dev/null || true; set +e; (exit $status); cleanup' EXIT
 wait_until 120 "queue drained" queue_ready_equal "$QUEUE" 0
 sleep 1
 kill -TERM "$second"

@@ -93,17 +93,32 @@ TEST_CASE("rates are computed between the newest sample and the oldest within th
     CHECK(StatusSampler::rates_of({samples.front()}, seconds(10)).committed == 0);
 }
 
+namespace {
+
+WorkerReading reading(std::string pipeline, int index, WorkerState state,
+                      std::chrono::steady_clock::time_point last_progress) {
+    WorkerReading r;
+    r.pipeline = std::move(pipeline);
+    r.index = index;
+    r.state = state;
+    r.last_progress = last_progress;
+    return r;
+}
+
+}  // namespace
+
 TEST_CASE("a worker is wedged only when consuming or writing without progress past the threshold") {
     auto now = std::chrono::steady_clock::time_point(seconds(100000));
     auto threshold = wedge_threshold(10000);
     CHECK(threshold == std::chrono::milliseconds(120000));  // 2 × max(10 s, 60 s)
     CHECK(wedge_threshold(90000) == std::chrono::milliseconds(180000));
     std::vector<WorkerReading> workers = {
-        {"orders", 0, WorkerState::consuming, now - seconds(1)},
-        {"orders", 1, WorkerState::backing_off, now - seconds(500)},  // an outage, not a hang
+        reading("orders", 0, WorkerState::consuming, now - seconds(1)),
+        reading("orders", 1, WorkerState::backing_off,
+                now - seconds(500)),  // an outage, not a hang
     };
     CHECK(check_liveness(workers, threshold, now).ok);
-    workers.push_back({"orders", 2, WorkerState::writing, now - seconds(121)});
+    workers.push_back(reading("orders", 2, WorkerState::writing, now - seconds(121)));
     auto verdict = check_liveness(workers, threshold, now);
     CHECK_FALSE(verdict.ok);
     REQUIRE(verdict.reasons.size() == 1);
@@ -113,14 +128,43 @@ TEST_CASE("a worker is wedged only when consuming or writing without progress pa
 TEST_CASE("ready only when every worker consumes, with a reason per worker that does not") {
     auto now = std::chrono::steady_clock::now();
     std::vector<WorkerReading> workers = {
-        {"orders", 0, WorkerState::consuming, now},
-        {"orders", 1, WorkerState::writing, now},
+        reading("orders", 0, WorkerState::consuming, now),
+        reading("orders", 1, WorkerState::writing, now),
     };
     CHECK(check_readiness(workers).ok);
-    workers.push_back({"billing", 0, WorkerState::backing_off, now});
+    workers.push_back(reading("billing", 0, WorkerState::backing_off, now));
     auto verdict = check_readiness(workers);
     CHECK_FALSE(verdict.ok);
     CHECK(verdict.reasons == std::vector<std::string>{"billing/0 is backing_off"});
+}
+
+TEST_CASE("not ready while a worker has no database connection or writes past its deadline") {
+    auto now = std::chrono::steady_clock::time_point(seconds(100000));
+    auto w = reading("orders", 0, WorkerState::writing, now);
+    w.write_timeout = std::chrono::milliseconds(3000);
+    w.writing_since = now - std::chrono::milliseconds(2999);
+    CHECK(check_readiness({w}, now).ok);
+    w.writing_since = now - std::chrono::milliseconds(3500);
+    auto verdict = check_readiness({w}, now);
+    CHECK_FALSE(verdict.ok);
+    CHECK(verdict.reasons ==
+          std::vector<std::string>{
+              "orders/0 has been writing for 3500 ms, past postgres.write_timeout_ms"});
+    w.writing_since.reset();
+    w.database_connected = false;
+    CHECK(check_readiness({w}, now).reasons ==
+          std::vector<std::string>{"orders/0 has no PostgreSQL connection"});
+    // Liveness does not flip for it: a hung database is an outage, not a wedged daemon.
+    CHECK(check_liveness({w}, wedge_threshold(10000), now).ok);
+}
+
+TEST_CASE("a long write deadline raises the wedge threshold of that worker") {
+    auto now = std::chrono::steady_clock::time_point(seconds(100000));
+    auto w = reading("orders", 0, WorkerState::writing, now - seconds(150));
+    w.write_timeout = std::chrono::milliseconds(100000);
+    CHECK(check_liveness({w}, wedge_threshold(10000), now).ok);
+    w.last_progress = now - seconds(201);
+    CHECK_FALSE(check_liveness({w}, wedge_threshold(10000), now).ok);
 }
 
 TEST_CASE("a repeated error line is written once per 10 s window, then summarised") {

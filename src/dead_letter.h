@@ -1,0 +1,59 @@
+// Where a poison message goes: the pipeline's dead-letter target, published with confirms and
+// headers that say why. Also the one place that bounds (and, with log.redact_values, strips the
+// values out of) a reason before it reaches a header or a log line.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "amqp_session.h"
+#include "config.h"
+#include "delivery.h"
+
+namespace rmq2pg {
+
+// Reasons in headers and log lines are at most this long: PostgreSQL repeats the offending
+// value in its errors, and a 256 KiB value in a header no longer fits an AMQP frame.
+constexpr std::size_t kReasonLimit = 2048;
+
+// `text` on one line, at most `limit` bytes: cut at a UTF-8 boundary and marked
+// "… (N bytes in all)". With `redact`, quoted values are replaced by "…" first.
+std::string bounded_reason(std::string_view text, bool redact, std::size_t limit = kReasonLimit);
+
+// Replaces the values PostgreSQL and rmq2pg quote in their errors — "…" after a colon, the
+// (…) after "=" in a DETAIL, '…' in mapping reasons — by "…", keeping the wording and SQLSTATE.
+std::string redact_values(std::string_view text);
+
+// The headers a dead letter carries besides the original ones.
+std::vector<std::pair<std::string, std::string>> dead_letter_headers(const PipelineConfig& pipeline,
+                                                                     const Delivery& delivery,
+                                                                     const std::string& reason);
+
+// One broker connection for a worker's dead letters, opened on first need. Owned by the worker's
+// thread.
+class DeadLetterPublisher {
+  public:
+    DeadLetterPublisher(const Config& config, const PipelineConfig& pipeline,
+                        std::string connection_name);
+
+    // Publishes `delivery` (body and properties) with the reason headers and waits for the
+    // broker's confirm. Throws AmqpError: Kind::unpublishable when this message cannot be
+    // published at all (after a second try without its original headers); any other kind when
+    // the broker or the connection failed (the next call reconnects to `url`).
+    void publish(const Delivery& delivery, const std::string& reason, const AmqpUrl& url);
+    // Drops the connection (after a broker failure of the worker's own session).
+    void reset() { session_.reset(); }
+
+  private:
+    AmqpSession& session(const AmqpUrl& url);
+
+    const Config& config_;
+    const PipelineConfig& pipeline_;
+    std::string connection_name_;
+    std::unique_ptr<AmqpSession> session_;
+};
+
+}  // namespace rmq2pg
