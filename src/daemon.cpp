@@ -1,5 +1,6 @@
 // run_daemon (daemon.h): logging, signals blocked and turned into events of the main loop
-// (sigtimedwait: never work inside a handler), the supervisor with its workers, the status
+// (sigtimedwait: never work inside a handler), the connection budget checked before any worker
+// starts, the supervisor with its workers, the status
 // sampler and HTTP endpoints, systemd notifications, then an orderly stop within
 // shutdown_timeout_ms.
 #include "daemon.h"
@@ -12,9 +13,11 @@
 #include <memory>
 
 #include "cli.h"
+#include "connection_budget.h"
 #include "health.h"
 #include "http_server.h"
 #include "logging.h"
+#include "pg_budget.h"
 #include "status_sampler.h"
 #include "supervisor.h"
 #include "systemd_notify.h"
@@ -63,6 +66,39 @@ void reload(const std::string& path, Supervisor& supervisor, SystemdNotifier& sy
         return;
     }
     supervisor.reload(std::move(next));
+}
+
+// Before any worker starts: may the config's connections be taken? False only for a measured
+// "no" (the caller exits 78, nothing consumed); a check that cannot run is a warning.
+bool connection_budget_allows_start(const Config& config) {
+    BudgetProbe probe = probe_server_connections(
+        config.postgres_url, std::chrono::seconds(config.postgres_connect_timeout_s));
+    switch (probe.outcome) {
+        case BudgetProbe::Outcome::unreachable:
+            spdlog::warn(
+                "connection budget not checked: PostgreSQL at {} not reachable ({}); starting, "
+                "the workers retry",
+                probe.server, probe.reason);
+            return true;
+        case BudgetProbe::Outcome::refused:
+            spdlog::warn(
+                "connection budget not checked: PostgreSQL at {} refused role '{}' ({}); "
+                "starting, the workers retry",
+                probe.server, probe.role, probe.reason);
+            return true;
+        case BudgetProbe::Outcome::unmeasured:
+            spdlog::warn("connection budget not checked: {}", probe.reason);
+            return true;
+        case BudgetProbe::Outcome::measured:
+            break;
+    }
+    BudgetVerdict verdict = judge_connection_budget(connections_needed(config), probe.numbers);
+    if (verdict.ok) {
+        spdlog::info("connection budget: {}", verdict.message);
+        return true;
+    }
+    spdlog::critical("connection budget: {}; not starting", verdict.message);
+    return false;
 }
 
 // What the main loop runs beside: the parts it ticks, notifies and finally stops.
@@ -158,6 +194,8 @@ int run_daemon(const std::string& config_path, const Config& config) {
     init_logging(config.log_level, config.log_format);
     sigset_t signals = block_signals();
     log_start(config);
+    if (!connection_budget_allows_start(config))
+        return kExitConfig;
 
     SystemdNotifier systemd;
     systemd.status("starting: connecting to the broker and the database");
