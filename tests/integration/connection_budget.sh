@@ -2,7 +2,7 @@
 # The PostgreSQL connection budget: a config whose workers need more connections than the server
 # can give without taking its last free slots is refused before any worker starts (exit 78,
 # nothing consumed) with the numbers, and --check-config says the same. A role's CONNECTION
-# LIMIT binds the same way.
+# LIMIT binds the same way. Through PgBouncer the check is skipped with a warning. Through PgBouncer the check is skipped with a warning.
 source "$(dirname "$0")/lib.sh"
 create_orders_table "$TABLE"
 publish --queue "$QUEUE" --declare-queue --generate orders --count 20
@@ -80,4 +80,50 @@ sed -i 's/workers: 3/workers: 2/' "$WORK/role.yaml"
 grep -q "note: connection budget: config needs 2 PostgreSQL connections .*: 2 can be taken" \
     "$WORK/role.out" || fail "two workers should fit: $(cat "$WORK/role.out")"
 sql "DROP ROLE $role"
-cat "$DAEMON_LOG" "$WORK"/*.out; log "PASS"
+
+# Through PgBouncer the server's numbers do not bound rmq2pg's connections (the pooler's do): the
+# check is skipped with a warning saying why, and the daemon goes on.
+bouncer_port=$((RMQ2PG_TEST_AMQP_PORT + 4)) # B+4 of this run's private port block
+bouncer_dir=$(mktemp -d "/tmp/rmq2pg-bouncer-XXXX")
+cat >"$bouncer_dir/pgbouncer.ini" <<INI
+[databases]
+rmq2pg_test = host=127.0.0.1 port=$RMQ2PG_TEST_PG_PORT dbname=rmq2pg_test
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = trust
+auth_file = $bouncer_dir/users.txt
+pool_mode = session
+logfile = $bouncer_dir/pgbouncer.log
+INI
+echo '"rmq2pg" "rmq2pg"' >"$bouncer_dir/users.txt"
+chmod -R a+rwX "$bouncer_dir"
+if ((EUID == 0)); then # pgbouncer refuses to run as root
+    setpriv --reuid=postgres --regid=postgres --init-groups pgbouncer -q "$bouncer_dir/pgbouncer.ini" &
+else
+    pgbouncer -q "$bouncer_dir/pgbouncer.ini" &
+fi
+bouncer_pid=$!
+stop_bouncer() { kill "$bouncer_pid" 2>/dev/null && wait "$bouncer_pid" 2>/dev/null || true; }
+# A failure anywhere below stops it too; cleanup (lib.sh) still sees the script's exit status.
+trap 'rc=$?; stop_bouncer; set +e; (exit $rc); cleanup' EXIT
+bouncer_url="postgresql://rmq2pg:rmq2pg@127.0.0.1:$bouncer_port/rmq2pg_test"
+wait_until 20 "pgbouncer listening" psql "$bouncer_url" -XAtqc "SELECT 1" >/dev/null 2>&1
+sed "s#$RMQ2PG_TEST_PG_URL#$bouncer_url#" "$WORK/big.yaml" >"$WORK/bouncer.yaml"
+grep -q ":$bouncer_port/" "$WORK/bouncer.yaml" || fail "could not switch to pgbouncer"
+"$RMQ2PG_BUILD_DIR/rmq2pg" --check-config --config "$WORK/bouncer.yaml" 2>"$WORK/bouncer.out" ||
+    { stop_bouncer; fail "--check-config through pgbouncer failed: $(cat "$WORK/bouncer.out")"; }
+grep -q "warning: connection budget not checked: the server behind 127.0.0.1:$bouncer_port listens on port $RMQ2PG_TEST_PG_PORT: a pooler such as PgBouncer" \
+    "$WORK/bouncer.out" || { stop_bouncer; fail "no pooler warning: $(cat "$WORK/bouncer.out")"; }
+write_config "$WORK/one.yaml" insert 1
+sed -i "s#$RMQ2PG_TEST_PG_URL#$bouncer_url#" "$WORK/one.yaml"
+start_daemon "$WORK/one.yaml"
+wait_until 60 "20 rows through pgbouncer" rows_equal "$TABLE" 20
+stop_daemon
+stop_bouncer
+((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
+grep -q "warning connection budget not checked: the server behind 127.0.0.1:$bouncer_port listens on port" \
+    "$DAEMON_LOG" || fail "no pooler warning at start"
+rm -rf "$bouncer_dir"
+log "PASS"
