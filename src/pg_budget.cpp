@@ -38,14 +38,25 @@ void describe_target(const std::string& url, BudgetProbe& probe) {
     probe.role = user.empty() ? "(default)" : user;
 }
 
-// libpq takes the last of a repeated keyword: the configured deadline wins over the string's.
-std::string with_connect_timeout(const std::string& url, std::chrono::seconds timeout) {
-    std::string value = std::to_string(timeout.count());
-    if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
-        char separator = url.find('?') == std::string::npos ? '?' : '&';
-        return url + separator + "connect_timeout=" + value;
+// Deadlines for the probe, in libpq's own terms (the last of a repeated keyword wins, so these
+// override the string's): connecting within the configured time, and a server that stops
+// answering mid-query noticed by TCP keepalives within ~10 s (idle 4 s, then 3 probes 2 s apart)
+// rather than holding the start up forever.
+std::string with_deadlines(const std::string& url, std::chrono::seconds connect_timeout) {
+    const std::string options[] = {"connect_timeout=" + std::to_string(connect_timeout.count()),
+                                   "keepalives=1", "keepalives_idle=4", "keepalives_interval=2",
+                                   "keepalives_count=3"};
+    bool uri = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+    std::string out = url;
+    for (const auto& option : options) {
+        if (uri && out.find('?') == std::string::npos)
+            out += "?" + option;
+        else if (uri)  // after "?a=1", or a string already ending in "?" or "&"
+            out += (out.back() == '?' || out.back() == '&' ? "" : "&") + option;
+        else
+            out += " " + option;
     }
-    return url + " connect_timeout=" + value;
+    return out;
 }
 
 std::string one_line(std::string text) {
@@ -108,7 +119,7 @@ BudgetProbe probe_server_connections(const std::string& url, std::chrono::second
     describe_target(url, probe);
     std::unique_ptr<pqxx::connection> conn;
     try {
-        conn = std::make_unique<pqxx::connection>(with_connect_timeout(url, connect_timeout));
+        conn = std::make_unique<pqxx::connection>(with_deadlines(url, connect_timeout));
     } catch (const std::exception& e) {
         probe.reason = one_line(e.what());
         probe.outcome = classify_connect_failure(probe.reason);
