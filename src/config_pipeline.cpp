@@ -266,6 +266,62 @@ void read_target(ConfigReader& r, const YAML::Node& node, const std::string& pat
     }
 }
 
+// batch: when a batch closes; it must be able to fill within prefetch.
+void read_batch(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                PipelineConfig& p) {
+    if (YAML::Node batch = node["batch"]; batch.IsDefined() && !batch.IsNull()) {
+        std::string bpath = path + ".batch";
+        if (r.expect_map(batch, bpath)) {
+            r.check_keys(batch, bpath, {"max_messages", "max_bytes", "max_delay_ms"});
+            r.integer(batch, "max_messages", bpath, p.batch.max_messages, 1, 65535);
+            r.integer(batch, "max_bytes", bpath, p.batch.max_bytes, 1, std::int64_t(1) << 31);
+            r.integer(batch, "max_delay_ms", bpath, p.batch.max_delay_ms, 0, 3600000);
+        }
+    }
+    if (p.batch.max_messages > static_cast<std::size_t>(p.prefetch)) {
+        YAML::Node batch = node["batch"];
+        YAML::Node where = batch.IsDefined() && batch.IsMap() && batch["max_messages"].IsDefined()
+                               ? batch["max_messages"]
+                           : node["prefetch"].IsDefined() ? node["prefetch"]
+                                                          : node;
+        r.problem(where, path + ".batch.max_messages",
+                  std::to_string(p.batch.max_messages) + " exceeds prefetch " +
+                      std::to_string(p.prefetch) +
+                      ": the broker would never send enough messages to fill a batch");
+    }
+}
+
+// routes: each a target of its own, tried in order; the pipeline then names no target itself.
+void read_routes(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                 PipelineConfig& p) {
+    YAML::Node routes = node["routes"];
+    // With routes, where messages go is said by each route alone.
+    for (const char* key : {"table", "mode", "key", "columns", "version", "delete_when"})
+        if (node[key].IsDefined())
+            r.problem(node[key], path + "." + key,
+                      "with routes:, this key belongs to each route, not the pipeline");
+    if (!routes.IsSequence() || routes.size() == 0) {
+        r.problem(routes, path + ".routes", "expected a non-empty list of routes");
+    } else {
+        for (std::size_t i = 0; i < routes.size(); ++i) {
+            std::string rpath = path + ".routes[" + std::to_string(i) + "]";
+            TargetConfig route;
+            if (!r.expect_map(routes[i], rpath))
+                continue;
+            r.check_keys(routes[i], rpath,
+                         {"match", "table", "mode", "key", "columns", "version", "delete_when"});
+            if (auto match = r.required_string(routes[i], "match", rpath)) {
+                route.match = *match;
+                if (auto problem = validate_topic_pattern(route.match))
+                    r.problem(routes[i]["match"], rpath + ".match",
+                              "'" + route.match + "': " + *problem);
+            }
+            read_target(r, routes[i], rpath, route);
+            p.routes.push_back(std::move(route));
+        }
+    }
+}
+
 }  // namespace
 
 PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std::string& path) {
@@ -306,56 +362,11 @@ PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std:
     r.integer(node, "workers", path, p.workers, 1, 64);
     // basic.qos carries prefetch_count as a 16-bit number.
     r.integer(node, "prefetch", path, p.prefetch, 1, 65535);
-    if (YAML::Node batch = node["batch"]; batch.IsDefined() && !batch.IsNull()) {
-        std::string bpath = path + ".batch";
-        if (r.expect_map(batch, bpath)) {
-            r.check_keys(batch, bpath, {"max_messages", "max_bytes", "max_delay_ms"});
-            r.integer(batch, "max_messages", bpath, p.batch.max_messages, 1, 65535);
-            r.integer(batch, "max_bytes", bpath, p.batch.max_bytes, 1, std::int64_t(1) << 31);
-            r.integer(batch, "max_delay_ms", bpath, p.batch.max_delay_ms, 0, 3600000);
-        }
-    }
-    if (p.batch.max_messages > static_cast<std::size_t>(p.prefetch)) {
-        YAML::Node batch = node["batch"];
-        YAML::Node where = batch.IsDefined() && batch.IsMap() && batch["max_messages"].IsDefined()
-                               ? batch["max_messages"]
-                           : node["prefetch"].IsDefined() ? node["prefetch"]
-                                                          : node;
-        r.problem(where, path + ".batch.max_messages",
-                  std::to_string(p.batch.max_messages) + " exceeds prefetch " +
-                      std::to_string(p.prefetch) +
-                      ": the broker would never send enough messages to fill a batch");
-    }
-    if (YAML::Node routes = node["routes"]; routes.IsDefined() && !routes.IsNull()) {
-        // With routes, where messages go is said by each route alone.
-        for (const char* key : {"table", "mode", "key", "columns", "version", "delete_when"})
-            if (node[key].IsDefined())
-                r.problem(node[key], path + "." + key,
-                          "with routes:, this key belongs to each route, not the pipeline");
-        if (!routes.IsSequence() || routes.size() == 0) {
-            r.problem(routes, path + ".routes", "expected a non-empty list of routes");
-        } else {
-            for (std::size_t i = 0; i < routes.size(); ++i) {
-                std::string rpath = path + ".routes[" + std::to_string(i) + "]";
-                TargetConfig route;
-                if (!r.expect_map(routes[i], rpath))
-                    continue;
-                r.check_keys(
-                    routes[i], rpath,
-                    {"match", "table", "mode", "key", "columns", "version", "delete_when"});
-                if (auto match = r.required_string(routes[i], "match", rpath)) {
-                    route.match = *match;
-                    if (auto problem = validate_topic_pattern(route.match))
-                        r.problem(routes[i]["match"], rpath + ".match",
-                                  "'" + route.match + "': " + *problem);
-                }
-                read_target(r, routes[i], rpath, route);
-                p.routes.push_back(std::move(route));
-            }
-        }
-    } else {
+    read_batch(r, node, path, p);
+    if (ConfigReader::given(node["routes"]))
+        read_routes(r, node, path, p);
+    else
         read_target(r, node, path, p);
-    }
     if (auto dedupe = r.string(node, "dedupe", path)) {
         p.dedupe = *dedupe;
         if (p.dedupe != "message_id" && (p.dedupe.empty() || p.dedupe[0] != '/'))
