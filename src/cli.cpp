@@ -7,8 +7,9 @@ namespace rmq2pg {
 const char* const kUsage =
     "usage: rmq2pg --config FILE          run until SIGTERM/SIGINT; SIGHUP reloads FILE\n"
     "       rmq2pg --check-config --config FILE\n"
-    "                                     validate the file (and the tables, when PostgreSQL\n"
-    "                                     is reachable); exit 0 valid, 78 invalid\n"
+    "                                     validate the file (and, when PostgreSQL is reachable,\n"
+    "                                     the role, the connection budget and the tables);\n"
+    "                                     exit 0 valid, 78 invalid\n"
     "       rmq2pg --migrate --config FILE\n"
     "                                     create rmq2pg's own tables (dedupe inbox, delete\n"
     "                                     tombstones); idempotent\n"

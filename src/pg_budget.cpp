@@ -16,7 +16,6 @@ namespace {
 // The connection string's host, port and user, with libpq's defaults (PGHOST, PGUSER, the OS
 // user, ...) where it says nothing: what a message can name before any connection exists.
 void describe_target(const std::string& url, BudgetProbe& probe) {
-    std::string host, port, user;
     char* error = nullptr;
     std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> parsed(
         PQconninfoParse(url.c_str(), &error), PQconninfoFree);
@@ -31,9 +30,7 @@ void describe_target(const std::string& url, BudgetProbe& probe) {
                     return o->val;
         return "";
     };
-    host = value("host");
-    port = value("port");
-    user = value("user");
+    std::string host = value("host"), port = value("port"), user = value("user");
     probe.server = (host.empty() ? "localhost" : host) + ":" + (port.empty() ? "5432" : port);
     probe.role = user.empty() ? "(default)" : user;
 }
