@@ -23,6 +23,8 @@ packages=(
     curl chromium
     # certificates for the TLS test (tests/integration/tls.sh)
     openssl
+    # a pooler in front of PostgreSQL (tests/integration/connection_budget.sh)
+    pgbouncer
 )
 
 if [[ "${1:-}" == "--build-only" ]]; then

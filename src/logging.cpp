@@ -1,6 +1,7 @@
 // Logging setup; see logging.h. Two pieces sit between spdlog and stderr: a JSON formatter (for
 // log shippers: one object per line with time, level, message) and a sink that folds repeated
-// error lines (a database outage must not flood the journal with one line per retry).
+// error lines of one kind (a database outage must not flood the journal with one line per retry
+// of every worker of every pipeline).
 #include "logging.h"
 
 #include <spdlog/formatter.h>
@@ -16,17 +17,81 @@
 
 namespace rmq2pg {
 
-bool RepeatFilter::admit(const std::string& key, int level,
+std::string fold_key(const std::string& line) {
+    std::string key;
+    key.reserve(line.size());
+    std::size_t i = 0;
+    if (!line.empty() && line[0] == '[') {
+        std::size_t close = line.find(']');
+        if (close != std::string::npos && line.find('/') < close) {
+            key = "[*]";
+            i = close + 1;
+        }
+    }
+    while (i < line.size()) {
+        char c = line[i];
+        if (c >= '0' && c <= '9') {
+            key += '#';
+            while (i < line.size() && line[i] >= '0' && line[i] <= '9')
+                ++i;
+            continue;
+        }
+        if (c == '\'' || c == '"') {
+            // A value quoted in a message (a table, a key, a value PostgreSQL quotes); an
+            // unpaired quote (an apostrophe) stays as it is.
+            std::size_t close = line.find(c, i + 1);
+            if (close != std::string::npos) {
+                key += c;
+                key += c;
+                i = close + 1;
+                continue;
+            }
+        }
+        key += c;
+        ++i;
+    }
+    return key;
+}
+
+void RepeatFilter::note_identity(Window& window, const std::string& line) {
+    if (line.empty() || line[0] != '[')
+        return;
+    std::size_t close = line.find(']');
+    std::size_t slash = line.rfind('/', close);
+    if (close == std::string::npos || slash == std::string::npos || slash == 0)
+        return;
+    if (window.identities.size() >= kMaxIdentities) {
+        window.summary.capped = true;
+        return;
+    }
+    if (!window.identities.insert(line.substr(1, close - 1)).second)
+        return;
+    window.summary.workers = window.identities.size();
+    std::string pipeline = line.substr(1, slash - 1);
+    if (window.pipelines.insert(pipeline).second)
+        window.summary.pipelines.push_back(pipeline);
+}
+
+bool RepeatFilter::admit(const std::string& line, int level,
                          std::chrono::steady_clock::time_point now) {
+    std::string key = fold_key(line);
     auto it = windows_.find(key);
     if (it != windows_.end() && now - it->second.first < kWindow) {
-        ++it->second.repeats;
+        ++it->second.summary.repeats;
+        note_identity(it->second, line);
         return false;
     }
-    if (it != windows_.end())
-        it->second = Window{now, level, 0};  // an ended window without repeats: start anew
-    else if (windows_.size() < kMaxTracked)
-        windows_.emplace(key, Window{now, level, 0});
+    if (it == windows_.end()) {
+        if (windows_.size() >= kMaxTracked)
+            return true;
+        it = windows_.emplace(key, Window{}).first;
+    }
+    // A new window, or an ended one without repeats started anew.
+    it->second = Window{};
+    it->second.first = now;
+    it->second.summary.first_line = line;
+    it->second.summary.level = level;
+    note_identity(it->second, line);
     return true;
 }
 
@@ -34,8 +99,8 @@ std::vector<RepeatFilter::Summary> RepeatFilter::expire(std::chrono::steady_cloc
     std::vector<Summary> out;
     for (auto it = windows_.begin(); it != windows_.end();) {
         if (now - it->second.first >= kWindow) {
-            if (it->second.repeats > 0)
-                out.push_back({it->first, it->second.level, it->second.repeats});
+            if (it->second.summary.repeats > 0)
+                out.push_back(std::move(it->second.summary));
             it = windows_.erase(it);
         } else {
             ++it;
@@ -46,16 +111,29 @@ std::vector<RepeatFilter::Summary> RepeatFilter::expire(std::chrono::steady_cloc
 
 std::vector<RepeatFilter::Summary> RepeatFilter::drain() {
     std::vector<Summary> out;
-    for (const auto& [key, window] : windows_)
-        if (window.repeats > 0)
-            out.push_back({key, window.level, window.repeats});
+    for (auto& [key, window] : windows_)
+        if (window.summary.repeats > 0)
+            out.push_back(std::move(window.summary));
     windows_.clear();
     return out;
 }
 
-std::string repeat_summary(const std::string& line, std::uint64_t repeats) {
-    return line + " (repeated " + std::to_string(repeats) + " times in the last " +
-           std::to_string(RepeatFilter::kWindow.count()) + " s)";
+std::string repeat_summary(const RepeatFilter::Summary& s) {
+    std::string out = s.first_line + " (repeated " + std::to_string(s.repeats) +
+                      " times in the last " + std::to_string(RepeatFilter::kWindow.count()) + " s";
+    if (s.workers > 1) {
+        // The names of a few pipelines show what failed; the counts say how widely.
+        constexpr std::size_t kNamed = 5;
+        const char* at_least = s.capped ? "at least " : "";
+        out += ", from " + std::string(at_least) + std::to_string(s.pipelines.size()) +
+               (s.pipelines.size() == 1 ? " pipeline (" : " pipelines (") + at_least +
+               std::to_string(s.workers) + " workers): ";
+        for (std::size_t i = 0; i < s.pipelines.size() && i < kNamed; ++i)
+            out += (i == 0 ? "" : ", ") + s.pipelines[i];
+        if (s.pipelines.size() > kNamed)
+            out += ", …";
+    }
+    return out + ")";
 }
 
 namespace {
@@ -112,8 +190,8 @@ class RepeatFoldingSink : public spdlog::sinks::base_sink<std::mutex> {
         for (const auto& s : filter_.expire(now))
             write_summary(s);
         if (msg.level >= spdlog::level::err) {
-            std::string key(msg.payload.data(), msg.payload.size());
-            if (!filter_.admit(key, static_cast<int>(msg.level), now))
+            std::string line(msg.payload.data(), msg.payload.size());
+            if (!filter_.admit(line, static_cast<int>(msg.level), now))
                 return;
         }
         inner_->log(msg);
@@ -122,7 +200,7 @@ class RepeatFoldingSink : public spdlog::sinks::base_sink<std::mutex> {
 
   private:
     void write_summary(const RepeatFilter::Summary& s) {
-        std::string text = repeat_summary(s.key, s.repeats);
+        std::string text = repeat_summary(s);
         spdlog::details::log_msg summary(spdlog::source_loc{}, "rmq2pg",
                                          static_cast<spdlog::level::level_enum>(s.level), text);
         inner_->log(summary);

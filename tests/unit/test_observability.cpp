@@ -177,9 +177,9 @@ TEST_CASE("a repeated error line is written once per 10 s window, then summarise
     CHECK(filter.expire(t + seconds(9)).empty());
     auto summaries = filter.expire(t + seconds(10));
     REQUIRE(summaries.size() == 1);  // "other" had no repeats: nothing to say about it
-    CHECK(summaries[0].key == "db down");
+    CHECK(summaries[0].first_line == "db down");
     CHECK(summaries[0].repeats == 2);
-    CHECK(repeat_summary("db down", 2) == "db down (repeated 2 times in the last 10 s)");
+    CHECK(repeat_summary(summaries[0]) == "db down (repeated 2 times in the last 10 s)");
     CHECK(filter.admit("db down", 4, t + seconds(11)));  // a new window starts
     SECTION("drain() summarises windows still open at shutdown") {
         CHECK_FALSE(filter.admit("db down", 4, t + seconds(12)));
@@ -187,6 +187,80 @@ TEST_CASE("a repeated error line is written once per 10 s window, then summarise
         REQUIRE(left.size() == 1);
         CHECK(left[0].repeats == 1);
     }
+}
+
+TEST_CASE("a line's kind sets aside its worker identity, numbers and quoted values") {
+    CHECK(fold_key("[orders_17/3] batch of 250 (tags 1..250) not written, retrying in 400 ms") ==
+          "[*] batch of # (tags #..#) not written, retrying in # ms");
+    CHECK(fold_key("[a/0] database (schema): relation \"public.t_9\" does not exist") ==
+          fold_key("[b/1] database (schema): relation \"x\" does not exist"));
+    CHECK(fold_key("[a/0] queue 'a.dead' is gone") == "[*] queue '' is gone");
+    SECTION("different wording stays a different kind") {
+        CHECK(fold_key("[a/0] database (connection): refused") !=
+              fold_key("[a/0] broker: refused"));
+    }
+    SECTION("an unpaired quote (an apostrophe) is text, not a value") {
+        CHECK(fold_key("can't connect") == "can't connect");
+    }
+    SECTION("a bracket without pipeline/worker is not an identity") {
+        CHECK(fold_key("[note] 5") == "[note] #");
+    }
+}
+
+TEST_CASE("200 pipelines failing alike write one line and one summary per window") {
+    RepeatFilter filter;
+    auto t = std::chrono::steady_clock::time_point(seconds(5000));
+    int written = 0;
+    std::vector<RepeatFilter::Summary> summaries;
+    // Every worker of every pipeline retries once a second for 60 s, with its own numbers; the
+    // sink asks for ended windows before each line, as RepeatFoldingSink does.
+    for (int second = 0; second < 60; ++second)
+        for (int p = 0; p < 200; ++p) {
+            auto now = t + seconds(second);
+            for (auto& s : filter.expire(now))
+                summaries.push_back(std::move(s));
+            std::string line = "[orders_" + std::to_string(p) + "/0] database (connection): " +
+                               "connection to server at \"127.0.0.1\", port 5432 failed: " +
+                               "remaining connection slots are reserved (attempt " +
+                               std::to_string(second) + ")";
+            written += filter.admit(line, 4, now) ? 1 : 0;
+        }
+    for (auto& s : filter.drain())
+        summaries.push_back(std::move(s));
+    CHECK(written == 6);             // one line per 10 s window instead of 12 000
+    REQUIRE(summaries.size() == 6);  // and one summary per window
+    const auto& s = summaries.front();
+    CHECK(s.repeats == 10 * 200 - 1);
+    CHECK(s.workers == 200);
+    CHECK(s.pipelines.size() == 200);
+    CHECK(s.first_line.rfind("[orders_0/0] ", 0) == 0);
+    CHECK(repeat_summary(s) ==
+          s.first_line +
+              " (repeated 1999 times in the last 10 s, from 200 pipelines (200 workers): "
+              "orders_0, orders_1, orders_2, orders_3, orders_4, …)");
+}
+
+TEST_CASE("the workers of one pipeline are counted as one pipeline") {
+    RepeatFilter filter;
+    auto t = std::chrono::steady_clock::time_point(seconds(5000));
+    CHECK(filter.admit("[orders/0] broker: connection refused", 4, t));
+    CHECK_FALSE(filter.admit("[orders/1] broker: connection refused", 4, t + seconds(1)));
+    CHECK_FALSE(filter.admit("[orders/1] broker: connection refused", 4, t + seconds(2)));
+    auto summaries = filter.expire(t + seconds(10));
+    REQUIRE(summaries.size() == 1);
+    CHECK(repeat_summary(summaries[0]) ==
+          "[orders/0] broker: connection refused (repeated 2 times in the last 10 s, from 1 "
+          "pipeline (2 workers): orders)");
+}
+
+TEST_CASE("new kinds beyond the tracked limit pass unfolded rather than grow memory") {
+    RepeatFilter filter;
+    auto t = std::chrono::steady_clock::time_point(seconds(5000));
+    for (std::size_t i = 0; i < RepeatFilter::kMaxTracked; ++i)
+        CHECK(filter.admit("kind " + std::string(i % 26 + 1, 'a') + std::string(i / 26 + 1, 'z'), 4,
+                           t));
+    CHECK(filter.admit("one more kind", 4, t));
+    CHECK(filter.admit("one more kind", 4, t));  // not tracked: written each time
 }
 
 TEST_CASE("JSON strings escape quotes, backslashes and control characters") {

@@ -1,0 +1,30 @@
+// The command line: what rmq2pg was asked to do (run, --check-config, --migrate, --version,
+// --help) and the config file, parsed without side effects so it can be unit-tested.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace rmq2pg {
+
+// sysexits.h codes, which systemd and supervisors understand (RestartPreventExitStatus=78).
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;  // a runtime failure: restarting may help
+constexpr int kExitUsage = 64;   // a wrong command line
+constexpr int kExitConfig = 78;  // an invalid configuration: restarting will not help
+
+extern const char* const kUsage;
+
+struct CommandLine {
+    enum class Mode { run, check_config, migrate, version, help, usage_error };
+    Mode mode = Mode::run;
+    std::string config_path;
+    std::string error;  // usage_error: what is wrong, e.g. "unknown argument '--x'"
+};
+
+// `args` without the program name. --version and --help win as soon as they are seen (what
+// follows them is not looked at); --check-config wins over --migrate; a mode other than
+// --version and --help needs --config FILE (or --config=FILE).
+CommandLine parse_command_line(const std::vector<std::string>& args);
+
+}  // namespace rmq2pg

@@ -1,0 +1,404 @@
+// pipelines[i] → PipelineConfig: queue, workers, batch, the target table (or routes) with its
+// column mapping, dedupe, dead-lettering and the queue declaration, each checked as it is read.
+#include "config_pipeline.h"
+
+#include <set>
+
+#include "json_pointer.h"
+#include "topic_match.h"
+
+namespace rmq2pg {
+
+namespace {
+
+bool valid_name(const std::string& name) {
+    if (name.empty())
+        return false;
+    for (char c : name) {
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+// "schema.table", "table" (schema public) or with double-quoted parts: "My Schema"."T.1".
+bool split_table_name(const std::string& text, std::string& schema, std::string& table) {
+    std::vector<std::string> parts(1);
+    bool quoted = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '"') {
+            if (quoted && i + 1 < text.size() && text[i + 1] == '"') {
+                parts.back() += '"';
+                ++i;
+            } else {
+                quoted = !quoted;
+            }
+        } else if (c == '.' && !quoted) {
+            parts.emplace_back();
+        } else {
+            parts.back() += c;
+        }
+    }
+    if (quoted || parts.size() > 2)
+        return false;
+    for (const auto& p : parts)
+        if (p.empty())
+            return false;
+    if (parts.size() == 2) {
+        schema = parts[0];
+        table = parts[1];
+    } else {
+        schema = "public";
+        table = parts[0];
+    }
+    return true;
+}
+
+std::optional<ColumnSource> parse_source(const std::string& text, std::string& error) {
+    using Kind = ColumnSource::Kind;
+    if (text.empty() || text[0] == '/') {
+        if (auto problem = validate_json_pointer(text)) {
+            error = "invalid JSON Pointer '" + text + "': " + *problem;
+            return std::nullopt;
+        }
+        return ColumnSource{Kind::json_pointer, text};
+    }
+    static const std::pair<const char*, Kind> names[] = {
+        {"$body", Kind::body},           {"$routing_key", Kind::routing_key},
+        {"$exchange", Kind::exchange},   {"$message_id", Kind::message_id},
+        {"$timestamp", Kind::timestamp}, {"$content_type", Kind::content_type},
+    };
+    for (const auto& [name, kind] : names)
+        if (text == name)
+            return ColumnSource{kind, ""};
+    if (text.rfind("$header.", 0) == 0) {
+        std::string header = text.substr(8);
+        if (header.empty()) {
+            error = "'$header.' needs a header name, e.g. $header.tenant";
+            return std::nullopt;
+        }
+        return ColumnSource{Kind::header, header};
+    }
+    error = "unknown source '" + text +
+            "' (a JSON Pointer such as /id, or one of $body, $routing_key, $exchange, "
+            "$message_id, $timestamp, $content_type, $header.NAME)";
+    return std::nullopt;
+}
+
+void read_columns(ConfigReader& r, const YAML::Node& parent, const std::string& path,
+                  TargetConfig& pipeline) {
+    YAML::Node node = parent["columns"];
+    if (!node.IsDefined() || node.IsNull()) {
+        r.problem(node.IsDefined() ? node : parent, path, "is required (target column: source)");
+        return;
+    }
+    std::set<std::string> seen;
+    if (!r.expect_map(node, path))
+        return;
+    if (node.size() == 0)
+        r.problem(node, path, "must map at least one column");
+    for (const auto& entry : node) {
+        ColumnMapping column;
+        column.column = entry.first.Scalar();
+        std::string key = path + "." + column.column;
+        const YAML::Node& value = entry.second;
+        if (!seen.insert(column.column).second) {
+            r.problem(entry.first, key, "column mapped twice");
+            continue;
+        }
+        if (value.IsMap()) {
+            r.check_keys(value, key, {"from", "default", "required"});
+            auto from = r.required_string(value, "from", key);
+            if (!from)
+                continue;
+            column.source_text = *from;
+            column.default_value = r.string(value, "default", key);
+            r.boolean(value, "required", key, column.required);
+        } else if (value.IsScalar()) {
+            auto text = r.expand(value, key);
+            if (!text)
+                continue;
+            column.source_text = *text;
+        } else {
+            r.problem(value, key,
+                      std::string("expected a source such as /id or $body, got ") +
+                          ConfigReader::describe(value));
+            continue;
+        }
+        std::string error;
+        auto source = parse_source(column.source_text, error);
+        if (!source) {
+            r.problem(value, key, error);
+            continue;
+        }
+        column.source = *source;
+        pipeline.columns.push_back(std::move(column));
+    }
+}
+
+std::vector<AmqpArgument> read_arguments(ConfigReader& r, const YAML::Node& node,
+                                         const std::string& path) {
+    std::vector<AmqpArgument> out;
+    if (!node.IsDefined() || node.IsNull() || !r.expect_map(node, path))
+        return out;
+    for (const auto& entry : node) {
+        AmqpArgument argument;
+        argument.name = entry.first.Scalar();
+        std::string key = path + "." + argument.name;
+        if (!entry.second.IsScalar()) {
+            r.problem(entry.second, key, "expected a string, number or boolean");
+            continue;
+        }
+        auto text = r.expand(entry.second, key);
+        if (!text)
+            continue;
+        argument.text = *text;
+        std::int64_t number = 0;
+        auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), number);
+        // A quoted YAML scalar ("1000") stays a string: users quote to mean text.
+        bool quoted = entry.second.Tag() == "!";
+        if (!quoted && (*text == "true" || *text == "false")) {
+            argument.type = AmqpArgument::Type::boolean;
+            argument.boolean = *text == "true";
+        } else if (!quoted && ec == std::errc() && end == text->data() + text->size()) {
+            argument.type = AmqpArgument::Type::integer;
+            argument.integer = number;
+        }
+        out.push_back(argument);
+    }
+    return out;
+}
+
+QueueDeclaration read_declaration(ConfigReader& r, const YAML::Node& node,
+                                  const std::string& path) {
+    QueueDeclaration d;
+    if (!r.expect_map(node, path))
+        return d;
+    r.check_keys(node, path,
+                 {"passive", "durable", "type", "arguments", "dead_letter_exchange", "bindings"});
+    r.boolean(node, "passive", path, d.passive);
+    r.boolean(node, "durable", path, d.durable);
+    r.choice(node, "type", path, d.type, {"classic", "quorum", "stream"});
+    if (d.type != "classic" && !d.durable)
+        r.problem(node["durable"].IsDefined() ? node["durable"] : node, path + ".durable",
+                  d.type + " queues are always durable");
+    if (auto dlx = r.string(node, "dead_letter_exchange", path))
+        d.dead_letter_exchange = *dlx;
+    d.arguments = read_arguments(r, node["arguments"], path + ".arguments");
+    if (YAML::Node bindings = node["bindings"]; bindings.IsDefined() && !bindings.IsNull()) {
+        if (!bindings.IsSequence()) {
+            r.problem(bindings, path + ".bindings",
+                      std::string("expected a list, got ") + ConfigReader::describe(bindings));
+        } else {
+            for (std::size_t i = 0; i < bindings.size(); ++i) {
+                std::string bpath = path + ".bindings[" + std::to_string(i) + "]";
+                if (!r.expect_map(bindings[i], bpath))
+                    continue;
+                r.check_keys(bindings[i], bpath, {"exchange", "routing_key", "arguments"});
+                BindingConfig binding;
+                if (auto exchange = r.required_string(bindings[i], "exchange", bpath))
+                    binding.exchange = *exchange;
+                if (auto key = r.string(bindings[i], "routing_key", bpath))
+                    binding.routing_key = *key;
+                binding.arguments =
+                    read_arguments(r, bindings[i]["arguments"], bpath + ".arguments");
+                d.bindings.push_back(std::move(binding));
+            }
+        }
+    }
+    return d;
+}
+
+void read_target(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                 TargetConfig& p) {
+    if (auto table = r.required_string(node, "table", path)) {
+        if (!split_table_name(*table, p.table_schema, p.table_name))
+            r.problem(node["table"], path + ".table",
+                      "'" + *table + "' is not a table name (table, schema.table, \"Quoted\".t)");
+    }
+    r.choice(node, "mode", path, p.mode,
+             {{"insert", WriteMode::insert},
+              {"ignore", WriteMode::ignore},
+              {"upsert", WriteMode::upsert}});
+    p.key = r.string_list(node, "key", path);
+    read_columns(r, node, path + ".columns", p);
+    if (p.mode != WriteMode::insert && p.key.empty())
+        r.problem(node, path + ".key", std::string("is required by mode ") + to_string(p.mode));
+    for (const auto& key_column : p.key) {
+        bool mapped = false;
+        for (const auto& c : p.columns)
+            mapped = mapped || c.column == key_column;
+        if (!mapped && !p.columns.empty())
+            r.problem(node["key"], path + ".key",
+                      "key column '" + key_column + "' is not one of the mapped columns");
+    }
+    if (auto version = r.string(node, "version", path)) {
+        p.version = *version;
+        bool mapped = false;
+        for (const auto& c : p.columns)
+            mapped = mapped || c.column == p.version;
+        if (!mapped)
+            r.problem(node["version"], path + ".version",
+                      "version column '" + p.version + "' is not one of the mapped columns");
+        if (p.mode != WriteMode::upsert)
+            r.problem(node["version"], path + ".version", "needs mode: upsert");
+    }
+    if (YAML::Node dw = node["delete_when"]; dw.IsDefined() && !dw.IsNull()) {
+        std::string dpath = path + ".delete_when";
+        if (r.expect_map(dw, dpath)) {
+            r.check_keys(dw, dpath, {"field", "equals"});
+            DeleteRule rule;
+            if (auto field = r.required_string(dw, "field", dpath)) {
+                rule.field = *field;
+                if (rule.field.empty() || rule.field[0] != '/')
+                    r.problem(dw["field"], dpath + ".field",
+                              "'" + rule.field + "' is not a JSON Pointer such as /op");
+                else if (auto problem = validate_json_pointer(rule.field))
+                    r.problem(dw["field"], dpath + ".field", *problem);
+            }
+            if (auto equals = r.required_string(dw, "equals", dpath))
+                rule.equals = *equals;
+            if (p.mode != WriteMode::upsert)
+                r.problem(dw, dpath, "needs mode: upsert");
+            p.delete_when = rule;
+        }
+    }
+}
+
+// batch: when a batch closes; it must be able to fill within prefetch.
+void read_batch(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                PipelineConfig& p) {
+    if (YAML::Node batch = node["batch"]; batch.IsDefined() && !batch.IsNull()) {
+        std::string bpath = path + ".batch";
+        if (r.expect_map(batch, bpath)) {
+            r.check_keys(batch, bpath, {"max_messages", "max_bytes", "max_delay_ms"});
+            r.integer(batch, "max_messages", bpath, p.batch.max_messages, 1, 65535);
+            r.integer(batch, "max_bytes", bpath, p.batch.max_bytes, 1, std::int64_t(1) << 31);
+            r.integer(batch, "max_delay_ms", bpath, p.batch.max_delay_ms, 0, 3600000);
+        }
+    }
+    if (p.batch.max_messages > static_cast<std::size_t>(p.prefetch)) {
+        YAML::Node batch = node["batch"];
+        YAML::Node where = batch.IsDefined() && batch.IsMap() && batch["max_messages"].IsDefined()
+                               ? batch["max_messages"]
+                           : node["prefetch"].IsDefined() ? node["prefetch"]
+                                                          : node;
+        r.problem(where, path + ".batch.max_messages",
+                  std::to_string(p.batch.max_messages) + " exceeds prefetch " +
+                      std::to_string(p.prefetch) +
+                      ": the broker would never send enough messages to fill a batch");
+    }
+}
+
+// routes: each a target of its own, tried in order; the pipeline then names no target itself.
+void read_routes(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                 PipelineConfig& p) {
+    YAML::Node routes = node["routes"];
+    // With routes, where messages go is said by each route alone.
+    for (const char* key : {"table", "mode", "key", "columns", "version", "delete_when"})
+        if (node[key].IsDefined())
+            r.problem(node[key], path + "." + key,
+                      "with routes:, this key belongs to each route, not the pipeline");
+    if (!routes.IsSequence() || routes.size() == 0) {
+        r.problem(routes, path + ".routes", "expected a non-empty list of routes");
+    } else {
+        for (std::size_t i = 0; i < routes.size(); ++i) {
+            std::string rpath = path + ".routes[" + std::to_string(i) + "]";
+            TargetConfig route;
+            if (!r.expect_map(routes[i], rpath))
+                continue;
+            r.check_keys(routes[i], rpath,
+                         {"match", "table", "mode", "key", "columns", "version", "delete_when"});
+            if (auto match = r.required_string(routes[i], "match", rpath)) {
+                route.match = *match;
+                if (auto problem = validate_topic_pattern(route.match))
+                    r.problem(routes[i]["match"], rpath + ".match",
+                              "'" + route.match + "': " + *problem);
+            }
+            read_target(r, routes[i], rpath, route);
+            p.routes.push_back(std::move(route));
+        }
+    }
+}
+
+}  // namespace
+
+PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std::string& path) {
+    PipelineConfig p;
+    if (!r.expect_map(node, path))
+        return p;
+    p.fingerprint = YAML::Dump(node);
+    r.check_keys(node, path,
+                 {"name",
+                  "queue",
+                  "workers",
+                  "prefetch",
+                  "batch",
+                  "table",
+                  "mode",
+                  "key",
+                  "columns",
+                  "version",
+                  "delete_when",
+                  "routes",
+                  "dedupe",
+                  "dedupe_retention_s",
+                  "tombstone_retention_s",
+                  "on_error",
+                  "dead_letter",
+                  "max_redeliveries",
+                  "declare",
+                  "max_message_bytes",
+                  "max_inflight_bytes"});
+    if (auto name = r.required_string(node, "name", path)) {
+        p.name = *name;
+        if (!valid_name(p.name))
+            r.problem(node["name"], path + ".name",
+                      "'" + p.name + "' may only hold letters, digits, '_', '-' and '.'");
+    }
+    if (auto queue = r.required_string(node, "queue", path))
+        p.queue = *queue;
+    r.integer(node, "workers", path, p.workers, 1, 64);
+    // basic.qos carries prefetch_count as a 16-bit number.
+    r.integer(node, "prefetch", path, p.prefetch, 1, 65535);
+    read_batch(r, node, path, p);
+    if (ConfigReader::given(node["routes"]))
+        read_routes(r, node, path, p);
+    else
+        read_target(r, node, path, p);
+    if (auto dedupe = r.string(node, "dedupe", path)) {
+        p.dedupe = *dedupe;
+        if (p.dedupe != "message_id" && (p.dedupe.empty() || p.dedupe[0] != '/'))
+            r.problem(node["dedupe"], path + ".dedupe",
+                      "'" + p.dedupe + "' is neither message_id nor a JSON Pointer such as /id");
+        else if (auto problem = validate_json_pointer(p.dedupe == "message_id" ? "" : p.dedupe))
+            r.problem(node["dedupe"], path + ".dedupe", *problem);
+    }
+    r.integer(node, "dedupe_retention_s", path, p.dedupe_retention_s, 1, 10LL * 365 * 86400);
+    r.integer(node, "tombstone_retention_s", path, p.tombstone_retention_s, 1, 10LL * 365 * 86400);
+    r.choice(node, "on_error", path, p.on_error,
+             {{"dead_letter", OnError::dead_letter},
+              {"reject", OnError::reject},
+              {"stop", OnError::stop}});
+    if (YAML::Node dl = node["dead_letter"]; dl.IsDefined() && !dl.IsNull()) {
+        std::string dpath = path + ".dead_letter";
+        if (r.expect_map(dl, dpath)) {
+            r.check_keys(dl, dpath, {"exchange", "routing_key"});
+            if (auto exchange = r.string(dl, "exchange", dpath))
+                p.dead_letter.exchange = *exchange;
+            if (auto key = r.string(dl, "routing_key", dpath))
+                p.dead_letter.routing_key = *key;
+        }
+    }
+    r.integer(node, "max_redeliveries", path, p.max_redeliveries, 0, 1000000);
+    // 1 KiB .. 2 GiB: RabbitMQ's own ceiling for a message is 512 MiB.
+    r.integer(node, "max_message_bytes", path, p.max_message_bytes, 1024, std::int64_t(1) << 31);
+    r.integer(node, "max_inflight_bytes", path, p.max_inflight_bytes, 1024 * 1024,
+              std::int64_t(1) << 40);
+    if (YAML::Node declare = node["declare"]; declare.IsDefined() && !declare.IsNull())
+        p.declare = read_declaration(r, declare, path + ".declare");
+    return p;
+}
+
+}  // namespace rmq2pg
