@@ -157,12 +157,15 @@ std::vector<std::pair<std::string, std::string>> dead_letter_headers(const Pipel
 }
 
 DeadLetterPublisher::DeadLetterPublisher(const Config& config, const PipelineConfig& pipeline,
-                                         std::string connection_name)
-    : config_(config), pipeline_(pipeline), connection_name_(std::move(connection_name)) {}
+                                         std::string connection_name, const AmqpUrl& url)
+    : config_(config),
+      pipeline_(pipeline),
+      connection_name_(std::move(connection_name)),
+      url_(&url) {}
 
-AmqpSession& DeadLetterPublisher::session(const AmqpUrl& url) {
+AmqpSession& DeadLetterPublisher::session() {
     if (!session_) {
-        session_ = std::make_unique<AmqpSession>(url, config_.heartbeat_s, connection_name_);
+        session_ = std::make_unique<AmqpSession>(*url_, config_.heartbeat_s, connection_name_);
         // Declared here, not when consuming starts: a classic "<queue>.dead" whose home node is
         // down must not stop a worker from failing over to another node and consuming (only
         // dead-lettering waits for it).
@@ -172,12 +175,11 @@ AmqpSession& DeadLetterPublisher::session(const AmqpUrl& url) {
     return *session_;
 }
 
-void DeadLetterPublisher::publish(const Delivery& delivery, const std::string& reason,
-                                  const AmqpUrl& url) {
+void DeadLetterPublisher::publish(const Delivery& delivery, const std::string& reason) {
     auto headers = dead_letter_headers(pipeline_, delivery, reason);
     try {
-        session(url).publish_confirmed(pipeline_.dead_letter.exchange,
-                                       pipeline_.dead_letter_routing_key(), delivery, headers);
+        session().publish_confirmed(pipeline_.dead_letter.exchange,
+                                    pipeline_.dead_letter_routing_key(), delivery, headers);
         return;
     } catch (const AmqpError& e) {
         session_.reset();
@@ -192,8 +194,8 @@ void DeadLetterPublisher::publish(const Delivery& delivery, const std::string& r
     bare.body = delivery.body;
     headers.emplace_back("x-rmq2pg-original-headers", "dropped: they do not fit one AMQP frame");
     try {
-        session(url).publish_confirmed(pipeline_.dead_letter.exchange,
-                                       pipeline_.dead_letter_routing_key(), bare, headers);
+        session().publish_confirmed(pipeline_.dead_letter.exchange,
+                                    pipeline_.dead_letter_routing_key(), bare, headers);
     } catch (const AmqpError&) {
         session_.reset();
         throw;

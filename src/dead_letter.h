@@ -11,6 +11,7 @@
 
 #include "amqp_session.h"
 #include "config.h"
+#include "dead_letter_sink.h"
 #include "delivery.h"
 
 namespace rmq2pg {
@@ -34,25 +35,26 @@ std::vector<std::pair<std::string, std::string>> dead_letter_headers(const Pipel
 
 // One broker connection for a worker's dead letters, opened on first need. Owned by the worker's
 // thread.
-class DeadLetterPublisher {
+class DeadLetterPublisher : public DeadLetterSink {
   public:
     DeadLetterPublisher(const Config& config, const PipelineConfig& pipeline,
-                        std::string connection_name);
+                        std::string connection_name, const AmqpUrl& url);
 
     // Publishes `delivery` (body and properties) with the reason headers and waits for the
-    // broker's confirm. Throws AmqpError: Kind::unpublishable when this message cannot be
-    // published at all (after a second try without its original headers); any other kind when
-    // the broker or the connection failed (the next call reconnects to `url`).
-    void publish(const Delivery& delivery, const std::string& reason, const AmqpUrl& url);
-    // Drops the connection (after a broker failure of the worker's own session).
-    void reset() { session_.reset(); }
+    // broker's confirm. Kind::unpublishable comes after a second try without the message's own
+    // headers; any other error drops the connection (the next call reconnects).
+    void publish(const Delivery& delivery, const std::string& reason) override;
+    void reset() override { session_.reset(); }
+    // The broker the next connection goes to (after a failover of the worker's source).
+    void use_url(const AmqpUrl& url) { url_ = &url; }
 
   private:
-    AmqpSession& session(const AmqpUrl& url);
+    AmqpSession& session();
 
     const Config& config_;
     const PipelineConfig& pipeline_;
     std::string connection_name_;
+    const AmqpUrl* url_;
     std::unique_ptr<AmqpSession> session_;
 };
 

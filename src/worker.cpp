@@ -1,22 +1,24 @@
-// The worker loop. Design: a batch is filled from the AMQP session until the batch policy closes
-// it, mapped to COPY rows once, and written in one transaction. Poison rows are isolated (the
-// row PostgreSQL names in its COPY error, else bisection), the rest commits, poison messages are
-// dead-lettered with publisher confirms, and only then is everything acked with one
-// multiple=true ack up to the batch's last delivery tag. Transient database failures keep the
-// batch and retry with backoff while the AMQP session stays alive (deliveries that arrive
-// meanwhile wait in a backlog bounded by prefetch). A broker failure drops everything unacked:
-// the broker redelivers it, so nothing is lost and nothing uncommitted is ever acked.
+// The worker loop. Design: a batch (batch.h) is filled from the source until the batch policy
+// closes it, mapped to COPY rows once, and written in one transaction. Poison rows are isolated
+// (the row PostgreSQL names in its COPY error, else bisection), the rest commits, poison messages
+// are dead-lettered with publisher confirms, and only then is the batch settled up to its last
+// delivery tag. Transient database failures keep the batch and retry with backoff while the
+// source stays alive (deliveries that arrive meanwhile wait in a backlog bounded by prefetch and
+// max_inflight_bytes). Every PostgreSQL call runs under the write guard: the broker connection
+// keeps its heartbeats and the call is cut at postgres.write_timeout_ms. A broker failure drops
+// everything unsettled: the broker redelivers it, so nothing is lost and nothing uncommitted is
+// ever settled. The batch and the backlog live in serve(): an exception that leaves it drops
+// them, as the broker does.
 #include "worker.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
-
-#include <malloc.h>
 
 #include <algorithm>
 #include <thread>
 
-#include "topic_match.h"
+#include "dead_letter.h"
 
 namespace rmq2pg {
 
@@ -46,28 +48,21 @@ namespace {
 // notices a stop request.
 constexpr std::chrono::milliseconds kIdlePoll{200};
 
-// Thrown inside the worker when the shutdown deadline passed with work still unacked.
+// Thrown inside the worker when the shutdown deadline passed with work still unsettled.
 struct ShutdownDeadline {};
-
-std::string hostname() {
-    char buf[256] = {};
-    gethostname(buf, sizeof buf - 1);
-    return buf;
-}
 
 }  // namespace
 
 Worker::Worker(const Config& config, const PipelineConfig& pipeline, int index,
-               const StopSignal& stop, PipelineMetrics& metrics)
+               const StopSignal& stop, PipelineMetrics& metrics,
+               std::unique_ptr<Endpoints> endpoints)
     : config_(config),
       pipeline_(pipeline),
       index_(index),
       stop_(stop),
       metrics_(metrics),
-      url_index_(static_cast<std::size_t>(index) % config.amqp_urls.size()),
-      dead_letters_(
-          config, pipeline,
-          "rmq2pg " + pipeline.name + "/" + std::to_string(index) + " dead-letter publisher"),
+      endpoints_(endpoints ? std::move(endpoints)
+                           : std::make_unique<BrokerEndpoints>(config, pipeline, index)),
       backoff_(std::chrono::milliseconds(config.retry.initial_ms),
                std::chrono::milliseconds(config.retry.max_ms),
                static_cast<std::uint64_t>(getpid()) * 1000 + static_cast<std::uint64_t>(index)),
@@ -86,14 +81,14 @@ void Worker::set_state(WorkerState state) {
 }
 
 // Published for the HTTP server's in-flight gauge and the wedged-worker health check.
-void Worker::note_progress() {
-    in_flight_.store(batch_.size() + backlog_.size());
+void Worker::note_progress(const Batch& batch, const Backlog& backlog) {
+    in_flight_.store(batch.size() + backlog.deliveries.size());
     last_progress_.store(std::chrono::steady_clock::now().time_since_epoch().count());
 }
 
 // Observes one committed write: its size and duration, and each message's end-to-end latency
 // from its AMQP timestamp (seconds since the epoch, set by the publisher) when it has one.
-void Worker::record_commit(const std::vector<std::size_t>& part,
+void Worker::record_commit(const Batch& batch, const Batch::Part& part,
                            std::chrono::steady_clock::time_point started) {
     metrics_.commit_seconds.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -102,10 +97,10 @@ void Worker::record_commit(const std::vector<std::size_t>& part,
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
     for (std::size_t i : part)
-        if (auto ts = batch_[i].delivery.timestamp)
+        if (auto ts = batch.messages()[i].delivery.timestamp)
             metrics_.latency_seconds.observe(
                 static_cast<double>(std::max<std::int64_t>(0, now_s - *ts)));
-    note_progress();
+    metrics_.committed += part.size();
 }
 
 void Worker::run() {
@@ -119,11 +114,16 @@ void Worker::run() {
         try {
             if (!writer_)
                 connect_writer();
-            if (!session_)
-                connect_session();
+            if (!source_) {
+                set_state(WorkerState::connecting);
+                source_ = endpoints_->open_source();
+                metrics_.amqp_connects++;
+                spdlog::info("{} consuming from {}", identity(), endpoints_->source_description());
+            }
             backoff_.reset();
             serve();
         } catch (const AmqpError& e) {
+            std::size_t held = in_flight_.exchange(0);
             if (e.kind() == AmqpError::Kind::conflict) {
                 // Reconnecting would meet the same conflict forever: pause and say what differs.
                 spdlog::critical(
@@ -133,92 +133,44 @@ void Worker::run() {
                     identity(), e.what());
                 metrics_.last_error.set(identity() + " paused (declaration conflict): " + e.what());
                 paused_ = true;
-                batch_.clear();
-                backlog_.clear();
-                backlog_bytes_ = 0;
-                note_progress();
                 continue;
             }
-            if (batch_.empty() && backlog_.empty())
+            if (held == 0)
                 spdlog::error("{} broker: {}", identity(), e.what());
             else
-                spdlog::error("{} broker: {}; {} unacked messages return to the queue", identity(),
-                              e.what(), batch_.size() + backlog_.size());
+                spdlog::error("{} broker: {}; {} unsettled messages return to the queue",
+                              identity(), e.what(), held);
             metrics_.last_error.set(identity() + " broker: " + e.what());
-            session_.reset();
-            dead_letters_.reset();
-            batch_.clear();
-            backlog_.clear();
-            backlog_bytes_ = 0;
+            source_.reset();
+            endpoints_->broker_failed();
             policy_.reset();
-            note_progress();
-            url_index_ = (url_index_ + 1) % config_.amqp_urls.size();
-            wait(backoff_.next_delay());
+            wait(backoff_.next_delay(), nullptr);
         } catch (const WriteError& e) {
             std::string reason = bounded_reason(e.what(), config_.log_redact_values);
             spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), reason);
             metrics_.last_error.set(identity() + " database: " + reason);
-            writer_.reset();
-            database_connected_ = false;
-            wait(backoff_.next_delay());
+            disconnect_writer();
+            wait(backoff_.next_delay(), nullptr);
         } catch (const ShutdownDeadline&) {
             spdlog::error(
                 "{} shutdown timeout: {} messages not committed; they return to the "
                 "queue",
-                identity(), batch_.size() + backlog_.size());
+                identity(), in_flight_.exchange(0));
             stop_.abandoned = true;
             break;
         }
     }
     if (paused_) {
-        session_.reset();  // returns the poison message to its queue
+        source_.reset();  // returns the poison message to its queue
         set_state(WorkerState::paused);
         while (!stop_.requested.load())
             std::this_thread::sleep_for(kIdlePoll);
     }
-    session_.reset();  // closes the connection: anything unacked returns to the queue
-    dead_letters_.reset();
-    writer_.reset();
-    database_connected_ = false;
+    source_.reset();  // closes the connection: anything unsettled returns to the queue
+    endpoints_->dead_letters().reset();
+    disconnect_writer();
     set_state(WorkerState::stopped);
     spdlog::info("{} stopped", identity());
-}
-
-void Worker::connect_writer() {
-    set_state(WorkerState::connecting);
-    std::string application_name = "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_);
-    database_connected_ = false;
-    writer_ = std::make_unique<PgWriter>(config_.postgres_url, pipeline_, application_name);
-    // libpq's connect_timeout bounds the connect; the catalog reads after it get a write's time.
-    guarded(std::chrono::seconds(config_.postgres_connect_timeout_s) +
-                std::chrono::milliseconds(config_.postgres_write_timeout_ms),
-            "connecting to PostgreSQL", "postgres.connect_timeout_s + write_timeout_ms",
-            [&] { writer_->connect(); });
-    database_connected_ = true;
-    mappers_.clear();
-    auto targets = pipeline_.targets();
-    for (std::size_t t = 0; t < targets.size(); ++t)
-        mappers_.emplace_back(*targets[t], writer_->table(t), pipeline_.dedupe);
-    metrics_.pg_connects++;
-    spdlog::info("{} connected to PostgreSQL ({})", identity(),
-                 mask_url_password(config_.postgres_url));
-}
-
-void Worker::connect_session() {
-    set_state(WorkerState::connecting);
-    const AmqpUrl& url = config_.amqp_urls[url_index_];
-    std::string name = "rmq2pg " + pipeline_.name + "/" + std::to_string(index_) + " on " +
-                       hostname() + " pid " + std::to_string(getpid());
-    session_ = std::make_unique<AmqpSession>(url, config_.heartbeat_s, name);
-    for (const auto& exchange : config_.exchanges)
-        session_->declare_exchange(exchange);
-    if (pipeline_.declare)
-        session_->declare_queue(pipeline_.queue, *pipeline_.declare);
-    session_->start_consuming(pipeline_.queue, static_cast<std::uint16_t>(pipeline_.prefetch),
-                              "rmq2pg-" + pipeline_.name + "-" + std::to_string(index_) + "-" +
-                                  hostname() + "-" + std::to_string(getpid()));
-    metrics_.amqp_connects++;
-    spdlog::info("{} consuming from queue '{}' on {}", identity(), pipeline_.queue, url.masked());
 }
 
 void Worker::serve() {
@@ -230,8 +182,10 @@ void Worker::serve() {
     auto prune_every = std::chrono::seconds(std::clamp<std::int64_t>(
         std::min(pipeline_.dedupe_retention_s, pipeline_.tombstone_retention_s) / 2, 1, 60));
     auto next_prune = std::chrono::steady_clock::now() + prune_every;
+    Batch batch;
+    Backlog backlog;
     while (true) {
-        if (prunes && std::chrono::steady_clock::now() >= next_prune) {
+        if (prunes && writer_ && std::chrono::steady_clock::now() >= next_prune) {
             next_prune = std::chrono::steady_clock::now() + prune_every;
             try {
                 guarded(std::chrono::milliseconds(config_.postgres_write_timeout_ms),
@@ -246,31 +200,30 @@ void Worker::serve() {
             }
         }
         set_state(WorkerState::consuming);
-        fill_batch();
-        if (!batch_.empty())
-            flush_batch();
+        fill(batch, backlog);
+        if (!batch.empty())
+            write_and_settle(batch, backlog);
         if (stop_.requested.load() || paused_)
             return;
     }
 }
 
-void Worker::fill_batch() {
+void Worker::fill(Batch& batch, Backlog& backlog) {
     while (!policy_.should_close(BatchPolicy::Clock::now())) {
-        note_progress();
+        note_progress(batch, backlog);
         if (stop_.requested.load())
             return;
         std::optional<Delivery> delivery;
-        if (!backlog_.empty()) {
-            delivery = std::move(backlog_.front());
-            backlog_.pop_front();
-            backlog_bytes_ -= delivery->body.size();
-        } else if (held_bytes() >= pipeline_.max_inflight_bytes) {
+        if (!backlog.deliveries.empty()) {
+            delivery = std::move(backlog.deliveries.front());
+            backlog.deliveries.pop_front();
+            backlog.bytes -= delivery->body.size();
+        } else if (batch.body_bytes() + backlog.bytes >= pipeline_.max_inflight_bytes) {
             return;  // write what is held before reading more (the batch is not empty here)
         } else {
-            delivery =
-                session_->next_delivery(policy_.wait_budget(BatchPolicy::Clock::now(), kIdlePoll));
+            delivery = source_->next(policy_.wait_budget(BatchPolicy::Clock::now(), kIdlePoll));
             if (!delivery) {
-                if (batch_.empty())
+                if (batch.empty())
                     return;  // idle: let serve() run its periodic work
                 continue;
             }
@@ -279,14 +232,168 @@ void Worker::fill_batch() {
                 metrics_.redelivered++;
         }
         policy_.add(delivery->body.size(), BatchPolicy::Clock::now());
-        batch_.emplace_back();
-        batch_.back().delivery = std::move(*delivery);
+        batch.add(std::move(*delivery));
     }
 }
 
-void Worker::flush_batch() {
-    // Mapping needs the catalog's column types, which come with a connection (gone after a large
-    // batch released its buffers, or after a failure outside a batch).
+void Worker::write_and_settle(Batch& batch, Backlog& backlog) {
+    // Mapping needs the catalog's column types, which come with a connection (gone after a
+    // large batch released its buffers, or after a failure outside a batch).
+    connect_writer_retrying(backlog);
+    set_state(WorkerState::writing);
+    batch.map(pipeline_, mappers_, config_.log_redact_values);
+    write_pending(batch, backlog);
+    settle_poison(batch, backlog);
+    if (paused_)
+        return;
+    source_->settle_up_to(batch.last_tag());
+    metrics_.batches++;
+    if (batch.body_bytes() > large_batch_bytes())
+        release_large_buffers(batch);
+    else
+        batch.clear();
+    policy_.reset();
+    note_progress(batch, backlog);
+}
+
+// Writes every pending message, retrying failures until they commit (or the shutdown deadline
+// passes). Committed and poison statuses survive a retry, so nothing is written twice.
+void Worker::write_pending(Batch& batch, Backlog& backlog) {
+    while (true) {
+        Batch::Part pending = batch.pending();
+        if (pending.empty())
+            return;
+        try {
+            if (!writer_)
+                connect_writer();
+            set_state(WorkerState::writing);
+            write_isolating(batch, std::move(pending));
+            backoff_.reset();
+            return;
+        } catch (const WriteError& e) {
+            metrics_.write_failures++;
+            auto delay = backoff_.next_delay();
+            std::string reason = bounded_reason(e.what(), config_.log_redact_values);
+            spdlog::error("{} batch of {} (tags {}..{}) not written, retrying in {} ms: {} ({})",
+                          identity(), batch.size(), batch.first_tag(), batch.last_tag(),
+                          delay.count(), reason, to_string(e.kind()));
+            metrics_.last_error.set(identity() + " batch not written: " + reason);
+            if (e.kind() == WriteError::Kind::connection ||
+                e.kind() == WriteError::Kind::outcome_unknown ||
+                e.kind() == WriteError::Kind::schema)
+                disconnect_writer();
+            wait(delay, &backlog, &batch);
+        }
+    }
+}
+
+void Worker::write_isolating(Batch& batch, Batch::Part part) {
+    std::vector<Batch::Part> parts;
+    parts.push_back(std::move(part));
+    while (!parts.empty()) {
+        Batch::Part current = std::move(parts.back());
+        parts.pop_back();
+        auto rows = batch.rows_of(current);
+        try {
+            auto started = std::chrono::steady_clock::now();
+            guarded(std::chrono::milliseconds(config_.postgres_write_timeout_ms), "writing a batch",
+                    "postgres.write_timeout_ms", [&] { writer_->write(rows); });
+            record_commit(batch, current, started);
+            batch.mark_committed(current);
+        } catch (const WriteError& e) {
+            if (e.kind() != WriteError::Kind::bad_data)
+                throw;
+            auto next = batch.split(current, e.failed_row(), e.failed_target());
+            if (next.empty())
+                batch.mark_poison(current.front(),
+                                  bounded_reason(e.what(), config_.log_redact_values));
+            for (auto& p : next)
+                parts.push_back(std::move(p));
+        }
+    }
+}
+
+// Every poison message leaves the queue the way on_error says, before the batch is settled.
+void Worker::settle_poison(Batch& batch, Backlog& backlog) {
+    for (const auto& m : batch.messages()) {
+        if (m.status != Batch::Status::poison)
+            continue;
+        spdlog::warn("{} poison message (tag {}, routing key '{}'): {}", identity(),
+                     m.delivery.delivery_tag, m.delivery.routing_key, m.reason);
+        switch (pipeline_.on_error) {
+            case OnError::reject:
+                source_->reject(m.delivery.delivery_tag);
+                metrics_.rejected++;
+                break;
+            case OnError::stop:
+                // Settle what committed, leave the poison message (and what follows) unsettled,
+                // and pause: closing the connection returns them to the queue.
+                for (const auto& other : batch.messages())
+                    if (other.status == Batch::Status::committed)
+                        source_->settle_one(other.delivery.delivery_tag);
+                spdlog::critical(
+                    "{} on_error: stop — pipeline paused on a poison message; fix it "
+                    "and restart rmq2pg",
+                    identity());
+                metrics_.last_error.set(identity() + " paused (on_error: stop): " + m.reason);
+                paused_ = true;
+                return;
+            case OnError::dead_letter:
+                dead_letter(m, backlog);
+                break;
+        }
+    }
+}
+
+// Publishes one poison message to the dead-letter target, retrying broker failures with
+// backoff (the shutdown deadline ends the retries). A message that cannot be published at all
+// is rejected without requeue (the queue's own dead-letter exchange takes it, if it has one):
+// it must never hold the pipeline up.
+void Worker::dead_letter(const Batch::Message& m, Backlog& backlog) {
+    while (true) {
+        try {
+            endpoints_->dead_letters().publish(m.delivery, m.reason);
+            metrics_.dead_lettered++;
+            return;
+        } catch (const AmqpError& e) {
+            if (e.kind() == AmqpError::Kind::unpublishable) {
+                spdlog::critical(
+                    "{} tag {} cannot be dead-lettered ({}); rejected without requeue instead, "
+                    "so it reaches the queue's own dead-letter exchange if it has one: {}",
+                    identity(), m.delivery.delivery_tag, e.what(), m.reason);
+                metrics_.last_error.set(identity() + " dead-lettering impossible: " + e.what());
+                source_->reject(m.delivery.delivery_tag);
+                metrics_.rejected++;
+                return;
+            }
+            auto delay = backoff_.next_delay();
+            spdlog::error("{} dead-lettering tag {} failed, retrying in {} ms: {}", identity(),
+                          m.delivery.delivery_tag, delay.count(), e.what());
+            metrics_.last_error.set(identity() + " dead-lettering: " + e.what());
+            wait(delay, &backlog);
+        }
+    }
+}
+
+void Worker::connect_writer() {
+    set_state(WorkerState::connecting);
+    disconnect_writer();
+    writer_ = endpoints_->open_writer();
+    // libpq's connect_timeout bounds the connect; the catalog reads after it get a write's time.
+    guarded(std::chrono::seconds(config_.postgres_connect_timeout_s) +
+                std::chrono::milliseconds(config_.postgres_write_timeout_ms),
+            "connecting to PostgreSQL", "postgres.connect_timeout_s + write_timeout_ms",
+            [&] { writer_->connect(); });
+    auto targets = pipeline_.targets();
+    for (std::size_t t = 0; t < targets.size(); ++t)
+        mappers_.emplace_back(*targets[t], writer_->table(t), pipeline_.dedupe);
+    database_connected_ = true;
+    metrics_.pg_connects++;
+    spdlog::info("{} connected to PostgreSQL ({})", identity(),
+                 mask_url_password(config_.postgres_url));
+}
+
+void Worker::connect_writer_retrying(Backlog& backlog) {
     while (!writer_) {
         try {
             connect_writer();
@@ -294,102 +401,32 @@ void Worker::flush_batch() {
             std::string reason = bounded_reason(e.what(), config_.log_redact_values);
             spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), reason);
             metrics_.last_error.set(identity() + " database: " + reason);
-            writer_.reset();
-            database_connected_ = false;
-            wait(backoff_.next_delay());
+            disconnect_writer();
+            wait(backoff_.next_delay(), &backlog);
         }
     }
-    set_state(WorkerState::writing);
-    auto targets = pipeline_.targets();
-    rows_.resize(targets.size());
-    for (auto& rows : rows_)
-        rows.clear();
-    // Rows are counted, not inferred from an empty buffer: a row can be empty (one text column
-    // holding ""), and it still needs its separator.
-    std::vector<std::size_t> row_count(targets.size(), 0);
-    for (auto& m : batch_) {
-        if (m.delivery.body.size() > pipeline_.max_message_bytes) {
-            m.status = Status::poison;
-            m.reason = "message body of " + std::to_string(m.delivery.body.size()) +
-                       " bytes exceeds max_message_bytes " +
-                       std::to_string(pipeline_.max_message_bytes);
-            continue;
-        }
-        if (pipeline_.max_redeliveries > 0) {
-            // Quorum queues count deliveries themselves.
-            if (auto count = m.delivery.header("x-delivery-count")) {
-                if (std::atoll(count->text.c_str()) > pipeline_.max_redeliveries) {
-                    m.status = Status::poison;
-                    m.reason = "delivered " + count->text + " times (max_redeliveries " +
-                               std::to_string(pipeline_.max_redeliveries) + ")";
-                    continue;
-                }
-            }
-        }
-        // Routes are tried in order, first match wins; a pipeline without routes has one
-        // target that takes everything.
-        m.target = targets.size();
-        for (std::size_t t = 0; t < targets.size() && m.target == targets.size(); ++t)
-            if (pipeline_.routes.empty() ||
-                topic_matches(targets[t]->match, m.delivery.routing_key))
-                m.target = t;
-        if (m.target == targets.size()) {
-            m.status = Status::poison;
-            m.reason = "no route matches routing key '" + std::string(m.delivery.routing_key) + "'";
-            continue;
-        }
-        std::string& rows = rows_[m.target];
-        if (row_count[m.target] > 0)
-            rows += '\n';
-        std::size_t offset = rows.size();
-        if (auto error = mappers_[m.target].append_row(m.delivery, rows)) {
-            if (row_count[m.target] > 0)
-                rows.pop_back();
-            m.status = Status::poison;
-            m.reason = bounded_reason(*error, config_.log_redact_values);
-            continue;
-        }
-        m.row_offset = offset;
-        m.row_length = rows.size() - offset;
-        m.mapped = true;
-        ++row_count[m.target];
-    }
-    write_pending();
-    settle_poison();
-    if (paused_)
-        return;
-    session_->ack_up_to(batch_.back().delivery.delivery_tag);
-    metrics_.batches++;
-    bool large = policy_.bytes() > large_batch_bytes();
-    batch_.clear();
-    policy_.reset();
-    if (large)
-        release_large_buffers();
-    note_progress();
+}
+
+void Worker::disconnect_writer() {
+    writer_.reset();
+    mappers_.clear();
+    database_connected_ = false;
 }
 
 // A batch far above max_bytes (one huge message) leaves buffers at its high-water size: the
-// row buffers, the JSON parser's, libpq's output buffer. Above this they are released.
+// batch's row buffers, the JSON parser's, libpq's output buffer. Above this they are released.
 std::size_t Worker::large_batch_bytes() const {
     return std::max<std::size_t>(2 * pipeline_.batch.max_bytes, 16 * 1024 * 1024);
 }
 
-void Worker::release_large_buffers() {
-    std::vector<std::string>().swap(rows_);
-    std::vector<std::string>().swap(subsets_);
-    std::vector<Message>().swap(batch_);
+void Worker::release_large_buffers(Batch& batch) {
+    batch.release();
     // The writer's connection holds libpq's grown buffers and the mappers their parsers': the
     // next batch reconnects (one connect per huge batch) and builds both anew.
-    writer_.reset();
-    database_connected_ = false;
-    mappers_.clear();
+    disconnect_writer();
     malloc_trim(0);
     spdlog::info("{} released the buffers of a large batch; reconnecting to PostgreSQL",
                  identity());
-}
-
-std::size_t Worker::held_bytes() const {
-    return policy_.bytes() + backlog_bytes_;
 }
 
 template <typename F>
@@ -397,23 +434,22 @@ void Worker::guarded(std::chrono::milliseconds timeout, const char* what, const 
                      F&& call) {
     auto started = std::chrono::steady_clock::now();
     writing_since_.store(started.time_since_epoch().count());
-    AmqpSession* session = session_.get();
+    Source* source = source_.get();
     std::string reason = std::string(what) + " took longer than " +
                          std::to_string(timeout.count()) + " ms (" + limit + ")";
-    auto period = session ? std::chrono::milliseconds(session->heartbeat_interval()) / 2
-                          : std::chrono::milliseconds(0);
-    bool heartbeat_failed = false;
+    auto period = source ? source->keep_alive_interval() : std::chrono::milliseconds(0);
+    bool keep_alive_failed = false;
     {
         auto watch = guard_.watch(
             started + timeout, [this, &reason] { writer_->interrupt(reason); }, period,
-            [session, &heartbeat_failed] {
-                if (heartbeat_failed)
+            [source, &keep_alive_failed] {
+                if (keep_alive_failed)
                     return;
                 try {
-                    session->send_heartbeat();
+                    source->keep_alive();
                 } catch (const AmqpError&) {
                     // The worker meets the broken connection at its next call and reconnects.
-                    heartbeat_failed = true;
+                    keep_alive_failed = true;
                 }
             });
         try {
@@ -426,216 +462,41 @@ void Worker::guarded(std::chrono::milliseconds timeout, const char* what, const 
     writing_since_.store(0);
 }
 
-std::size_t Worker::mapped_count() const {
-    std::size_t n = 0;
-    for (const auto& m : batch_)
-        n += m.mapped ? 1 : 0;
-    return n;
-}
-
-// Writes every pending message, retrying transient failures until they commit (or the shutdown
-// deadline passes). Committed and poison statuses survive a retry, so nothing is written twice.
-void Worker::write_pending() {
-    while (true) {
-        std::vector<std::size_t> pending;
-        for (std::size_t i = 0; i < batch_.size(); ++i)
-            if (batch_[i].status == Status::pending)
-                pending.push_back(i);
-        if (pending.empty())
-            return;
-        try {
-            if (!writer_)
-                connect_writer();
-            set_state(WorkerState::writing);
-            write_isolating(std::move(pending));
-            backoff_.reset();
-            return;
-        } catch (const WriteError& e) {
-            metrics_.write_failures++;
-            auto delay = backoff_.next_delay();
-            spdlog::error("{} batch of {} (tags {}..{}) not written, retrying in {} ms: {} ({})",
-                          identity(), batch_.size(), batch_.front().delivery.delivery_tag,
-                          batch_.back().delivery.delivery_tag, delay.count(),
-                          bounded_reason(e.what(), config_.log_redact_values), to_string(e.kind()));
-            metrics_.last_error.set(identity() + " batch not written: " +
-                                    bounded_reason(e.what(), config_.log_redact_values));
-            if (e.kind() == WriteError::Kind::connection ||
-                e.kind() == WriteError::Kind::outcome_unknown ||
-                e.kind() == WriteError::Kind::schema) {
-                writer_.reset();
-                database_connected_ = false;
-            }
-            wait(delay);
-        }
-    }
-}
-
-void Worker::write_isolating(std::vector<std::size_t> indices) {
-    std::vector<std::vector<std::size_t>> parts;
-    parts.push_back(std::move(indices));
-    while (!parts.empty()) {
-        std::vector<std::size_t> part = std::move(parts.back());
-        parts.pop_back();
-        // The first attempt sends the rows as mapped; retries send only what is left.
-        bool everything = part.size() == mapped_count();
-        subsets_.resize(rows_.size());
-        std::vector<TargetRows> write_parts(rows_.size());
-        for (std::size_t t = 0; t < rows_.size(); ++t)
-            write_parts[t].target = t;
-        if (!everything) {
-            for (auto& subset : subsets_)
-                subset.clear();
-        }
-        for (std::size_t i : part) {
-            TargetRows& write_part = write_parts[batch_[i].target];
-            if (!everything) {
-                std::string& subset = subsets_[batch_[i].target];
-                if (write_part.count > 0)
-                    subset += '\n';
-                subset.append(rows_[batch_[i].target], batch_[i].row_offset, batch_[i].row_length);
-            }
-            write_part.count++;
-        }
-        for (std::size_t t = 0; t < rows_.size(); ++t)
-            write_parts[t].rows = everything ? &rows_[t] : &subsets_[t];
-        try {
-            auto started = std::chrono::steady_clock::now();
-            guarded(std::chrono::milliseconds(config_.postgres_write_timeout_ms), "writing a batch",
-                    "postgres.write_timeout_ms", [&] { writer_->write(write_parts); });
-            record_commit(part, started);
-            for (std::size_t i : part)
-                batch_[i].status = Status::committed;
-            metrics_.committed += part.size();
-        } catch (const WriteError& e) {
-            if (e.kind() != WriteError::Kind::bad_data)
-                throw;
-            // The blamed row counts within its target's rows, which follow `part`'s order.
-            std::optional<std::size_t> blamed;
-            if (e.failed_row()) {
-                std::size_t seen = 0;
-                for (std::size_t j = 0; j < part.size() && !blamed; ++j)
-                    if (batch_[part[j]].target == e.failed_target() && seen++ == *e.failed_row())
-                        blamed = j;
-            }
-            if (blamed && part.size() > 1) {
-                // Write the rest without the blamed row, then the blamed row alone: only a row
-                // that fails by itself is poison, so a misread blame costs one transaction,
-                // never a good message.
-                std::size_t culprit = part[*blamed];
-                parts.push_back({culprit});
-                part.erase(part.begin() + static_cast<std::ptrdiff_t>(*blamed));
-                if (!part.empty())
-                    parts.push_back(std::move(part));
-            } else if (part.size() == 1) {
-                batch_[part[0]].status = Status::poison;
-                batch_[part[0]].reason = bounded_reason(e.what(), config_.log_redact_values);
-            } else {
-                auto middle = part.begin() + static_cast<std::ptrdiff_t>(part.size() / 2);
-                parts.emplace_back(middle, part.end());
-                parts.emplace_back(part.begin(), middle);
-            }
-        }
-    }
-}
-
-// Every poison message leaves the queue the way on_error says, before the batch is acked.
-void Worker::settle_poison() {
-    for (auto& m : batch_) {
-        if (m.status != Status::poison)
-            continue;
-        spdlog::warn("{} poison message (tag {}, routing key '{}'): {}", identity(),
-                     m.delivery.delivery_tag, m.delivery.routing_key, m.reason);
-        switch (pipeline_.on_error) {
-            case OnError::reject:
-                session_->reject(m.delivery.delivery_tag, false);
-                metrics_.rejected++;
-                break;
-            case OnError::stop: {
-                // Ack what committed, leave the poison message (and what follows) unacked, and
-                // pause: closing the connection returns them to the queue.
-                for (auto& other : batch_)
-                    if (other.status == Status::committed)
-                        session_->ack_one(other.delivery.delivery_tag);
-                spdlog::critical(
-                    "{} on_error: stop — pipeline paused on a poison message; fix it "
-                    "and restart rmq2pg",
-                    identity());
-                metrics_.last_error.set(identity() + " paused (on_error: stop): " + m.reason);
-                paused_ = true;
-                batch_.clear();
-                backlog_.clear();
-                backlog_bytes_ = 0;
-                return;
-            }
-            case OnError::dead_letter:
-                dead_letter(m);
-                break;
-        }
-    }
-}
-
-// Publishes one poison message to the dead-letter target, retrying broker failures with
-// backoff (the shutdown deadline ends the retries). A message that cannot be published at all
-// is rejected without requeue (the queue's own dead-letter exchange takes it, if it has one):
-// it must never hold the pipeline up.
-void Worker::dead_letter(Message& m) {
-    while (true) {
-        try {
-            dead_letters_.publish(m.delivery, m.reason, config_.amqp_urls[url_index_]);
-            metrics_.dead_lettered++;
-            return;
-        } catch (const AmqpError& e) {
-            if (e.kind() == AmqpError::Kind::unpublishable) {
-                spdlog::critical(
-                    "{} tag {} cannot be dead-lettered ({}); rejected without requeue instead, "
-                    "so it reaches the queue's own dead-letter exchange if it has one: {}",
-                    identity(), m.delivery.delivery_tag, e.what(), m.reason);
-                metrics_.last_error.set(identity() + " dead-lettering impossible: " + e.what());
-                session_->reject(m.delivery.delivery_tag, false);
-                metrics_.rejected++;
-                return;
-            }
-            auto delay = backoff_.next_delay();
-            spdlog::error("{} dead-lettering tag {} failed, retrying in {} ms: {}", identity(),
-                          m.delivery.delivery_tag, delay.count(), e.what());
-            metrics_.last_error.set(identity() + " dead-lettering: " + e.what());
-            wait(delay);
-        }
-    }
-}
-
-// Sleeps `delay` while keeping the AMQP session alive: heartbeats go out and deliveries that
-// arrive are kept in the backlog (the broker sends no more than prefetch unacked ones).
-void Worker::wait(std::chrono::milliseconds delay) {
+void Worker::wait(std::chrono::milliseconds delay, Backlog* backlog, const Batch* batch) {
     set_state(WorkerState::backing_off);
     auto until = std::chrono::steady_clock::now() + delay;
-    auto heartbeat_every = session_ ? std::chrono::milliseconds(session_->heartbeat_interval()) / 2
-                                    : std::chrono::milliseconds(0);
-    auto next_heartbeat = std::chrono::steady_clock::now();
+    auto keep_alive_every = source_ ? source_->keep_alive_interval() : std::chrono::milliseconds(0);
+    auto next_keep_alive = std::chrono::steady_clock::now();
+    static const Batch kNoBatch;
+    static const Backlog kNoBacklog;
+    const Batch& held_batch = batch ? *batch : kNoBatch;
     while (std::chrono::steady_clock::now() < until) {
-        note_progress();
-        bool holding = !batch_.empty() || !backlog_.empty();
+        const Backlog& held_backlog = backlog ? *backlog : kNoBacklog;
+        note_progress(held_batch, held_backlog);
+        bool holding = !held_batch.empty() || !held_backlog.deliveries.empty() || batch != nullptr;
         if (stop_.requested.load() && !holding)
             return;
         if (stop_.past_deadline() && holding)
             throw ShutdownDeadline{};
         auto slice = std::min(kIdlePoll, std::chrono::ceil<std::chrono::milliseconds>(
                                              until - std::chrono::steady_clock::now()));
-        if (session_ && held_bytes() < pipeline_.max_inflight_bytes) {
-            if (auto delivery = session_->next_delivery(slice)) {
+        bool room =
+            backlog && held_batch.body_bytes() + backlog->bytes < pipeline_.max_inflight_bytes;
+        if (source_ && room) {
+            if (auto delivery = source_->next(slice)) {
                 metrics_.received++;
-                backlog_bytes_ += delivery->body.size();
-                backlog_.push_back(std::move(*delivery));
+                backlog->bytes += delivery->body.size();
+                backlog->deliveries.push_back(std::move(*delivery));
             }
-        } else if (session_) {
-            // Holding max_inflight_bytes: read nothing more, but keep the connection alive.
-            std::this_thread::sleep_for(slice);
-            if (std::chrono::steady_clock::now() >= next_heartbeat) {
-                session_->send_heartbeat();
-                next_heartbeat = std::chrono::steady_clock::now() + heartbeat_every;
-            }
-        } else {
-            std::this_thread::sleep_for(slice);
+            continue;
+        }
+        // Reading nothing (no backlog to keep it in, or max_inflight_bytes held): the source
+        // must still be kept alive.
+        std::this_thread::sleep_for(slice);
+        if (source_ && keep_alive_every.count() > 0 &&
+            std::chrono::steady_clock::now() >= next_keep_alive) {
+            source_->keep_alive();
+            next_keep_alive = std::chrono::steady_clock::now() + keep_alive_every;
         }
     }
 }

@@ -1,22 +1,25 @@
-// One worker thread of a pipeline: consume → batch → write (one transaction) → ack.
-// Ownership: a Worker owns its AmqpSession, its optional dead-letter publisher and its PgWriter;
-// nothing of it is touched by another thread except `state()` and the shared PipelineMetrics.
+// One worker thread of a pipeline: fill a batch from its source → map it to rows → write it in
+// one transaction (setting poison aside) → dead-letter the poison → settle.
+// Ownership: a Worker owns its endpoints (source, writer, dead-letter sink) and its write guard;
+// nothing of it is touched by another thread except the readings below (atomics) and the
+// shared PipelineMetrics. The guard's thread calls the source's keep_alive() and the writer's
+// interrupt() only while the worker is blocked in a guarded call (write_guard.h).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "amqp_session.h"
 #include "backoff.h"
+#include "batch.h"
 #include "batch_policy.h"
 #include "config.h"
-#include "dead_letter.h"
+#include "endpoints.h"
 #include "metrics.h"
-#include "pg_writer.h"
 #include "row_mapper.h"
 #include "write_guard.h"
 
@@ -39,22 +42,25 @@ struct StopSignal {
 
 class Worker {
   public:
+    // `endpoints`: what the worker connects to; nullptr = the broker and database of `config`.
     Worker(const Config& config, const PipelineConfig& pipeline, int index, const StopSignal& stop,
-           PipelineMetrics& metrics);
+           PipelineMetrics& metrics, std::unique_ptr<Endpoints> endpoints = nullptr);
     ~Worker();
 
     // The thread body: returns once stop was requested and the open batch is committed and
-    // acked (or abandoned at the shutdown deadline).
+    // settled (or abandoned at the shutdown deadline).
     void run();
+
+    // Readings for the HTTP server and the health checks (other threads).
     WorkerState state() const { return state_.load(); }
-    // For the HTTP server and the health check: unacked messages this worker holds (batch and
-    // backlog), and when its loop last turned (a poll returned, a write finished, a wait slept).
+    // Unsettled messages this worker holds (batch and backlog).
     std::size_t in_flight() const { return in_flight_.load(); }
+    // When its loop last turned (a poll returned, a write finished, a wait slept).
     std::chrono::steady_clock::time_point last_progress() const {
         return std::chrono::steady_clock::time_point(
             std::chrono::steady_clock::duration(last_progress_.load()));
     }
-    // Since when the write under way started (connect or batch), or nullopt when none is.
+    // Since when the PostgreSQL call under way (connect or batch write) runs, if one does.
     std::optional<std::chrono::steady_clock::time_point> writing_since() const {
         auto since = writing_since_.load();
         if (since == 0)
@@ -65,40 +71,40 @@ class Worker {
     bool database_connected() const { return database_connected_.load(); }
 
   private:
-    enum class Status { pending, committed, poison };
-    struct Message {
-        Delivery delivery;
-        Status status = Status::pending;
-        std::string reason;
-        std::size_t target = 0;  // index into pipeline targets(): its table and mapper
-        std::size_t row_offset = 0, row_length = 0;
-        bool mapped = false;  // has a row in rows_[target]
+    // Deliveries received while a batch was being retried, in order; bounded by prefetch and
+    // by max_inflight_bytes.
+    struct Backlog {
+        std::deque<Delivery> deliveries;
+        std::size_t bytes = 0;
     };
 
-    void set_state(WorkerState state);
-    void connect_writer();
-    void connect_session();
     void serve();
-    void fill_batch();
-    void flush_batch();
-    void write_pending();
-    void write_isolating(std::vector<std::size_t> indices);
-    std::size_t mapped_count() const;
-    void settle_poison();
-    void dead_letter(Message& m);
-    std::size_t large_batch_bytes() const;
-    void wait(std::chrono::milliseconds delay);
-    // Runs `call` (a blocking PostgreSQL call on this thread) under the write guard: heartbeats
-    // keep going to the broker, and past `timeout` (the config key `limit`) the writer is
-    // interrupted.
+    void fill(Batch& batch, Backlog& backlog);
+    void write_and_settle(Batch& batch, Backlog& backlog);
+    void write_pending(Batch& batch, Backlog& backlog);
+    void write_isolating(Batch& batch, Batch::Part part);
+    void settle_poison(Batch& batch, Backlog& backlog);
+    void dead_letter(const Batch::Message& message, Backlog& backlog);
+
+    void connect_writer();
+    void connect_writer_retrying(Backlog& backlog);
+    void disconnect_writer();
+    // Runs `call` (a blocking PostgreSQL call) under the write guard: the source is kept alive,
+    // and past `timeout` (the config key `limit`) the writer is interrupted.
     template <typename F>
     void guarded(std::chrono::milliseconds timeout, const char* what, const char* limit, F&& call);
-    std::size_t held_bytes() const;
-    void release_large_buffers();
-    std::string identity() const;
-    void note_progress();
-    void record_commit(const std::vector<std::size_t>& part,
+    // Sleeps `delay`, keeping the source alive; with a backlog, deliveries that arrive are kept
+    // in it (unless max_inflight_bytes is held). Throws ShutdownDeadline when the shutdown
+    // deadline passes while messages are held.
+    void wait(std::chrono::milliseconds delay, Backlog* backlog, const Batch* batch = nullptr);
+
+    void set_state(WorkerState state);
+    void note_progress(const Batch& batch, const Backlog& backlog);
+    void record_commit(const Batch& batch, const Batch::Part& part,
                        std::chrono::steady_clock::time_point started);
+    std::size_t large_batch_bytes() const;
+    void release_large_buffers(Batch& batch);
+    std::string identity() const;
 
     const Config& config_;
     const PipelineConfig& pipeline_;
@@ -112,21 +118,14 @@ class Worker {
     std::atomic<std::chrono::steady_clock::rep> writing_since_{0};
     std::atomic<bool> database_connected_{false};
 
-    std::size_t url_index_ = 0;  // next amqp.urls entry to try
-    std::unique_ptr<AmqpSession> session_;
-    DeadLetterPublisher dead_letters_;
-    std::unique_ptr<PgWriter> writer_;
+    std::unique_ptr<Endpoints> endpoints_;
+    std::unique_ptr<Source> source_;
+    std::unique_ptr<BatchWriter> writer_;
+    std::vector<RowMapper> mappers_;  // one per target, from the writer's catalog reading
     // Declared after the connections it lends, so it stops before they close.
     WriteGuard guard_;
-    std::vector<RowMapper> mappers_;  // one per target
     Backoff backoff_;
     BatchPolicy policy_;
-
-    std::vector<Message> batch_;
-    std::deque<Delivery> backlog_;      // received while a batch was retried; bounded by prefetch
-    std::size_t backlog_bytes_ = 0;     // bodies in backlog_ (batch bodies: policy_)
-    std::vector<std::string> rows_;     // per target: COPY text of the batch's mapped messages
-    std::vector<std::string> subsets_;  // per target: the rows a retry still has to write
     bool paused_ = false;
 };
 

@@ -1,0 +1,158 @@
+// The batch of a worker; see batch.h.
+#include "batch.h"
+
+#include <cstdlib>
+
+#include "dead_letter.h"
+#include "topic_match.h"
+
+namespace rmq2pg {
+
+void Batch::add(Delivery delivery) {
+    body_bytes_ += delivery.body.size();
+    messages_.emplace_back();
+    messages_.back().delivery = std::move(delivery);
+}
+
+void Batch::map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers, bool redact) {
+    auto targets = pipeline.targets();
+    rows_.resize(targets.size());
+    for (auto& rows : rows_)
+        rows.clear();
+    mapped_ = 0;
+    // Rows are counted, not inferred from an empty buffer: a row can be empty (one text column
+    // holding ""), and it still needs its separator.
+    std::vector<std::size_t> row_count(targets.size(), 0);
+    for (auto& m : messages_) {
+        if (m.status != Status::pending)
+            continue;
+        if (m.delivery.body.size() > pipeline.max_message_bytes) {
+            m.status = Status::poison;
+            m.reason = "message body of " + std::to_string(m.delivery.body.size()) +
+                       " bytes exceeds max_message_bytes " +
+                       std::to_string(pipeline.max_message_bytes);
+            continue;
+        }
+        if (pipeline.max_redeliveries > 0) {
+            // Quorum queues count deliveries themselves.
+            if (auto count = m.delivery.header("x-delivery-count")) {
+                if (std::atoll(count->text.c_str()) > pipeline.max_redeliveries) {
+                    m.status = Status::poison;
+                    m.reason = "delivered " + count->text + " times (max_redeliveries " +
+                               std::to_string(pipeline.max_redeliveries) + ")";
+                    continue;
+                }
+            }
+        }
+        // Routes are tried in order, first match wins; a pipeline without routes has one
+        // target that takes everything.
+        m.target = targets.size();
+        for (std::size_t t = 0; t < targets.size() && m.target == targets.size(); ++t)
+            if (pipeline.routes.empty() || topic_matches(targets[t]->match, m.delivery.routing_key))
+                m.target = t;
+        if (m.target == targets.size()) {
+            m.status = Status::poison;
+            m.reason = bounded_reason(
+                "no route matches routing key '" + std::string(m.delivery.routing_key) + "'",
+                redact);
+            continue;
+        }
+        std::string& rows = rows_[m.target];
+        if (row_count[m.target] > 0)
+            rows += '\n';
+        std::size_t offset = rows.size();
+        if (auto error = mappers[m.target].append_row(m.delivery, rows)) {
+            if (row_count[m.target] > 0)
+                rows.pop_back();
+            m.status = Status::poison;
+            m.reason = bounded_reason(*error, redact);
+            continue;
+        }
+        m.row_offset = offset;
+        m.row_length = rows.size() - offset;
+        m.mapped = true;
+        ++mapped_;
+        ++row_count[m.target];
+    }
+}
+
+Batch::Part Batch::pending() const {
+    Part part;
+    for (std::size_t i = 0; i < messages_.size(); ++i)
+        if (messages_[i].status == Status::pending)
+            part.push_back(i);
+    return part;
+}
+
+std::vector<TargetRows> Batch::rows_of(const Part& part) {
+    // The first attempt sends the rows as mapped; retries send only what is left.
+    bool everything = part.size() == mapped_;
+    subsets_.resize(rows_.size());
+    std::vector<TargetRows> parts(rows_.size());
+    for (std::size_t t = 0; t < rows_.size(); ++t) {
+        parts[t].target = t;
+        if (!everything)
+            subsets_[t].clear();
+    }
+    for (std::size_t i : part) {
+        const Message& m = messages_[i];
+        TargetRows& target_rows = parts[m.target];
+        if (!everything) {
+            std::string& subset = subsets_[m.target];
+            if (target_rows.count > 0)
+                subset += '\n';
+            subset.append(rows_[m.target], m.row_offset, m.row_length);
+        }
+        target_rows.count++;
+    }
+    for (std::size_t t = 0; t < rows_.size(); ++t)
+        parts[t].rows = everything ? &rows_[t] : &subsets_[t];
+    return parts;
+}
+
+void Batch::mark_committed(const Part& part) {
+    for (std::size_t i : part)
+        messages_[i].status = Status::committed;
+}
+
+void Batch::mark_poison(std::size_t message, std::string reason) {
+    messages_[message].status = Status::poison;
+    messages_[message].reason = std::move(reason);
+}
+
+std::vector<Batch::Part> Batch::split(const Part& part, std::optional<std::size_t> blamed_row,
+                                      std::size_t failed_target) const {
+    if (part.size() <= 1)
+        return {};
+    // The blamed row counts within its target's rows, which follow `part`'s order.
+    std::optional<std::size_t> blamed;
+    if (blamed_row) {
+        std::size_t seen = 0;
+        for (std::size_t j = 0; j < part.size() && !blamed; ++j)
+            if (messages_[part[j]].target == failed_target && seen++ == *blamed_row)
+                blamed = j;
+    }
+    if (blamed) {
+        // The rest first (tried last-in-first-out: pushed last), then the blamed row alone.
+        Part rest = part;
+        rest.erase(rest.begin() + static_cast<std::ptrdiff_t>(*blamed));
+        return {Part{part[*blamed]}, rest};
+    }
+    auto middle = part.begin() + static_cast<std::ptrdiff_t>(part.size() / 2);
+    return {Part(middle, part.end()), Part(part.begin(), middle)};
+}
+
+void Batch::clear() {
+    messages_.clear();
+    body_bytes_ = 0;
+    mapped_ = 0;
+}
+
+void Batch::release() {
+    clear();
+    std::vector<Message>().swap(messages_);
+    std::vector<std::string>().swap(rows_);
+    std::vector<std::string>().swap(subsets_);
+}
+
+}  // namespace rmq2pg

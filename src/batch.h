@@ -1,0 +1,74 @@
+// One batch of deliveries on its way to one transaction: each message with its status (pending,
+// committed, poison) and reason, its row per target once mapped, and the split of a part that
+// PostgreSQL refused (on the line it blamed, else by halves). Pure: no I/O; the worker hands it
+// from step to step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "batch_writer.h"
+#include "config.h"
+#include "delivery.h"
+#include "row_mapper.h"
+
+namespace rmq2pg {
+
+class Batch {
+  public:
+    enum class Status { pending, committed, poison };
+    struct Message {
+        Delivery delivery;
+        Status status = Status::pending;
+        std::string reason;      // why it is poison
+        std::size_t target = 0;  // index into PipelineConfig::targets()
+        std::size_t row_offset = 0, row_length = 0;
+        bool mapped = false;  // has a row in the target's rows
+    };
+    // Indices into messages(): the messages one write attempt carries.
+    using Part = std::vector<std::size_t>;
+
+    void add(Delivery delivery);
+    bool empty() const { return messages_.empty(); }
+    std::size_t size() const { return messages_.size(); }
+    std::size_t body_bytes() const { return body_bytes_; }
+    std::uint64_t first_tag() const { return messages_.front().delivery.delivery_tag; }
+    std::uint64_t last_tag() const { return messages_.back().delivery.delivery_tag; }
+    const std::vector<Message>& messages() const { return messages_; }
+
+    // Turns every message into its row, or into poison with the reason: a body over
+    // max_message_bytes, a delivery count over max_redeliveries, no matching route, a mapping
+    // failure (reasons bounded by bounded_reason, values elided with `redact`).
+    void map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers, bool redact);
+
+    // The messages still to write.
+    Part pending() const;
+    // The rows of `part`, per target, for one write. Valid until the next call or map().
+    std::vector<TargetRows> rows_of(const Part& part);
+    void mark_committed(const Part& part);
+    void mark_poison(std::size_t message, std::string reason);
+
+    // After PostgreSQL refused `part` for bad data: the parts to try next, in the order to try
+    // them (last first), or none when `part` is a single message (which is then poison). The row
+    // PostgreSQL blamed (counted within `failed_target`'s rows of the part) is tried alone after
+    // the rest; without a blame the part is halved. Only a row that fails alone is poison, so a
+    // misread blame costs one transaction, never a good message.
+    std::vector<Part> split(const Part& part, std::optional<std::size_t> blamed_row,
+                            std::size_t failed_target) const;
+
+    void clear();
+    // clear(), and give the buffers back (after a batch far larger than usual).
+    void release();
+
+  private:
+    std::vector<Message> messages_;
+    std::size_t body_bytes_ = 0;
+    std::size_t mapped_ = 0;
+    std::vector<std::string> rows_;     // per target: COPY text of the mapped messages
+    std::vector<std::string> subsets_;  // per target: the rows of a part smaller than all
+};
+
+}  // namespace rmq2pg

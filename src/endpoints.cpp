@@ -1,0 +1,57 @@
+// The daemon's endpoints of a worker: RabbitMQ and PostgreSQL from the config; see endpoints.h.
+#include "endpoints.h"
+
+#include <unistd.h>
+
+#include "pg_writer.h"
+#include "queue_source.h"
+
+namespace rmq2pg {
+
+namespace {
+
+std::string hostname() {
+    char buf[256] = {};
+    gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+}  // namespace
+
+BrokerEndpoints::BrokerEndpoints(const Config& config, const PipelineConfig& pipeline, int index)
+    : config_(config),
+      pipeline_(pipeline),
+      index_(index),
+      // Workers of one pipeline start on different brokers of a cluster.
+      url_index_(static_cast<std::size_t>(index) % config.amqp_urls.size()),
+      dead_letters_(
+          config, pipeline,
+          "rmq2pg " + pipeline.name + "/" + std::to_string(index) + " dead-letter publisher",
+          config.amqp_urls[url_index_]) {}
+
+std::unique_ptr<Source> BrokerEndpoints::open_source() {
+    std::string worker = pipeline_.name + "/" + std::to_string(index_);
+    std::string host = hostname();
+    std::string pid = std::to_string(getpid());
+    return std::make_unique<QueueSource>(
+        config_, pipeline_, config_.amqp_urls[url_index_],
+        "rmq2pg " + worker + " on " + host + " pid " + pid,
+        "rmq2pg-" + pipeline_.name + "-" + std::to_string(index_) + "-" + host + "-" + pid);
+}
+
+std::unique_ptr<BatchWriter> BrokerEndpoints::open_writer() {
+    return std::make_unique<PgWriter>(config_.postgres_url, pipeline_,
+                                      "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_));
+}
+
+void BrokerEndpoints::broker_failed() {
+    dead_letters_.reset();
+    url_index_ = (url_index_ + 1) % config_.amqp_urls.size();
+    dead_letters_.use_url(config_.amqp_urls[url_index_]);
+}
+
+std::string BrokerEndpoints::source_description() const {
+    return "queue '" + pipeline_.queue + "' on " + config_.amqp_urls[url_index_].masked();
+}
+
+}  // namespace rmq2pg

@@ -1,0 +1,34 @@
+// Where a worker's deliveries come from and where it settles them. QueueSource (a classic or
+// quorum queue over AMQP) implements it today; a stream with stored offsets is a second
+// implementation, not a second worker. Owned by one worker thread; only keep_alive() is called
+// from the worker's write guard, while the worker is blocked and does not touch the source.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include "delivery.h"
+
+namespace rmq2pg {
+
+class Source {
+  public:
+    virtual ~Source() = default;  // closing returns everything unsettled to the broker
+
+    // The next delivery, or nullopt when `timeout` passed first. Throws AmqpError.
+    virtual std::optional<Delivery> next(std::chrono::milliseconds timeout) = 0;
+    // Every delivery up to and including `tag` is committed or set aside: the broker forgets it.
+    virtual void settle_up_to(std::uint64_t tag) = 0;
+    // One delivery is committed (the others of its batch stay unsettled: on_error stop).
+    virtual void settle_one(std::uint64_t tag) = 0;
+    // One delivery is refused for good, without requeue (the broker's own dead-lettering).
+    virtual void reject(std::uint64_t tag) = 0;
+
+    // Keeps the connection alive without reading (a heartbeat). Throws AmqpError.
+    virtual void keep_alive() = 0;
+    // How often keep_alive() must run while nothing else is sent; zero = never.
+    virtual std::chrono::milliseconds keep_alive_interval() const = 0;
+};
+
+}  // namespace rmq2pg
