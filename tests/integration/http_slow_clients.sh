@@ -20,7 +20,8 @@ stop_loads() {
     done
     LOADS=()
 }
-trap 'status=$?; stop_loads; (exit $status); cleanup' EXIT
+# errexit is off here: with it, restoring the status for cleanup would end the trap early.
+trap 'status=$?; set +e; stop_loads; (exit $status); cleanup' EXIT
 
 # load COUNT_SLOW COUNT_IDLE STATS: slow clients in the background for at most 90 s.
 load() {
