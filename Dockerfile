@@ -10,7 +10,7 @@ RUN scripts/deps.sh --build-only && rm -rf /var/lib/apt/lists/* \
 
 FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librabbitmq4 libpqxx-6.4 libspdlog1.10 libyaml-cpp0.7 libsimdjson14 libcpp-httplib0.11 \
+      librabbitmq4 libpqxx-6.4 libspdlog1.10 libyaml-cpp0.7 libsimdjson14 libmicrohttpd12 \
       libsystemd0 \
  && rm -rf /var/lib/apt/lists/* && useradd --system --no-create-home rmq2pg
 COPY --from=build /opt/rmq2pg /opt/rmq2pg

@@ -8,7 +8,7 @@ set -euo pipefail
 build_packages=(
     build-essential cmake pkg-config g++ git
     librabbitmq-dev libpqxx-dev libpq-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
-    libsimdjson-dev libsystemd-dev libcpp-httplib-dev catch2 libssl-dev
+    libsimdjson-dev libsystemd-dev libmicrohttpd-dev catch2 libssl-dev
 )
 packages=(
     "${build_packages[@]}"

@@ -1,7 +1,8 @@
 // The observability endpoints (http.listen): /metrics (Prometheus text), /healthz, /readyz,
 // /api/status (JSON) and / (the status page). Serves on threads of its own and only reads
-// atomics and snapshots: it never touches a worker's connections. The only file that includes
-// cpp-httplib.
+// atomics and snapshots: it never touches a worker's connections. Bounded: every connection has
+// deadlines and their number a cap (http_connection_guard.h). The only file that includes
+// libmicrohttpd.
 #pragma once
 
 #include <memory>
