@@ -42,7 +42,8 @@ std::string first_problem(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("a histogram counts each value in the first bucket whose bound holds it") {
+TEST_CASE("a histogram counts each value in the first bucket whose bound holds it",
+          "[observability]") {
     Histogram h{1, 10, 100};
     for (double v : {0.5, 1.0, 5.0, 10.0, 50.0, 1000.0})
         h.observe(v);
@@ -52,7 +53,8 @@ TEST_CASE("a histogram counts each value in the first bucket whose bound holds i
     CHECK(s.sum == Approx(1066.5));
 }
 
-TEST_CASE("histogram quantiles interpolate inside the bucket like histogram_quantile()") {
+TEST_CASE("histogram quantiles interpolate inside the bucket like histogram_quantile()",
+          "[observability]") {
     Histogram h{0.01, 0.1, 1};
     for (int i = 0; i < 100; ++i)
         h.observe(i < 90 ? 0.005 : 0.5);  // 90 fast commits, 10 slow ones
@@ -74,7 +76,8 @@ TEST_CASE("histogram quantiles interpolate inside the bucket like histogram_quan
     }
 }
 
-TEST_CASE("rates are computed between the newest sample and the oldest within the window") {
+TEST_CASE("rates are computed between the newest sample and the oldest within the window",
+          "[observability]") {
     using Sample = StatusSampler::Sample;
     auto t0 = std::chrono::system_clock::time_point(seconds(1000));
     std::vector<Sample> samples;
@@ -93,7 +96,8 @@ TEST_CASE("rates are computed between the newest sample and the oldest within th
     CHECK(StatusSampler::rates_of({samples.front()}, seconds(10)).committed == 0);
 }
 
-TEST_CASE("a worker is wedged only when consuming or writing without progress past the threshold") {
+TEST_CASE("a worker is wedged only when consuming or writing without progress past the threshold",
+          "[observability]") {
     auto now = std::chrono::steady_clock::time_point(seconds(100000));
     auto threshold = wedge_threshold(10000);
     CHECK(threshold == std::chrono::milliseconds(120000));  // 2 × max(10 s, 60 s)
@@ -110,7 +114,8 @@ TEST_CASE("a worker is wedged only when consuming or writing without progress pa
     CHECK(verdict.reasons[0] == "orders/2 wedged: writing without progress for 121 s");
 }
 
-TEST_CASE("ready only when every worker consumes, with a reason per worker that does not") {
+TEST_CASE("ready only when every worker consumes, with a reason per worker that does not",
+          "[observability]") {
     auto now = std::chrono::steady_clock::now();
     std::vector<WorkerReading> workers = {
         {"orders", 0, WorkerState::consuming, now},
@@ -123,7 +128,8 @@ TEST_CASE("ready only when every worker consumes, with a reason per worker that 
     CHECK(verdict.reasons == std::vector<std::string>{"billing/0 is backing_off"});
 }
 
-TEST_CASE("a repeated error line is written once per 10 s window, then summarised") {
+TEST_CASE("a repeated error line is written once per 10 s window, then summarised",
+          "[observability]") {
     RepeatFilter filter;
     auto t = std::chrono::steady_clock::time_point(seconds(5000));
     CHECK(filter.admit("db down", 4, t));
@@ -145,12 +151,12 @@ TEST_CASE("a repeated error line is written once per 10 s window, then summarise
     }
 }
 
-TEST_CASE("JSON strings escape quotes, backslashes and control characters") {
+TEST_CASE("JSON strings escape quotes, backslashes and control characters", "[observability]") {
     CHECK(json_string("relation \"t\" does not exist\n\tC:\\x\x01") ==
           "\"relation \\\"t\\\" does not exist\\n\\tC:\\\\x\\u0001\"");
 }
 
-TEST_CASE("http.listen takes host:port and is off when absent") {
+TEST_CASE("http.listen takes host:port and is off when absent", "[observability]") {
     CHECK_FALSE(load_config_text(config_text(""), "f").http.enabled());
     auto c = load_config_text(config_text("http: { listen: \"127.0.0.1:9187\" }\n"), "f");
     CHECK(c.http.enabled());
@@ -163,7 +169,7 @@ TEST_CASE("http.listen takes host:port and is off when absent") {
           "localhost");
 }
 
-TEST_CASE("a malformed http.listen is reported with file, line and key") {
+TEST_CASE("a malformed http.listen is reported with file, line and key", "[observability]") {
     CHECK(first_problem(config_text("http: { listen: \"9187\" }\n")) ==
           "rmq2pg.yaml:9: http.listen: '9187': expected host:port, e.g. 127.0.0.1:9187 or "
           "[::1]:9187");
@@ -181,14 +187,15 @@ TEST_CASE("a malformed http.listen is reported with file, line and key") {
     CHECK(first_problem(config_text("http: {}\n")) == "rmq2pg.yaml:9: http.listen: is required");
 }
 
-TEST_CASE("log.format is text or json") {
+TEST_CASE("log.format is text or json", "[observability]") {
     CHECK(load_config_text(config_text(""), "f").log_format == "text");
     CHECK(load_config_text(config_text("log: { format: json }\n"), "f").log_format == "json");
     CHECK(first_problem(config_text("log: { format: xml }\n")) ==
           "rmq2pg.yaml:9: log.format: 'xml' is not one of text, json");
 }
 
-TEST_CASE("/metrics names every counter, gauge and histogram per pipeline before any traffic") {
+TEST_CASE("/metrics names every counter, gauge and histogram per pipeline before any traffic",
+          "[observability]") {
     Supervisor supervisor(load_config_text(config_text(""), "f"));
     StatusSampler sampler(supervisor, /*poll_queues=*/false);
     std::string text = render_metrics(supervisor, sampler);
@@ -220,7 +227,8 @@ TEST_CASE("/metrics names every counter, gauge and histogram per pipeline before
     }
 }
 
-TEST_CASE("/api/status escapes names and reports null where nothing is known yet") {
+TEST_CASE("/api/status escapes names and reports null where nothing is known yet",
+          "[observability]") {
     Supervisor supervisor(load_config_text(config_text(""), "f"));
     StatusSampler sampler(supervisor, /*poll_queues=*/false);
     std::string json = render_status(supervisor, sampler);
@@ -231,7 +239,8 @@ TEST_CASE("/api/status escapes names and reports null where nothing is known yet
     CHECK(json.find("\"ready\":false") != std::string::npos);
 }
 
-TEST_CASE("a reload replaces changed pipelines, keeps unchanged ones and their counters") {
+TEST_CASE("a reload replaces changed pipelines, keeps unchanged ones and their counters",
+          "[observability]") {
     auto pipeline = [](const std::string& name, int max_messages) {
         return "  - name: " + name + "\n    queue: " + name + "\n    table: public." + name +
                "\n    columns: { id: /id }\n    batch: { max_messages: " +

@@ -128,7 +128,8 @@ std::optional<HeaderValue> find_test_header(const void* headers, std::string_vie
 
 }  // namespace
 
-TEST_CASE("append_copy_escaped escapes backslash, tab, newline and carriage return") {
+TEST_CASE("append_copy_escaped escapes backslash, tab, newline and carriage return",
+          "[row_mapper]") {
     std::string out = "kept|";
     rmq2pg::append_copy_escaped(out, "a\tb\nc\rd\\e");
     CHECK(out == R"(kept|a\tb\nc\rd\\e)");
@@ -193,12 +194,13 @@ TEST_CASE("append_copy_escaped escapes backslash, tab, newline and carriage retu
     }
 }
 
-TEST_CASE("a row is the mapped columns in mapping order, tab separated, no newline") {
+TEST_CASE("a row is the mapped columns in mapping order, tab separated, no newline",
+          "[row_mapper]") {
     const std::vector<Col> cols = {text("b", "/b"), text("a", "/a"), text("c", "/c")};
     CHECK(row(cols, R"({"a":"A","b":"B","c":"C"})") == "B\tA\tC");
 }
 
-TEST_CASE("string values are unescaped from JSON and escaped for COPY") {
+TEST_CASE("string values are unescaped from JSON and escaped for COPY", "[row_mapper]") {
     const std::vector<Col> cols = {text("s", "/s")};
     CHECK(row(cols, R"({"s":"a\tb\nc\\d\re"})") == R"(a\tb\nc\\d\re)");
     CHECK(row(cols, R"({"s":"say \"hi\""})") == R"(say "hi")");
@@ -208,7 +210,7 @@ TEST_CASE("string values are unescaped from JSON and escaped for COPY") {
     CHECK(row(cols, R"({"s":"\\N"})") == R"(\\N)");
 }
 
-TEST_CASE("numbers keep their exact digits") {
+TEST_CASE("numbers keep their exact digits", "[row_mapper]") {
     const std::vector<Col> cols = {text("a", "/a"), text("b", "/b"), text("c", "/c"),
                                    text("d", "/d"), text("e", "/e"), text("f", "/f")};
     CHECK(row(cols, R"({"a":123.4500,"b":12345678901234567890.123,"c":-0.0,"d":1E+400,)"
@@ -227,7 +229,7 @@ TEST_CASE("numbers keep their exact digits") {
 // RFC 8259 puts no limit on a number's digits and PostgreSQL's numeric takes them all; an
 // integer wider than 64 bits is valid JSON and must reach the column digit for digit, as the
 // same digits with a ".0" do.
-TEST_CASE("an integer wider than 64 bits keeps its exact digits") {
+TEST_CASE("an integer wider than 64 bits keeps its exact digits", "[row_mapper]") {
     CHECK(row({text("n", "/n")}, R"({"n":123456789012345678901234567890.0})") ==
           "123456789012345678901234567890.0");
     CHECK(row({text("n", "/n")}, R"({"n":123456789012345678901234567890})") ==
@@ -237,13 +239,13 @@ TEST_CASE("an integer wider than 64 bits keeps its exact digits") {
           "{18446744073709551616}");
 }
 
-TEST_CASE("booleans become true and false") {
+TEST_CASE("booleans become true and false", "[row_mapper]") {
     const std::vector<Col> cols = {typed("t", "/t", TypeCategory::boolean),
                                    typed("f", "/f", TypeCategory::boolean), text("x", "/t")};
     CHECK(row(cols, R"({"t":true,"f":false})") == "true\tfalse\ttrue");
 }
 
-TEST_CASE("JSON pointers reach nested values") {
+TEST_CASE("JSON pointers reach nested values", "[row_mapper]") {
     const std::string body =
         R"({"a":{"b":["x","y",{"c":3}]},"a/b":"slash","m~n":"tilde","":"empty",)"
         R"("n":5,"arr":[[1,2],[3]]})";
@@ -261,7 +263,7 @@ TEST_CASE("JSON pointers reach nested values") {
     }
 }
 
-TEST_CASE("a missing field or a JSON null is \\N") {
+TEST_CASE("a missing field or a JSON null is \\N", "[row_mapper]") {
     const std::string body = R"({"a":{"b":[1]},"n":5,"z":null})";
     CHECK(row({text("v", "/nope")}, body) == R"(\N)");
     CHECK(row({text("v", "/z")}, body) == R"(\N)");
@@ -279,7 +281,7 @@ TEST_CASE("a missing field or a JSON null is \\N") {
 
 // row_mapper.cpp means these to be "missing" (its INCORRECT_TYPE branch: "/a/b where /a is a
 // number: the field cannot exist"): the body is valid JSON, the field just is not there.
-TEST_CASE("a pointer that goes through a scalar finds nothing") {
+TEST_CASE("a pointer that goes through a scalar finds nothing", "[row_mapper]") {
     const std::string body = R"({"a":{"b":[1]},"n":5,"s":"str","z":null,"t":true})";
     CHECK(row({text("v", "/n/x")}, body) == R"(\N)");      // inside a number
     CHECK(row({text("v", "/s/0")}, body) == R"(\N)");      // inside a string
@@ -293,12 +295,12 @@ TEST_CASE("a pointer that goes through a scalar finds nothing") {
     }
 }
 
-TEST_CASE("an array index that is not a number finds nothing") {
+TEST_CASE("an array index that is not a number finds nothing", "[row_mapper]") {
     // RFC 6901: "/a/b/x" on an array names no element; it is a missing field, not a bad body.
     CHECK(row({text("v", "/a/b/x")}, R"({"a":{"b":[1,2]}})") == R"(\N)");
 }
 
-TEST_CASE("the default is used when the value is missing or null") {
+TEST_CASE("the default is used when the value is missing or null", "[row_mapper]") {
     Col c{"cur", "/currency", TypeCategory::text, std::string("EUR")};
     CHECK(row({c}, R"({"currency":"USD"})") == "USD");
     CHECK(row({c}, R"({"currency":null})") == "EUR");
@@ -322,7 +324,8 @@ TEST_CASE("the default is used when the value is missing or null") {
     }
 }
 
-TEST_CASE("a required value that is missing or null is an error and the buffer is unchanged") {
+TEST_CASE("a required value that is missing or null is an error and the buffer is unchanged",
+          "[row_mapper]") {
     const std::vector<Col> cols = {
         text("id", "/id"), text("name", "/name"),
         Col{"account", "/account", TypeCategory::text, std::nullopt, true}};
@@ -345,7 +348,7 @@ TEST_CASE("a required value that is missing or null is an error and the buffer i
     }
 }
 
-TEST_CASE("a body that is not JSON is an error and the buffer is unchanged") {
+TEST_CASE("a body that is not JSON is an error and the buffer is unchanged", "[row_mapper]") {
     const std::vector<Col> cols = {text("id", "/id"), text("rk", "$routing_key")};
     for (const char* body : {"not json", "", "   ", "{\"id\": ", "{\"id\": 1",
                              "{\"id\": \"unterminated}", "\xff\xfe{}"}) {
@@ -363,7 +366,7 @@ TEST_CASE("a body that is not JSON is an error and the buffer is unchanged") {
 
 // simdjson On-Demand only validates what it reads; a body with a syntax error away from the
 // mapped fields must still be rejected, not written as a row.
-TEST_CASE("a body with a syntax error outside the mapped fields is an error") {
+TEST_CASE("a body with a syntax error outside the mapped fields is an error", "[row_mapper]") {
     const std::vector<Col> cols = {text("id", "/id")};
     for (const char* body : {R"({"x":[1,}, "id":2})", R"({"id":1,,})", R"({"id":1,"x":tru})"}) {
         INFO("body: " << body);
@@ -371,7 +374,7 @@ TEST_CASE("a body with a syntax error outside the mapped fields is an error") {
     }
 }
 
-TEST_CASE("a json column gets the value's JSON text") {
+TEST_CASE("a json column gets the value's JSON text", "[row_mapper]") {
     const std::string body =
         R"({"s":"abc","q":"a\"b\\c","o":{"x": [1, 2], "y": null},"a":[1, "two", null],)"
         R"("n":12.50,"t":true,"z":null,"e":{},"ea":[]})";
@@ -398,7 +401,7 @@ TEST_CASE("a json column gets the value's JSON text") {
     }
 }
 
-TEST_CASE("an array column gets a PostgreSQL array literal") {
+TEST_CASE("an array column gets a PostgreSQL array literal", "[row_mapper]") {
     auto arr = [](const char* pointer) { return typed("tags", pointer, TypeCategory::array); };
     SECTION("every string element is double-quoted, with \" and \\ backslash-escaped") {
         // Array literal: {"a","b,c","{x}","NULL","q\"uote","back\\slash"}; COPY then doubles
@@ -435,7 +438,7 @@ TEST_CASE("an array column gets a PostgreSQL array literal") {
     }
 }
 
-TEST_CASE("a timestamp column turns epoch seconds into a UTC timestamp") {
+TEST_CASE("a timestamp column turns epoch seconds into a UTC timestamp", "[row_mapper]") {
     auto ts = [](const char* pointer) { return typed("at", pointer, TypeCategory::timestamp); };
     CHECK(row({ts("/t")}, R"({"t":0})") == "1970-01-01 00:00:00.000000+00");
     CHECK(row({ts("/t")}, R"({"t":1.5})") == "1970-01-01 00:00:01.500000+00");
@@ -456,7 +459,7 @@ TEST_CASE("a timestamp column turns epoch seconds into a UTC timestamp") {
     }
 }
 
-TEST_CASE("a bytea column gets strings and bodies hex-encoded") {
+TEST_CASE("a bytea column gets strings and bodies hex-encoded", "[row_mapper]") {
     // bytea hex input is \x6162; COPY escaping doubles the backslash.
     CHECK(row({typed("b", "/b", TypeCategory::bytea)}, R"({"b":"ab"})") == "\\\\x6162");
     CHECK(row({typed("b", "/b", TypeCategory::bytea)}, R"({"b":""})") == "\\\\x");
@@ -469,7 +472,7 @@ TEST_CASE("a bytea column gets strings and bodies hex-encoded") {
     }
 }
 
-TEST_CASE("message metadata sources") {
+TEST_CASE("message metadata sources", "[row_mapper]") {
     Delivery d;
     d.body = "{\"id\":7}\n";
     d.routing_key = "orders.eu";
@@ -523,7 +526,7 @@ TEST_CASE("message metadata sources") {
     }
 }
 
-TEST_CASE("$header.NAME reads the delivery's headers") {
+TEST_CASE("$header.NAME reads the delivery's headers", "[row_mapper]") {
     Headers headers;
     headers["tenant"] = HeaderValue{HeaderValue::Kind::text, "acme\tinc"};
     headers["count"] = HeaderValue{HeaderValue::Kind::number, "42"};
@@ -557,7 +560,7 @@ TEST_CASE("$header.NAME reads the delivery's headers") {
     }
 }
 
-TEST_CASE("a mapped column that is not in the table is rejected at construction") {
+TEST_CASE("a mapped column that is not in the table is rejected at construction", "[row_mapper]") {
     const std::vector<Col> cols = {text("id", "/id"), text("ghost", "/ghost")};
     TableSchema table = table_of({text("id", "/id")});
     try {
@@ -569,7 +572,7 @@ TEST_CASE("a mapped column that is not in the table is rejected at construction"
     CHECK_THROWS_AS(RowMapper(pipeline_of(cols), table), std::invalid_argument);
 }
 
-TEST_CASE("rows appended one after another do not interfere") {
+TEST_CASE("rows appended one after another do not interfere", "[row_mapper]") {
     const std::vector<Col> cols = {text("id", "/id"), text("s", "/s"),
                                    typed("j", "/j", TypeCategory::json)};
     RowMapper mapper = mapper_of(cols);
@@ -611,7 +614,7 @@ TEST_CASE("rows appended one after another do not interfere") {
     }
 }
 
-TEST_CASE("the same pointer may feed several columns") {
+TEST_CASE("the same pointer may feed several columns", "[row_mapper]") {
     const std::vector<Col> cols = {text("a", "/o"), typed("b", "/o", TypeCategory::json),
                                    text("c", "/o/k"), text("d", "/x")};
     CHECK(row(cols, R"({"x":"X","o":{"k":"v"}})") == "{\"k\":\"v\"}\t{\"k\":\"v\"}\tv\tX");
