@@ -157,6 +157,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The pipeline's YAML (orders_pipeline), shared with the integration tests.
+# shellcheck source=scripts/lib/orders_pipeline.sh
+source "$source_dir/scripts/lib/orders_pipeline.sh"
 # CPU accounting per phase (cpu_begin / cpu_end): the broker, PostgreSQL, the whole machine.
 # shellcheck source=scripts/cpu_accounting.sh
 source "$source_dir/scripts/cpu_accounting.sh"
@@ -179,23 +182,9 @@ shutdown_timeout_ms: 10000
 log: { level: info }
 retry: { initial_ms: 100, max_ms: 1000 }
 pipelines:
-  - name: $id
-    queue: $queue
-    workers: $workers
-    prefetch: $prefetch
-    batch: { max_messages: $batch, max_bytes: $max_bytes, max_delay_ms: $max_delay_ms }
-    table: public.$table
-    mode: $mode
-    key: [id]
-${dedupe:+    dedupe: $dedupe}
-    columns:
-      id: /id
-      account: /account
-      amount: /amount
-      currency: /currency
-      payload: \$body
-      routing_key: \$routing_key
-      message_id: \$message_id
+$(orders_pipeline "$id" "$queue" "public.$table" workers="$workers" prefetch="$prefetch" \
+    max_messages="$batch" max_bytes="$max_bytes" max_delay_ms="$max_delay_ms" mode="$mode" \
+    extra="${dedupe:+    dedupe: $dedupe}")
 YAML
 if [[ -n "$dedupe" ]]; then
     "$daemon" --migrate --config "$work/rmq2pg.yaml" >>"$daemon_log" 2>&1 || fail "rmq2pg --migrate"

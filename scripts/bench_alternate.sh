@@ -43,6 +43,8 @@ bench=$source_dir/build/rmq2pg-bench daemon=$source_dir/build/rmq2pg
 pgbench=/usr/lib/postgresql/15/bin/pgbench
 # shellcheck source=scripts/cpu_accounting.sh
 source "$source_dir/scripts/cpu_accounting.sh"
+# shellcheck source=scripts/lib/orders_pipeline.sh
+source "$source_dir/scripts/lib/orders_pipeline.sh"
 broker_pid=$(listener_pid "$(url_port "$amqp")")
 pg_pid=$(listener_pid "$(url_port "$pg")")
 work=$(mktemp -d /tmp/rmq2pg-alternate-XXXX)
@@ -146,16 +148,8 @@ amqp: { urls: ["$amqp"], heartbeat_s: 30 }
 postgres: { url: "$pg" }
 log: { level: warn }
 pipelines:
-  - name: $q
-    queue: $q
-    workers: $(setting w "$spec" 2)
-    prefetch: $(setting p "$spec" 10000)
-    batch: { max_messages: $(setting b "$spec" 1000), max_delay_ms: 50 }
-    table: public.$q
-    mode: insert
-    key: [id]
-    columns: { id: /id, account: /account, amount: /amount, currency: /currency,
-               payload: \$body, routing_key: \$routing_key, message_id: \$message_id }
+$(orders_pipeline "$q" "$q" "public.$q" workers="$(setting w "$spec" 2)" \
+    prefetch="$(setting p "$spec" 10000)" max_messages="$(setting b "$spec" 1000)" max_bytes=)
 YAML
         daemon_options=$quiet
         [[ $kind == daemon-async ]] && daemon_options="$quiet -c synchronous_commit=off"

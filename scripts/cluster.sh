@@ -5,7 +5,8 @@
 # serves the three nodes and their CLI calls; everything lives under $RMQ2PG_CLUSTER_DIR
 # (stop + rm -rf is a full cleanup); system instances and scripts/servers.sh's node are left
 # alone. The techniques (no Debian wrapper, cookie written before anything starts, zombie-aware
-# liveness, daemons detached from our stdout) are those of scripts/servers.sh, explained there.
+# liveness, daemons detached from our stdout) are shared with scripts/servers.sh and explained in
+# scripts/lib/servers_common.sh.
 set -euo pipefail
 
 usage() {
@@ -40,46 +41,13 @@ first_node=rmq2pg-c1@localhost
 
 if ((EUID == 0)); then rabbit_user=rabbitmq; else rabbit_user=$(id -un); fi
 
-log() { printf 'cluster: %s\n' "$*"; }
-die() {
-    printf 'cluster: error: %s\n' "$*" >&2
-    exit 1
-}
+log_prefix=cluster
+# shellcheck source=scripts/lib/servers_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/servers_common.sh"
+# rabbitmqctl and the nodes run from the cluster directory.
+rabbit_workdir=$dir
 
-as_user() {
-    if ((EUID == 0)); then runuser -u "$rabbit_user" -- "$@"; else "$@"; fi
-}
-# Servers must not keep our stdout/stderr (a caller's $(...) or ctest would wait for them) nor
-# the lock's fd 9.
-detach() { "$@" </dev/null 9>&-; }
-port_open() { timeout 2 bash -c ": <>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-# kill -0 succeeds on a zombie (a killed node not yet reaped by PID 1): look at its state too.
-pid_alive() {
-    local state
-    [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null || return 1
-    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ "$state" != Z* ]]
-}
-
-# Serialises commands across concurrent callers; "existing": only if $dir exists.
-take_lock() {
-    while :; do
-        [[ "${1:-}" == existing && ! -d "$dir" ]] && return 0
-        mkdir -p "$dir"
-        chmod 755 "$dir"
-        exec 9>>"$dir/.lock"
-        flock 9
-        [[ "$dir/.lock" -ef /dev/fd/9 ]] && return 0 # not removed by a "clean" meanwhile
-        exec 9>&-
-    done
-}
-
-need_packages() {
-    [[ -x "$rabbit_bin/rabbitmqctl" ]] || die "RabbitMQ is not installed: run scripts/deps.sh"
-    if ((EUID == 0)) && ! id -u rabbitmq >/dev/null 2>&1; then
-        die "user rabbitmq missing: run scripts/deps.sh"
-    fi
-}
+need_packages() { need_rabbitmq; }
 
 # select_node N: sets this node's name, ports, paths and environment (globals below).
 select_node() {
@@ -92,106 +60,25 @@ select_node() {
     pid_file="$node_dir/rabbitmq.pid"
     node_log="$node_dir/log/$node.log"
     startup_log="$node_dir/log/startup.log"
-    # Every path and port of node and CLI, so nothing under /etc/rabbitmq or /var/lib/rabbitmq
-    # is read or written. The shared HOME holds the one Erlang cookie of nodes and CLI.
-    node_env=(
-        HOME="$dir/home"
-        RABBITMQ_NODENAME="$node"
-        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-        RABBITMQ_NODE_PORT="$amqp_port"
-        RABBITMQ_DIST_PORT="$dist_port"
-        RABBITMQ_MNESIA_BASE="$node_dir/mnesia"
-        RABBITMQ_LOG_BASE="$node_dir/log"
-        RABBITMQ_PID_FILE="$pid_file"
-        RABBITMQ_CONFIG_FILE="$node_dir/rabbitmq.conf"
-        RABBITMQ_CONFIG_FILES="$node_dir/conf.d"
-        RABBITMQ_ADVANCED_CONFIG_FILE="$node_dir/advanced.config"
-        RABBITMQ_ENABLED_PLUGINS_FILE="$node_dir/enabled_plugins"
-        RABBITMQ_CONF_ENV_FILE="$node_dir/rabbitmq-env.conf"
-        RABBITMQ_MOTD_FILE="$node_dir/motd"
-        ERL_EPMD_PORT="$epmd_port"
-        ERL_EPMD_ADDRESS=127.0.0.1
-        # CLI calls are short-lived hidden nodes: their distribution port too stays below
-        # 32768 (the default, 35672-35682, is in the ephemeral range).
-        RABBITMQ_CTL_DIST_PORT_MIN=$((base + 3))
-        RABBITMQ_CTL_DIST_PORT_MAX=$((base + 7))
-        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
-        "RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
-    )
+    # The shared HOME holds the one Erlang cookie of nodes and CLI. CLI calls' distribution
+    # ports stay below 32768 too (the default, 35672-35682, is in the ephemeral range).
+    rabbit_node_env "$node_dir" "$dir/home" "$amqp_port" "$dist_port" "$epmd_port" \
+        $((base + 3)) $((base + 7))
 }
 
 # ctl_within SECONDS ARGS...: rabbitmqctl against the selected node, killed after SECONDS.
-ctl_within() {
-    local seconds=$1
-    shift
-    (cd "$dir" && as_user timeout "$seconds" env "${node_env[@]}" \
-        "$rabbit_bin/rabbitmqctl" -n "$node" "$@")
-}
+ctl_within() { rabbit_ctl_within "$@"; }
 
-node_pid() {
-    local pid=""
-    [[ -r "$pid_file" ]] && { read -r pid <"$pid_file" || true; }
-    pid_alive "$pid" && echo "$pid"
-}
+node_pid() { pid_in_file "$pid_file"; }
 
 node_running() { [[ -n "$(node_pid || true)" ]] && port_open "$amqp_port"; }
 
-# This attempt's startup output and the node log's first errors (RabbitMQ's cause comes first,
-# followed by pages of Erlang terms).
-declare -A log_mark=()
-mark_logs() {
-    local f
-    for f in "$startup_log" "$node_log"; do log_mark[$f]=$(stat -c %s "$f" 2>/dev/null || echo 0); done
-}
-new_lines() { tail -c +"$((${log_mark[$1]:-0} + 1))" "$1" 2>/dev/null || true; }
+# This attempt's startup output and the node log's first errors.
 node_fail() {
-    {
-        printf -- '---- %s: this attempt ----\n' "$startup_log"
-        new_lines "$startup_log" | tail -n 20
-        printf -- '---- %s: first errors of this attempt ----\n' "$node_log"
-        new_lines "$node_log" | grep -m 12 -E '\[(error|critical)\]' || new_lines "$node_log" | tail -n 20
-    } >&2
+    show_log "$startup_log"
+    show_log "$node_log" errors
     kill_node # a node whose boot failed keeps its VM: end it so the next start is clean
     die "$node: $*"
-}
-
-# The shared cookie, written before any node or CLI starts (each would otherwise make its own).
-prepare_home() {
-    mkdir -p "$dir/home"
-    local cookie="$dir/home/.erlang.cookie"
-    [[ -s "$cookie" ]] || od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$cookie"
-    chmod 400 "$cookie"
-    ((EUID == 0)) && chown -R "$rabbit_user:" "$dir/home"
-    return 0
-}
-
-# The selected node's files, rewritten at each start. Users come from a definitions import at
-# boot (the import skips creating guest, so it is listed too).
-prepare_node() {
-    mkdir -p "$node_dir"/{mnesia,log,conf.d}
-    cat >"$node_dir/definitions.json" <<'EOF'
-{
-  "vhosts": [{"name": "/"}],
-  "users": [
-    {"name": "rmq2pg", "password": "rmq2pg", "tags": ["administrator"]},
-    {"name": "guest", "password": "guest", "tags": ["administrator"]}
-  ],
-  "permissions": [
-    {"user": "rmq2pg", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
-    {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-  ]
-}
-EOF
-    cat >"$node_dir/rabbitmq.conf" <<EOF
-listeners.tcp.1 = 127.0.0.1:$amqp_port
-disk_free_limit.absolute = 50MB
-load_definitions = $node_dir/definitions.json
-log.file.level = info
-log.console = false
-EOF
-    echo '[].' >"$node_dir/enabled_plugins" # no plugins: management would slow every boot
-    ((EUID == 0)) && chown -R "$rabbit_user:" "$node_dir"
-    return 0
 }
 
 # boot_node: starts the selected node's VM and waits until its rabbit app accepts AMQP.
@@ -200,13 +87,11 @@ boot_node() {
     for p in "$amqp_port" "$dist_port"; do
         port_open "$p" && die "port $p is in use by another process (not $node): set RMQ2PG_CLUSTER_PORT_BASE"
     done
-    prepare_node
+    rabbit_node_files "$node_dir" "$amqp_port"
     rm -f "$pid_file"
-    mark_logs
+    mark_logs "$startup_log" "$node_log"
     log "starting $node (amqp 127.0.0.1:$amqp_port)"
-    (cd "$dir" && detach as_user env "${node_env[@]}" \
-        "$rabbit_bin/rabbitmq-server" -detached >>"$startup_log" 2>&1) ||
-        node_fail "rabbitmq-server -detached failed"
+    rabbit_boot "$startup_log" || node_fail "rabbitmq-server -detached failed"
     # Waits for the pid file, then for the rabbit application; gives up if the VM dies.
     ctl_within "$((timeout_s + 10))" wait --timeout "$timeout_s" "$pid_file" >>"$startup_log" 2>&1 ||
         node_fail "did not start within ${timeout_s}s"
@@ -224,7 +109,7 @@ wait_amqp() {
 # join_first: the selected (freshly booted) node resets itself and joins c1's cluster.
 join_first() {
     log "$node joins $first_node"
-    mark_logs
+    mark_logs "$startup_log" "$node_log"
     local step
     for step in stop_app "join_cluster $first_node" start_app; do
         # shellcheck disable=SC2086 # "join_cluster NODE" is two arguments
@@ -238,8 +123,7 @@ kill_node() {
     pid=$(node_pid || true)
     [[ -n "$pid" ]] || return 0
     kill -KILL "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 10))
-    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    wait_gone "$pid" 10 || true
     rm -f "$pid_file"
 }
 
@@ -259,17 +143,8 @@ stop_node() {
         return 0
     fi
     log "stopping $node (pid $pid)"
-    mark_logs
-    ctl_within "$timeout_s" stop >>"$startup_log" 2>&1 || true
-    local deadline=$((SECONDS + 15))
-    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-    if pid_alive "$pid"; then
-        log "$node did not stop cleanly: SIGTERM, then SIGKILL"
-        kill -TERM "$pid" 2>/dev/null || true
-        deadline=$((SECONDS + 15))
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-        kill_node
-    fi
+    mark_logs "$startup_log" "$node_log"
+    rabbit_halt "$pid" 15 "$startup_log"
     rm -f "$pid_file"
     log "$node stopped"
 }
@@ -299,7 +174,7 @@ start_all() {
     if ! any_node_alive; then
         log "fresh cluster in $dir"
         rm -rf "$dir"/c1 "$dir"/c2 "$dir"/c3
-        prepare_home
+        rabbit_cookie "$dir/home"
         for i in "${nodes[@]}"; do
             select_node "$i"
             boot_node
@@ -330,7 +205,7 @@ start_node() {
     pid=$(node_pid || true)
     if [[ -n "$pid" ]]; then
         # Still booting, or its app was stopped: wait for it like a fresh boot would.
-        mark_logs
+        mark_logs "$startup_log" "$node_log"
         log "$node up (pid $pid) but 127.0.0.1:$amqp_port closed: waiting for it"
         ctl_within "$((timeout_s + 10))" await_startup --timeout "$timeout_s" >>"$startup_log" 2>&1 ||
             node_fail "did not finish starting within ${timeout_s}s"

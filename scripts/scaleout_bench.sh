@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 n=${1:-100000}
 scripts/servers.sh start >/dev/null
 eval "$(scripts/servers.sh env)"
+# shellcheck source=scripts/lib/orders_pipeline.sh
+source scripts/lib/orders_pipeline.sh
 work=$(mktemp -d /tmp/rmq2pg-scaleout-XXXX)
 pids=()
 trap 'kill -9 "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -24,15 +26,7 @@ amqp: { urls: ["$RMQ2PG_TEST_AMQP_URL"] }
 postgres: { url: "$RMQ2PG_TEST_PG_URL" }
 log: { level: warn }
 pipelines:
-  - name: scaleout
-    queue: $q
-    workers: 2
-    prefetch: 2000
-    batch: { max_messages: 1000, max_delay_ms: 50 }
-    table: public.$t
-    mode: ignore
-    key: [id]
-    columns: { id: /id, account: /account, amount: /amount, currency: /currency, payload: \$body }
+$(orders_pipeline scaleout "$q" "public.$t" max_messages=1000 max_bytes= mode=ignore columns=core)
 YAML
     start=$(date +%s.%N)
     pids=()

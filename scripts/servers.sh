@@ -53,8 +53,11 @@ pg_log="$pg_dir/postgres.log"
 amqp_url="amqp://rmq2pg:rmq2pg@127.0.0.1:$amqp_port/"
 pg_url="postgresql://rmq2pg:rmq2pg@127.0.0.1:$pg_port/rmq2pg_test"
 
-# Both servers refuse to run as root (or drop to their own user): as root, run them as the
-# Debian packages' service users; as anyone else, as that user.
+log_prefix=servers
+# shellcheck source=scripts/lib/servers_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/servers_common.sh"
+
+# Both servers refuse to run as root (or drop to their own user): see as_user.
 if ((EUID == 0)); then
     rabbit_user=rabbitmq
     pg_user=postgres
@@ -63,138 +66,21 @@ else
     pg_user=$rabbit_user
 fi
 
-log() { printf 'servers: %s\n' "$*"; }
-die() {
-    printf 'servers: error: %s\n' "$*" >&2
-    exit 1
-}
-
-# Log sizes when this start began, so a failure shows this attempt's lines, not old ones.
-declare -A log_mark=()
-mark_logs() {
-    local f
-    for f in "$@"; do
-        log_mark[$f]=$(stat -c %s "$f" 2>/dev/null || echo 0)
-    done
-}
-new_log_lines() { tail -c +"$((${log_mark[$1]:-0} + 1))" "$1" 2>/dev/null || true; }
-# show_log FILE: this attempt's last lines. show_log FILE errors: its first error lines instead
-# if any (RabbitMQ's cause comes first, followed by pages of Erlang terms).
-show_log() {
-    local errors=""
-    if [[ "${2:-}" == errors ]]; then
-        errors=$(new_log_lines "$1" | grep -m 12 -E '\[(error|critical)\]' || true)
-    fi
-    if [[ -n "$errors" ]]; then
-        printf -- '---- %s: first errors of this attempt ----\n%s\n' "$1" "$errors" >&2
-    else
-        printf -- '---- %s: last lines of this attempt ----\n' "$1" >&2
-        new_log_lines "$1" | tail -n 20 >&2
-    fi
-}
-
-as_user() {
-    local user=$1
-    shift
-    if ((EUID == 0)); then
-        runuser -u "$user" -- "$@"
-    else
-        "$@"
-    fi
-}
-
-# The daemons must not inherit our stdout/stderr (a caller capturing our output, like ctest or
-# $(...), would wait for them forever) nor the lock's fd 9 (the lock would outlive us).
-detach() { "$@" </dev/null 9>&-; }
-
-port_open() { timeout 2 bash -c ": <>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-# kill -0 alone is not enough: a killed server whose parent (PID 1 here, not an init that reaps
-# promptly) has not reaped it yet is a zombie for up to a minute, and kill -0 succeeds on it.
-pid_alive() {
-    local state
-    [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null || return 1
-    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ "$state" != Z* ]]
-}
-
-# Serialises start/stop across concurrent callers (parallel test jobs). "take_lock existing":
-# only if $dir exists (stopping must not create it).
-take_lock() {
-    while :; do
-        if [[ "${1:-}" == existing && ! -d "$dir" ]]; then
-            return 0
-        fi
-        mkdir -p "$dir"
-        chmod 755 "$dir" # the service users must traverse it
-        exec 9>>"$dir/.lock"
-        flock 9
-        # A "clean" may have removed the directory, lock file included, while we waited: that
-        # lock no longer excludes anyone, so take the new file's.
-        if [[ "$dir/.lock" -ef /dev/fd/9 ]]; then
-            return 0
-        fi
-        exec 9>&-
-    done
-}
-
 # Keeps the binaries' absence from turning into obscure errors later on.
 need_packages() {
-    [[ -x "$pg_bin/pg_ctl" && -x "$rabbit_bin/rabbitmqctl" ]] ||
-        die "PostgreSQL 15 or RabbitMQ is not installed: run scripts/deps.sh"
-    if ((EUID == 0)); then
-        if ! id -u rabbitmq >/dev/null 2>&1 || ! id -u postgres >/dev/null 2>&1; then
-            die "users rabbitmq/postgres missing: run scripts/deps.sh"
-        fi
+    [[ -x "$pg_bin/pg_ctl" ]] || die "PostgreSQL 15 is not installed: run scripts/deps.sh"
+    if ((EUID == 0)) && ! id -u postgres >/dev/null 2>&1; then
+        die "user postgres missing: run scripts/deps.sh"
     fi
+    need_rabbitmq
 }
 
 # ---------------------------------------------------------------- RabbitMQ
 
-# Every path and port the node and its CLI use, so no file under /etc/rabbitmq or
-# /var/lib/rabbitmq is read or written. HOME holds the Erlang cookie shared by node and CLI.
-rabbit_env=(
-    HOME="$rabbit_dir/home"
-    RABBITMQ_NODENAME="$node"
-    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-    RABBITMQ_NODE_PORT="$amqp_port"
-    RABBITMQ_DIST_PORT="$dist_port"
-    RABBITMQ_MNESIA_BASE="$rabbit_dir/mnesia"
-    RABBITMQ_LOG_BASE="$rabbit_dir/log"
-    RABBITMQ_PID_FILE="$rabbit_pid_file"
-    RABBITMQ_CONFIG_FILE="$rabbit_dir/rabbitmq.conf"
-    RABBITMQ_CONFIG_FILES="$rabbit_dir/conf.d"
-    RABBITMQ_ADVANCED_CONFIG_FILE="$rabbit_dir/advanced.config"
-    RABBITMQ_ENABLED_PLUGINS_FILE="$rabbit_dir/enabled_plugins"
-    RABBITMQ_CONF_ENV_FILE="$rabbit_dir/rabbitmq-env.conf"
-    RABBITMQ_MOTD_FILE="$rabbit_dir/motd"
-    ERL_EPMD_PORT="$epmd_port"
-    ERL_EPMD_ADDRESS=127.0.0.1
-    # Erlang distribution (node <-> CLI) on loopback only.
-    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
-    "RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}"
-)
+rabbit_workdir=$rabbit_dir
+rabbit_node_env "$rabbit_dir" "$rabbit_dir/home" "$amqp_port" "$dist_port" "$epmd_port"
 
-# rabbitmqctl as the node's user, with its cookie. Each call starts an Erlang VM (~0.5 s).
-# rabbit_ctl_within SECONDS ARGS...: the same, killed after SECONDS (0: never).
-rabbit_ctl_within() {
-    local seconds=$1
-    shift
-    (cd "$rabbit_dir" && as_user "$rabbit_user" timeout "$seconds" env "${rabbit_env[@]}" \
-        "$rabbit_bin/rabbitmqctl" -n "$node" "$@")
-}
-rabbit_ctl() {
-    (cd "$rabbit_dir" && as_user "$rabbit_user" env "${rabbit_env[@]}" \
-        "$rabbit_bin/rabbitmqctl" -n "$node" "$@")
-}
-
-rabbit_pid() {
-    local pid=""
-    if [[ -r "$rabbit_pid_file" ]]; then
-        read -r pid <"$rabbit_pid_file" || true # no trailing newline: read fails, pid is set
-    fi
-    pid_alive "$pid" && echo "$pid"
-}
+rabbit_pid() { pid_in_file "$rabbit_pid_file"; }
 
 rabbit_fail() {
     show_log "$rabbit_startup_log"
@@ -203,57 +89,15 @@ rabbit_fail() {
     local pid
     pid=$(rabbit_pid || true)
     if [[ -n "$pid" ]]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        local deadline=$((SECONDS + 10))
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-        kill -KILL "$pid" 2>/dev/null || true
+        end_process "$pid" 10
         rm -f "$rabbit_pid_file"
     fi
     die "$*"
 }
 
-# Writes the node's files afresh each start, so changed ports take effect on an existing node.
 rabbit_prepare() {
-    mkdir -p "$rabbit_dir"/{home,mnesia,log,conf.d}
-    local cookie="$rabbit_dir/home/.erlang.cookie"
-    if [[ ! -s "$cookie" ]]; then
-        # Created here, before node and CLI both start, since each would otherwise create its
-        # own random one on first use and they would not be able to talk.
-        od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$cookie"
-    fi
-    chmod 400 "$cookie"
-    # The users are made by the definitions import at every boot: no extra rabbitmqctl calls
-    # (each ~0.5 s). With definitions configured the broker skips creating guest, so it is
-    # listed too. "password" (not a hash) is accepted and hashed by the broker.
-    cat >"$rabbit_dir/definitions.json" <<'EOF'
-{
-  "vhosts": [{"name": "/"}],
-  "users": [
-    {"name": "rmq2pg", "password": "rmq2pg", "tags": ["administrator"]},
-    {"name": "guest", "password": "guest", "tags": ["administrator"]}
-  ],
-  "permissions": [
-    {"user": "rmq2pg", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"},
-    {"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
-  ]
-}
-EOF
-    cat >"$rabbit_dir/rabbitmq.conf" <<EOF
-listeners.tcp.1 = 127.0.0.1:$amqp_port
-# Tests must not see publishers blocked because the test disk is nearly full.
-disk_free_limit.absolute = 50MB
-load_definitions = $rabbit_dir/definitions.json
-log.file.level = info
-log.console = false
-EOF
-    if [[ -n "$rabbit_extra_conf" ]]; then
-        printf '%s\n' "$rabbit_extra_conf" >>"$rabbit_dir/rabbitmq.conf"
-    fi
-    # No plugins: management would add seconds to every boot and the tests do not use it.
-    echo '[].' >"$rabbit_dir/enabled_plugins"
-    if ((EUID == 0)); then
-        chown -R "$rabbit_user:" "$rabbit_dir"
-    fi
+    rabbit_cookie "$rabbit_dir/home"
+    rabbit_node_files "$rabbit_dir" "$amqp_port" "$rabbit_extra_conf"
 }
 
 rabbit_start() {
@@ -277,9 +121,7 @@ rabbit_start() {
         rabbit_prepare
         rm -f "$rabbit_pid_file"
         log "starting rabbitmq node $node (amqp 127.0.0.1:$amqp_port)"
-        (cd "$rabbit_dir" && detach as_user "$rabbit_user" env "${rabbit_env[@]}" \
-            "$rabbit_bin/rabbitmq-server" -detached >>"$rabbit_startup_log" 2>&1) ||
-            rabbit_fail "rabbitmq-server -detached failed"
+        rabbit_boot "$rabbit_startup_log" || rabbit_fail "rabbitmq-server -detached failed"
     fi
     # One CLI call that waits for the pid file, then for the rabbit application to be up; it
     # gives up by itself if the process dies.
@@ -302,17 +144,7 @@ rabbit_stop() {
         log "rabbitmq not running"
     else
         log "stopping rabbitmq (pid $pid)"
-        # Returns once the node has begun halting; the wait below is for the process to end.
-        rabbit_ctl_within "$timeout_s" stop >>"$rabbit_startup_log" 2>&1 || true
-        local deadline=$((SECONDS + 10))
-        while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-        if pid_alive "$pid"; then
-            log "rabbitmq did not stop cleanly: SIGTERM, then SIGKILL"
-            kill -TERM "$pid" 2>/dev/null || true
-            deadline=$((SECONDS + 15))
-            while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        rabbit_halt "$pid" 10 "$rabbit_startup_log"
         rm -f "$rabbit_pid_file"
         log "rabbitmq stopped"
     fi
@@ -339,13 +171,7 @@ rabbit_status() {
 pg_ctl_as_owner() { (cd "$pg_dir" && as_user "$pg_user" "$pg_bin/pg_ctl" -D "$pg_data" "$@"); }
 pg_ready() { "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" -t 2; }
 # The postmaster's pid from its lock file (not "pg_ctl status", which counts a zombie as running).
-pg_pid() {
-    local pid=""
-    if [[ -r "$pg_data/postmaster.pid" ]]; then
-        read -r pid <"$pg_data/postmaster.pid" || true
-    fi
-    pid_alive "$pid" && echo "$pid"
-}
+pg_pid() { pid_in_file "$pg_data/postmaster.pid"; }
 pg_running() { pg_pid >/dev/null; }
 
 # Live processes working in the data directory (every postgres process chdirs there): after a
@@ -539,7 +365,7 @@ case "$cmd" in
     rabbitmqctl)
         need_packages
         [[ -f "$rabbit_dir/home/.erlang.cookie" ]] || die "no node here yet: scripts/servers.sh start"
-        rabbit_ctl "$@"
+        rabbit_ctl_within 0 "$@"
         ;;
     psql)
         need_packages

@@ -2,7 +2,8 @@
 // On-Demand API into a buffer reused across messages (no per-message allocation), each JSON
 // Pointer is resolved against that parse, and values are written straight into the batch's COPY
 // buffer in the text form PostgreSQL parses for the column's type. Numbers are copied as their
-// original JSON tokens, so numeric columns get exactly the digits that were sent.
+// original JSON tokens, so numeric columns get exactly the digits that were sent; integer and
+// float columns refuse a number their type cannot hold (see NumberTarget).
 #include "row_mapper.h"
 
 #include <simdjson.h>
@@ -12,12 +13,18 @@
 #endif
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <stdexcept>
 
 #include "json_escape.h"
+#include "mapping_reasons.h"
 
 namespace rmq2pg {
 
@@ -208,15 +215,131 @@ bool neutralize_numbers(std::string_view body, std::string& copy) {
     return true;
 }
 
+// What a JSON number must fit to go into a column. Most types take the number's exact digits
+// (text keeps them; numeric holds up to 131072 digits before the point and 16383 after, so
+// 1e400 fits). Integer and floating-point types cannot hold every number: PostgreSQL would
+// refuse such a value only by failing the batch's COPY, so the mapper refuses it first, with a
+// reason saying why.
+enum class NumberTarget { digits, int2, int4, int8, float4, float8 };
+
+NumberTarget number_target_of(const ColumnInfo& info) {
+    if (info.category != TypeCategory::text)
+        return NumberTarget::digits;
+    // Names as format_type() prints them (a domain over these is left to PostgreSQL).
+    if (info.type_name == "bigint")
+        return NumberTarget::int8;
+    if (info.type_name == "integer")
+        return NumberTarget::int4;
+    if (info.type_name == "smallint")
+        return NumberTarget::int2;
+    if (info.type_name == "double precision")
+        return NumberTarget::float8;
+    if (info.type_name == "real")
+        return NumberTarget::float4;
+    return NumberTarget::digits;
+}
+
+// Empty when the JSON number `token` fits a column of `target`, else the reason it does not.
+// The slow path of number_fits.
+std::string number_misfit(std::string_view token, NumberTarget target) {
+    switch (target) {
+        case NumberTarget::digits:
+            return {};
+        case NumberTarget::int2:
+        case NumberTarget::int4:
+        case NumberTarget::int8: {
+            const char* type = target == NumberTarget::int8   ? "bigint"
+                               : target == NumberTarget::int4 ? "integer"
+                                                              : "smallint";
+            // PostgreSQL's integer input takes digits only: no fraction, no exponent.
+            if (token.find_first_of(".eE") != std::string_view::npos)
+                return "number " + quoted_value(token) + " is not an integer, as " + type +
+                       " needs";
+            std::int64_t value = 0;
+            auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
+            const std::int64_t limit =
+                target == NumberTarget::int8   ? std::numeric_limits<std::int64_t>::max()
+                : target == NumberTarget::int4 ? std::numeric_limits<std::int32_t>::max()
+                                               : std::numeric_limits<std::int16_t>::max();
+            if (error != std::errc() || end != token.data() + token.size() || value > limit ||
+                value < -limit - 1)
+                return "number " + quoted_value(token) + " is out of range for " + type;
+            return {};
+        }
+        case NumberTarget::float4:
+        case NumberTarget::float8: {
+            // As PostgreSQL's float input: a number that overflows, or underflows to zero, is
+            // out of range; one that only loses precision is rounded.
+            std::string text(token);
+            errno = 0;
+            const bool is_double = target == NumberTarget::float8;
+            double value = is_double ? std::strtod(text.c_str(), nullptr)
+                                     : static_cast<double>(std::strtof(text.c_str(), nullptr));
+            if (errno == ERANGE && (value == 0.0 || std::isinf(value)))
+                return "number " + quoted_value(token) + " is out of range for " +
+                       (is_double ? "double precision" : "real");
+            return {};
+        }
+    }
+    return {};
+}
+
+// Whether the JSON number `token` fits a column of `target` (not `digits`); if not, `error`
+// says why. An integer of up to 18, 9 or 4 digits fits bigint, integer or smallint without being
+// parsed: every id of every message passes here.
+bool number_fits(std::string_view token, NumberTarget target, std::string& error) {
+    if (target == NumberTarget::int8 || target == NumberTarget::int4 ||
+        target == NumberTarget::int2) {
+        const std::size_t sure_digits = target == NumberTarget::int8   ? 18
+                                        : target == NumberTarget::int4 ? 9
+                                                                       : 4;
+        std::size_t digits = 0;
+        for (char c : token)
+            digits += c >= '0' && c <= '9' ? 1 : 0;
+        // A JSON number with no '.', 'e' or 'E' is an optional '-' and its digits.
+        if (digits + (token[0] == '-' ? 1 : 0) == token.size() && digits <= sure_digits)
+            return true;
+    }
+    error = number_misfit(token, target);
+    return error.empty();
+}
+
+// RFC 8259 forbids senders a byte order mark but lets parsers ignore one; producers on Windows
+// send it. It is not part of the JSON text.
+constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+
+std::string_view without_bom(std::string_view body) {
+    if (body.substr(0, kUtf8Bom.size()) == kUtf8Bom)
+        body.remove_prefix(kUtf8Bom.size());
+    return body;
+}
+
+const char* json_kind_name(simdjson::dom::element_type type) {
+    switch (type) {
+        case simdjson::dom::element_type::STRING:
+            return "a string";
+        case simdjson::dom::element_type::BOOL:
+            return "a boolean";
+        case simdjson::dom::element_type::NULL_VALUE:
+            return "null";
+        default:
+            return "a number";
+    }
+}
+
 }  // namespace
 
 struct RowMapper::Impl {
     struct Column {
         ColumnMapping mapping;
         TypeCategory category;
+        NumberTarget numbers;
     };
     std::vector<Column> columns;
     bool parses_json = false;
+    // Some pointer reaches into the document, so a body that is a lone scalar has nothing
+    // for it to find: poison rather than a row of NULLs.
+    bool needs_container = false;
     std::string dedupe;
     std::optional<DeleteRule> delete_when;
     std::vector<std::string> key;
@@ -248,9 +371,12 @@ struct RowMapper::Impl {
 
     enum class Outcome { value, missing, error };
 
-    // Appends a JSON value rendered for `category` to `field`.
-    Outcome render_json(simdjson::ondemand::value value, TypeCategory category,
-                        std::string& error) {
+    // Appends a JSON value rendered for `column`'s type to `field`. Inlined into append_row: as
+    // a call, once per pointer column of every message, it cost ~2% of the instructions per
+    // message in scripts/profile.sh.
+    [[gnu::always_inline]] Outcome render_json(simdjson::ondemand::value value,
+                                               const Column& column, std::string& error) {
+        const TypeCategory category = column.category;
         json_type type;
         if (value.type().get(type) != simdjson::SUCCESS) {
             error = "not valid JSON";
@@ -277,10 +403,13 @@ struct RowMapper::Impl {
                 std::string_view raw = trim(value.raw_json_token());
                 if (category == TypeCategory::timestamp) {
                     if (!append_epoch(field, raw)) {
-                        error = "number " + std::string(raw) + " is not a time in epoch seconds";
+                        error = "number " + quoted_value(raw) + " is not a time in epoch seconds";
                         return Outcome::error;
                     }
                 } else {
+                    if (column.numbers != NumberTarget::digits &&
+                        !number_fits(raw, column.numbers, error))
+                        return Outcome::error;
                     field.append(raw);
                 }
                 return Outcome::value;
@@ -394,14 +523,17 @@ RowMapper::RowMapper(const TargetConfig& pipeline, const TableSchema& table,
     impl_->key = pipeline.key;
     impl_->version = pipeline.version;
     impl_->parses_json = (!dedupe.empty() && dedupe != "message_id") || pipeline.delete_when;
+    impl_->needs_container = impl_->parses_json;  // a dedupe pointer or delete_when's field
     for (const auto& mapping : pipeline.columns) {
         const ColumnInfo* info = table.find(mapping.column);
         if (info == nullptr)
             throw std::invalid_argument("column '" + mapping.column + "' does not exist in " +
                                         table.schema + "." + table.name);
-        impl_->columns.push_back({mapping, info->category});
-        impl_->parses_json =
-            impl_->parses_json || mapping.source.kind == ColumnSource::Kind::json_pointer;
+        impl_->columns.push_back({mapping, info->category, number_target_of(*info)});
+        const bool is_pointer = mapping.source.kind == ColumnSource::Kind::json_pointer;
+        impl_->parses_json = impl_->parses_json || is_pointer;
+        impl_->needs_container =
+            impl_->needs_container || (is_pointer && !mapping.source.argument.empty());
     }
 }
 
@@ -412,26 +544,34 @@ RowMapper& RowMapper::operator=(RowMapper&&) noexcept = default;
 std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string& out) {
     Impl& m = *impl_;
     const std::size_t row_start = out.size();
+    // The JSON text: the body without a leading byte order mark. Only bytea columns get the
+    // body's bytes as they came.
+    const std::string_view body = without_bom(d.body);
     simdjson::ondemand::document document;
     if (m.parses_json) {
         // Full validation by the DOM parser first: On-Demand only checks what it reads, and
         // simdjson 3.0's On-Demand can crash on malformed input (e.g. '{"id":1,,}'). The DOM
         // parser is robust and dispatches to the CPU's SIMD kernels at run time.
-        m.padded.assign(d.body.data(), d.body.size());
-        m.padded.resize(d.body.size() + simdjson::SIMDJSON_PADDING);
+        m.padded.assign(body.data(), body.size());
+        m.padded.resize(body.size() + simdjson::SIMDJSON_PADDING);
         // Every number keeps its exact digits below (the raw token is copied), also those the
         // DOM parser cannot hold (see neutralize_numbers).
-        auto error = m.validator.parse(m.padded.data(), d.body.size(), false).error();
+        simdjson::dom::element root;
+        auto error = m.validator.parse(m.padded.data(), body.size(), false).get(root);
         if (error == simdjson::NUMBER_ERROR) {
-            if (neutralize_numbers(d.body, m.neutralized)) {
-                m.neutralized.resize(d.body.size() + simdjson::SIMDJSON_PADDING);
-                error = m.validator.parse(m.neutralized.data(), d.body.size(), false).error();
+            if (neutralize_numbers(body, m.neutralized)) {
+                m.neutralized.resize(body.size() + simdjson::SIMDJSON_PADDING);
+                error = m.validator.parse(m.neutralized.data(), body.size(), false).get(root);
             }
         }
-        if (error == simdjson::SUCCESS)
-            error = m.parser.iterate(m.padded.data(), d.body.size(), m.padded.size()).get(document);
         if (error != simdjson::SUCCESS)
-            return std::string("body is not JSON: ") + simdjson::error_message(error);
+            return invalid_json_reason(body, simdjson::error_message(error));
+        if (m.needs_container && !root.is_object() && !root.is_array())
+            return std::string("body is ") + json_kind_name(root.type()) +
+                   ", not a JSON object or array: the columns' JSON Pointers find nothing in it";
+        error = m.parser.iterate(m.padded.data(), body.size(), m.padded.size()).get(document);
+        if (error != simdjson::SUCCESS)
+            return invalid_json_reason(body, simdjson::error_message(error));
     }
     // A delete needs only its key (and version): other columns may be absent from it.
     bool is_delete = false;
@@ -451,7 +591,8 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
         switch (mapping.source.kind) {
             case Kind::json_pointer: {
                 if (mapping.source.argument.empty()) {  // "" = the whole document
-                    m.render_text(d.body, HeaderValue::Kind::json, column.category);
+                    m.render_text(column.category == TypeCategory::bytea ? d.body : body,
+                                  HeaderValue::Kind::json, column.category);
                     break;
                 }
                 simdjson::ondemand::value value;
@@ -467,12 +608,13 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
                     outcome = Impl::Outcome::error;
                     error = std::string("body is not valid JSON: ") + simdjson::error_message(code);
                 } else {
-                    outcome = m.render_json(value, column.category, error);
+                    outcome = m.render_json(value, column, error);
                 }
                 break;
             }
             case Kind::body:
-                m.render_text(d.body, HeaderValue::Kind::json, column.category);
+                m.render_text(column.category == TypeCategory::bytea ? d.body : body,
+                              HeaderValue::Kind::json, column.category);
                 break;
             case Kind::routing_key:
                 m.render_text(d.routing_key, HeaderValue::Kind::text, column.category);
@@ -507,7 +649,8 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
                     outcome = Impl::Outcome::missing;
                 } else if (!m.render_text(header->text, header->kind, column.category)) {
                     outcome = Impl::Outcome::error;
-                    error = "timestamp " + header->text + " is not a time in epoch seconds";
+                    error = "timestamp " + quoted_value(header->text) +
+                            " is not a time in epoch seconds";
                 }
                 break;
             }

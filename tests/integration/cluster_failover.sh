@@ -98,37 +98,17 @@ log "quorum queue $QUEUE: leader $(queue_field "$QUEUE" leader), members $(queue
 
 create_orders_table "$TABLE"
 sql "ALTER TABLE \"$TABLE\" ADD COLUMN delivery_count int"
-cat >"$WORK/rmq2pg.yaml" <<YAML
-amqp:
-  urls: ["$RMQ2PG_CLUSTER_URL_1", "$RMQ2PG_CLUSTER_URL_2", "$RMQ2PG_CLUSTER_URL_3"]
-  heartbeat_s: 10
-postgres:
-  url: "$RMQ2PG_TEST_PG_URL"
-shutdown_timeout_ms: 10000
-log: { level: info }
-retry: { initial_ms: 100, max_ms: 1000 }
-pipelines:
-  - name: $TEST_ID
-    queue: $QUEUE
-    workers: 2
-    prefetch: 2000
-    batch: { max_messages: 500, max_bytes: 1048576, max_delay_ms: 50 }
-    table: public.$TABLE
-    mode: ignore
-    key: [id]
-    # Each failover returns a worker's unacked messages and the quorum queue counts that as a
-    # delivery: keep the limit above the failovers a message may live through.
-    max_redeliveries: 10
-$dead_letter_yaml
-    columns:
-      id: /id
-      account: /account
-      amount: /amount
-      currency: /currency
-      payload: \$body
-      message_id: \$message_id
+# Each failover returns a worker's unacked messages and the quorum queue counts that as a
+# delivery: max_redeliveries stays above the failovers a message may live through.
+{
+    config_header "$RMQ2PG_CLUSTER_URL_1" "$RMQ2PG_CLUSTER_URL_2" "$RMQ2PG_CLUSTER_URL_3"
+    echo "log: { level: info }"
+    echo "pipelines:"
+    orders_pipeline "$TEST_ID" "$QUEUE" "public.$TABLE" mode=ignore extra="\
       delivery_count: \$header.x-delivery-count
-YAML
+    max_redeliveries: 10
+$dead_letter_yaml"
+} >"$WORK/rmq2pg.yaml"
 
 start_daemon "$WORK/rmq2pg.yaml"
 FIRST_PID=$DAEMON_PID

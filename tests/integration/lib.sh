@@ -5,6 +5,8 @@ set -euo pipefail
 
 : "${RMQ2PG_SOURCE_DIR:?}" "${RMQ2PG_BUILD_DIR:?}"
 eval "$("$RMQ2PG_SOURCE_DIR/scripts/servers.sh" env)"
+# shellcheck source=scripts/lib/orders_pipeline.sh
+source "$RMQ2PG_SOURCE_DIR/scripts/lib/orders_pipeline.sh"
 export PGCONNECT_TIMEOUT=5
 
 TEST_ID="$(basename "$0" .sh)_$$"
@@ -81,11 +83,18 @@ create_orders_table() {
            received_at timestamptz NOT NULL DEFAULT clock_timestamp())"
 }
 
-# The top of a test config: the private servers, short timeouts and retries.
+# config_header [AMQP_URL...]: the top of a test config: the private servers (or the brokers
+# given), short timeouts and retries.
+# shellcheck disable=SC2120 # the arguments are optional
 config_header() {
+    local urls="\"$RMQ2PG_TEST_AMQP_URL\"" url
+    if (($#)); then
+        urls=""
+        for url in "$@"; do urls+="${urls:+, }\"$url\""; done
+    fi
     cat <<YAML
 amqp:
-  urls: ["$RMQ2PG_TEST_AMQP_URL"]
+  urls: [$urls]
   heartbeat_s: 10
 postgres:
   url: "$RMQ2PG_TEST_PG_URL"
@@ -94,32 +103,17 @@ retry: { initial_ms: 100, max_ms: 1000 }
 YAML
 }
 
-# write_config FILE MODE WORKERS [EXTRA_PIPELINE_YAML]
+# write_config FILE MODE WORKERS [EXTRA_YAML]: the test's one orders pipeline ($QUEUE into
+# $TABLE, see create_orders_table). EXTRA_YAML follows the columns: more columns (indented by 6)
+# or pipeline keys (by 4). For other settings, call orders_pipeline (scripts/lib) directly.
 write_config() {
     local file=$1 mode=$2 workers=$3 extra=${4:-}
     {
         config_header
-        cat <<YAML
-log: { level: info }
-pipelines:
-  - name: $TEST_ID
-    queue: $QUEUE
-    workers: $workers
-    prefetch: 2000
-    batch: { max_messages: 500, max_bytes: 1048576, max_delay_ms: 50 }
-    table: public.$TABLE
-    mode: $mode
-    key: [id]
-    columns:
-      id: /id
-      account: /account
-      amount: /amount
-      currency: /currency
-      payload: \$body
-      routing_key: \$routing_key
-      message_id: \$message_id
-$extra
-YAML
+        echo "log: { level: info }"
+        echo "pipelines:"
+        orders_pipeline "$TEST_ID" "$QUEUE" "public.$TABLE" mode="$mode" workers="$workers" \
+            extra="$extra"
     } >"$file"
 }
 

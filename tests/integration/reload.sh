@@ -12,17 +12,8 @@ BASE="http://127.0.0.1:$PORT"
 
 # pipeline NAME WORKERS MAX_MESSAGES: one pipeline's YAML (ignore mode: redeliveries are no-ops).
 pipeline() {
-    cat <<YAML
-  - name: $1
-    queue: q_$1
-    workers: $2
-    prefetch: 1000
-    batch: { max_messages: $3, max_delay_ms: 50 }
-    table: public.t_$1
-    mode: ignore
-    key: [id]
-    columns: { id: /id, account: /account, amount: /amount, currency: /currency, payload: \$body }
-YAML
+    orders_pipeline "$1" "q_$1" "public.t_$1" workers="$2" prefetch=1000 max_messages="$3" \
+        max_bytes= mode=ignore columns=core
 }
 # write_config PIPELINE_YAML...: replaced with a rename, so the daemon never reads half a file.
 write_config() {

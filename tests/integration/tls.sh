@@ -123,18 +123,8 @@ shutdown_timeout_ms: 10000
 http: { listen: "127.0.0.1:$http_port" }
 retry: { initial_ms: 100, max_ms: 500 }
 pipelines:
-  - name: $TEST_ID
-    queue: $QUEUE
-    workers: 2
-    batch: { max_messages: 200, max_delay_ms: 50 }
-    table: public.$TABLE
-    mode: insert
-    columns:
-      id: /id
-      account: /account
-      amount: /amount
-      currency: /currency
-      payload: \$body
+$(orders_pipeline "$TEST_ID" "$QUEUE" "public.$TABLE" prefetch= max_messages=200 max_bytes= key= \
+        columns=core)
 YAML
 }
 client_cert="    cert_file: $tls/client.crt

@@ -31,7 +31,7 @@ std::string parse_error(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("a full amqp URL is split into its parts") {
+TEST_CASE("a full amqp URL is split into its parts", "[amqp_url]") {
     AmqpUrl u = parse_ok("amqp://guest:guest@localhost:5672/");
     CHECK_FALSE(u.tls);
     CHECK(u.host == "localhost");
@@ -43,7 +43,7 @@ TEST_CASE("a full amqp URL is split into its parts") {
     CHECK(u.original == "amqp://guest:guest@localhost:5672/");
 }
 
-TEST_CASE("the vhost follows the Go and Python clients") {
+TEST_CASE("the vhost follows the Go and Python clients", "[amqp_url]") {
     SECTION("no path is the default vhost") {
         CHECK(parse_ok("amqp://h").vhost == "/");
     }
@@ -69,7 +69,7 @@ TEST_CASE("the vhost follows the Go and Python clients") {
     }
 }
 
-TEST_CASE("defaults fill what the URL leaves out") {
+TEST_CASE("defaults fill what the URL leaves out", "[amqp_url]") {
     AmqpUrl u = parse_ok("amqp://h");
     CHECK(u.host == "h");
     CHECK(u.port == 5672);
@@ -104,7 +104,7 @@ TEST_CASE("defaults fill what the URL leaves out") {
     }
 }
 
-TEST_CASE("user and password are percent-decoded") {
+TEST_CASE("user and password are percent-decoded", "[amqp_url]") {
     AmqpUrl u = parse_ok("amqp://us%40er:p%3Ass%2Fw%25rd@h/");
     CHECK(u.user == "us@er");
     CHECK(u.password == "p:ss/w%rd");
@@ -119,7 +119,7 @@ TEST_CASE("user and password are percent-decoded") {
     }
 }
 
-TEST_CASE("IPv6 hosts are written in brackets") {
+TEST_CASE("IPv6 hosts are written in brackets", "[amqp_url]") {
     AmqpUrl u = parse_ok("amqp://[::1]:5673/");
     CHECK(u.host == "::1");
     CHECK(u.port == 5673);
@@ -141,7 +141,7 @@ TEST_CASE("IPv6 hosts are written in brackets") {
     }
 }
 
-TEST_CASE("the heartbeat query parameter is read") {
+TEST_CASE("the heartbeat query parameter is read", "[amqp_url]") {
     CHECK(parse_ok("amqp://h/?heartbeat=10").heartbeat_s == 10);
     CHECK(parse_ok("amqp://h?heartbeat=0").heartbeat_s == 0);
     CHECK(parse_ok("amqp://h/vh?heartbeat=7").vhost == "vh");
@@ -162,7 +162,7 @@ TEST_CASE("the heartbeat query parameter is read") {
     }
 }
 
-TEST_CASE("malformed URLs are rejected with a reason") {
+TEST_CASE("malformed URLs are rejected with a reason", "[amqp_url]") {
     CHECK(parse_error("http://h/") == "scheme must be amqp:// or amqps://");
     CHECK(parse_error("AMQP-ish") == "scheme must be amqp:// or amqps://");
     CHECK(parse_error("") == "scheme must be amqp:// or amqps://");
@@ -182,14 +182,14 @@ TEST_CASE("malformed URLs are rejected with a reason") {
     CHECK(parse_error("amqp://u:p%@h/") == "bad percent-encoding in the password");
 }
 
-TEST_CASE("masked() hides the password of the URL as written") {
+TEST_CASE("masked() hides the password of the URL as written", "[amqp_url]") {
     std::string error;
     auto u = parse_amqp_url("amqp://admin:s3cret@rabbit:5672/prod", error);
     REQUIRE(u);
     CHECK(u->masked() == "amqp://admin:***@rabbit:5672/prod");
 }
 
-TEST_CASE("mask_url_password replaces passwords and nothing else") {
+TEST_CASE("mask_url_password replaces passwords and nothing else", "[amqp_url]") {
     SECTION("amqp URL") {
         CHECK(mask_url_password("amqp://guest:guest@localhost:5672/") ==
               "amqp://guest:***@localhost:5672/");
@@ -249,7 +249,7 @@ TEST_CASE("mask_url_password replaces passwords and nothing else") {
 
 // libpq reads everything up to the last '@' before the first '/' as user info, so
 // "postgresql://u:p?ss@h/db" connects with password "p?ss"; the log form must hide it too.
-TEST_CASE("mask_url_password hides a password containing '?' or '#'") {
+TEST_CASE("mask_url_password hides a password containing '?' or '#'", "[amqp_url]") {
     CHECK(mask_url_password("postgresql://u:p?ss@h/db") == "postgresql://u:***@h/db");
     CHECK(mask_url_password("postgresql://u:p#ss@h/db") == "postgresql://u:***@h/db");
 }

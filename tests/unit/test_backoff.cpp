@@ -20,7 +20,7 @@ std::vector<milliseconds> take(Backoff& b, int n) {
 
 }  // namespace
 
-TEST_CASE("backoff delays grow exponentially, each within [d/2, d]") {
+TEST_CASE("backoff delays grow exponentially, each within [d/2, d]", "[backoff]") {
     for (std::uint64_t seed : {1u, 2u, 42u, 12345u}) {
         INFO("seed " << seed);
         Backoff b(milliseconds(100), milliseconds(100000), seed);
@@ -37,7 +37,7 @@ TEST_CASE("backoff delays grow exponentially, each within [d/2, d]") {
     }
 }
 
-TEST_CASE("backoff delays are capped at max") {
+TEST_CASE("backoff delays are capped at max", "[backoff]") {
     Backoff b(milliseconds(100), milliseconds(1000), 7);
     // nominal: 100, 200, 400, 800, then 1000 for ever
     auto delays = take(b, 50);
@@ -74,7 +74,7 @@ TEST_CASE("backoff delays are capped at max") {
     }
 }
 
-TEST_CASE("the jitter actually varies the delay") {
+TEST_CASE("the jitter actually varies the delay", "[backoff]") {
     Backoff b(milliseconds(1000), milliseconds(1000), 5);
     auto delays = take(b, 50);
     bool varied = false;
@@ -83,7 +83,7 @@ TEST_CASE("the jitter actually varies the delay") {
     CHECK(varied);
 }
 
-TEST_CASE("reset starts the sequence over at the initial delay") {
+TEST_CASE("reset starts the sequence over at the initial delay", "[backoff]") {
     Backoff b(milliseconds(100), milliseconds(100000), 1);
     take(b, 8);
     CHECK(b.failures() == 8);
@@ -98,7 +98,7 @@ TEST_CASE("reset starts the sequence over at the initial delay") {
     CHECK(d2 <= milliseconds(200));
 }
 
-TEST_CASE("the same seed gives the same sequence") {
+TEST_CASE("the same seed gives the same sequence", "[backoff]") {
     Backoff a(milliseconds(100), milliseconds(30000), 2024);
     Backoff b(milliseconds(100), milliseconds(30000), 2024);
     CHECK(take(a, 30) == take(b, 30));
@@ -110,7 +110,7 @@ TEST_CASE("the same seed gives the same sequence") {
     }
 }
 
-TEST_CASE("a zero initial delay stays zero") {
+TEST_CASE("a zero initial delay stays zero", "[backoff]") {
     Backoff b(milliseconds(0), milliseconds(0), 1);
     for (int i = 0; i < 5; ++i)
         CHECK(b.next_delay() == milliseconds(0));

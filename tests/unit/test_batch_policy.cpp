@@ -24,7 +24,7 @@ const BatchPolicy::Clock::time_point t0 = BatchPolicy::Clock::time_point{} + std
 
 }  // namespace
 
-TEST_CASE("an empty batch never closes") {
+TEST_CASE("an empty batch never closes", "[batch_policy]") {
     BatchPolicy policy(limits(10, 1000, 50));
     CHECK(policy.empty());
     CHECK(policy.messages() == 0);
@@ -38,7 +38,7 @@ TEST_CASE("an empty batch never closes") {
     }
 }
 
-TEST_CASE("a batch closes when it holds max_messages") {
+TEST_CASE("a batch closes when it holds max_messages", "[batch_policy]") {
     BatchPolicy policy(limits(3, 1000000, 1000));
     policy.add(10, t0);
     policy.add(10, t0);
@@ -54,7 +54,7 @@ TEST_CASE("a batch closes when it holds max_messages") {
     }
 }
 
-TEST_CASE("a batch closes when it reaches max_bytes") {
+TEST_CASE("a batch closes when it reaches max_bytes", "[batch_policy]") {
     BatchPolicy policy(limits(1000, 100, 1000));
     policy.add(40, t0);
     policy.add(59, t0);
@@ -85,7 +85,8 @@ TEST_CASE("a batch closes when it reaches max_bytes") {
     }
 }
 
-TEST_CASE("a batch closes at max_delay after its first message even when not full") {
+TEST_CASE("a batch closes at max_delay after its first message even when not full",
+          "[batch_policy]") {
     BatchPolicy policy(limits(1000, 1000000, 50));
     policy.add(10, t0);
     CHECK_FALSE(policy.should_close(t0));
@@ -109,7 +110,7 @@ TEST_CASE("a batch closes at max_delay after its first message even when not ful
     }
 }
 
-TEST_CASE("reset empties the batch and the next one starts its own delay") {
+TEST_CASE("reset empties the batch and the next one starts its own delay", "[batch_policy]") {
     BatchPolicy policy(limits(3, 100, 50));
     policy.add(60, t0);
     policy.add(60, t0);
@@ -130,7 +131,7 @@ TEST_CASE("reset empties the batch and the next one starts its own delay") {
     CHECK(policy.wait_budget(t1 + milliseconds(20), milliseconds(999)) == milliseconds(30));
 }
 
-TEST_CASE("wait_budget is the time left until the batch is due") {
+TEST_CASE("wait_budget is the time left until the batch is due", "[batch_policy]") {
     BatchPolicy policy(limits(1000, 1000000, 50));
 
     SECTION("an empty batch may wait the idle time") {

@@ -113,7 +113,7 @@ struct BadCase {
 
 }  // namespace
 
-TEST_CASE("the contract example loads with every field as written") {
+TEST_CASE("the contract example loads with every field as written", "[config]") {
     Config c = load_config_text(kContractExample, "contract.yaml");
 
     CHECK(c.source_file == "contract.yaml");
@@ -185,7 +185,7 @@ TEST_CASE("the contract example loads with every field as written") {
     }
 }
 
-TEST_CASE("a minimal config gets every default") {
+TEST_CASE("a minimal config gets every default", "[config]") {
     Config c = load_config_text(minimal_with({}), "min.yaml");
     REQUIRE(c.amqp_urls.size() == 1);
     CHECK(c.amqp_urls[0].host == "h");
@@ -218,14 +218,14 @@ TEST_CASE("a minimal config gets every default") {
     CHECK(p.max_redeliveries == 0);
 }
 
-TEST_CASE("a partly given batch keeps the defaults of the keys it leaves out") {
+TEST_CASE("a partly given batch keeps the defaults of the keys it leaves out", "[config]") {
     Config c = load_config_text(minimal_with({"    batch: {max_delay_ms: 5}"}), "t.yaml");
     CHECK(c.pipelines[0].batch.max_delay_ms == 5);
     CHECK(c.pipelines[0].batch.max_messages == 1000);
     CHECK(c.pipelines[0].batch.max_bytes == 4u * 1024 * 1024);
 }
 
-TEST_CASE("every optional key is read when given") {
+TEST_CASE("every optional key is read when given", "[config]") {
     const std::string yaml = lines({
         "amqp:",
         "  urls:",
@@ -324,7 +324,7 @@ TEST_CASE("every optional key is read when given") {
     CHECK(q.on_error == rmq2pg::OnError::stop);
 }
 
-TEST_CASE("${VAR} and ${VAR:-default} expand from the environment") {
+TEST_CASE("${VAR} and ${VAR:-default} expand from the environment", "[config]") {
     ::setenv("RMQ2PG_T_PG", "postgresql://env@db/app", 1);
     ::setenv("RMQ2PG_T_USER", "alice", 1);
     ::setenv("RMQ2PG_T_PASS", "s3cret", 1);
@@ -374,7 +374,7 @@ TEST_CASE("${VAR} and ${VAR:-default} expand from the environment") {
     ::unsetenv("RMQ2PG_T_EMPTY");
 }
 
-TEST_CASE("each malformed config is rejected with its own error line") {
+TEST_CASE("each malformed config is rejected with its own error line", "[config]") {
     ::unsetenv("RMQ2PG_T_MISSING");
     const std::vector<BadCase> cases = {
         // --- unparseable / wrong top level -------------------------------------------------
@@ -673,7 +673,7 @@ TEST_CASE("each malformed config is rejected with its own error line") {
     }
 }
 
-TEST_CASE("an amqp URL's password never appears in an error line") {
+TEST_CASE("an amqp URL's password never appears in an error line", "[config]") {
     auto problems =
         problems_of(std::string("amqp:\n  urls: [\"amqp://u:hunter2@h:0/\"]\n") + kAfterAmqp);
     REQUIRE(problems.size() == 1);
@@ -682,14 +682,14 @@ TEST_CASE("an amqp URL's password never appears in an error line") {
     CHECK(problems[0].find("hunter2") == std::string::npos);
 }
 
-TEST_CASE("an empty amqp.urls list is rejected") {
+TEST_CASE("an empty amqp.urls list is rejected", "[config]") {
     auto problems = problems_of(std::string("amqp:\n  urls: []\n") + kAfterAmqp);
     INFO(joined(problems));
     REQUIRE(problems.size() == 1);
     CHECK_THAT(problems[0], Catch::StartsWith("test.yaml:2: amqp.urls: "));
 }
 
-TEST_CASE("every problem in a file is reported, not just the first") {
+TEST_CASE("every problem in a file is reported, not just the first", "[config]") {
     const std::string yaml = lines({
         "amqp:",                               // 1
         "  urls: [\"ftp://h/\"]",              // 2
@@ -744,7 +744,7 @@ TEST_CASE("every problem in a file is reported, not just the first") {
     }
 }
 
-TEST_CASE("a problem in the second pipeline names that pipeline") {
+TEST_CASE("a problem in the second pipeline names that pipeline", "[config]") {
     const std::string yaml =
         std::string(kHead) + lines({
                                  "pipelines:",                                             // 5
@@ -760,7 +760,7 @@ TEST_CASE("a problem in the second pipeline names that pipeline") {
     CHECK(problems[0] == "test.yaml:11: pipelines[1].workers: value 65 is out of range 1..64");
 }
 
-TEST_CASE("a missing config file is reported with its path") {
+TEST_CASE("a missing config file is reported with its path", "[config]") {
     try {
         rmq2pg::load_config_file("/nonexistent/rmq2pg-test.yaml");
         FAIL("no ConfigError thrown");
@@ -772,7 +772,7 @@ TEST_CASE("a missing config file is reported with its path") {
 }
 
 #ifdef RMQ2PG_SOURCE_DIR
-TEST_CASE("the shipped example config loads") {
+TEST_CASE("the shipped example config loads", "[config]") {
     ::unsetenv("RMQ2PG_AMQP_URL");
     ::unsetenv("RMQ2PG_PG_URL");
     Config c = rmq2pg::load_config_file(RMQ2PG_SOURCE_DIR "/config/rmq2pg.example.yaml");
@@ -784,7 +784,7 @@ TEST_CASE("the shipped example config loads") {
 }
 #endif
 
-TEST_CASE("modes and on_error values print as they are written") {
+TEST_CASE("modes and on_error values print as they are written", "[config]") {
     CHECK(std::string(rmq2pg::to_string(rmq2pg::WriteMode::insert)) == "insert");
     CHECK(std::string(rmq2pg::to_string(rmq2pg::WriteMode::ignore)) == "ignore");
     CHECK(std::string(rmq2pg::to_string(rmq2pg::WriteMode::upsert)) == "upsert");
@@ -793,7 +793,7 @@ TEST_CASE("modes and on_error values print as they are written") {
     CHECK(std::string(rmq2pg::to_string(rmq2pg::OnError::stop)) == "stop");
 }
 
-TEST_CASE("an empty file is rejected") {
+TEST_CASE("an empty file is rejected", "[config]") {
     auto problems = problems_of("");
     REQUIRE(problems.size() == 1);
     CHECK_THAT(problems[0], Catch::StartsWith("test.yaml") &&
@@ -803,7 +803,7 @@ TEST_CASE("an empty file is rejected") {
 
 // The max_messages/prefetch rule must not depend on whether max_messages was written out:
 // the default 1000 exceeds a prefetch of 500 just the same.
-TEST_CASE("a default max_messages above prefetch is caught too") {
+TEST_CASE("a default max_messages above prefetch is caught too", "[config]") {
     SECTION("with no batch section") {
         auto problems = problems_of(minimal_with({"    prefetch: 500"}));
         INFO(joined(problems));
@@ -824,7 +824,7 @@ TEST_CASE("a default max_messages above prefetch is caught too") {
 
 // YAML maps may repeat a key; yaml-cpp keeps both. Two mappings for one column would make an
 // invalid COPY column list at run time, so the loader must say so.
-TEST_CASE("a column mapped twice is rejected") {
+TEST_CASE("a column mapped twice is rejected", "[config]") {
     const std::string yaml = std::string(kHead) + lines({
                                                       "pipelines:",     // 5
                                                       "  - name: p",    // 6

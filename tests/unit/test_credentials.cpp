@@ -89,7 +89,8 @@ std::string problems_of(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("amqp.password_file gives every URL its password, which no masked URL shows") {
+TEST_CASE("amqp.password_file gives every URL its password, which no masked URL shows",
+          "[credentials]") {
     TempDir dir;
     std::string file = dir.write("amqp-password", "s3cr3t:p@ss/w%rd\n");
     Config c = load_config_text(
@@ -105,7 +106,8 @@ TEST_CASE("amqp.password_file gives every URL its password, which no masked URL 
     CHECK(c.amqp_urls[1].user == "bob");
 }
 
-TEST_CASE("a password file loses its trailing newlines, CRLF included, and nothing else") {
+TEST_CASE("a password file loses its trailing newlines, CRLF included, and nothing else",
+          "[credentials]") {
     TempDir dir;
     std::string file = dir.write("pw", " two words \r\n\n");
     Config c = load_config_text(
@@ -115,7 +117,8 @@ TEST_CASE("a password file loses its trailing newlines, CRLF included, and nothi
 
 TEST_CASE(
     "postgres.password_file reaches libpq exactly, in URL and key=value form, and masked "
-    "connection strings hide it") {
+    "connection strings hide it",
+    "[credentials]") {
     TempDir dir;
     // Everything that could end a value early or be read as syntax by libpq or the masking.
     const std::string password = "s3cr3t 'q' \\ & ? = # @ : / % ~ end";
@@ -147,14 +150,16 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("masking reads libpq's backslash escapes, so an escaped quote or space hides too") {
+TEST_CASE("masking reads libpq's backslash escapes, so an escaped quote or space hides too",
+          "[credentials]") {
     CHECK(mask_url_password("password='it\\'s secret' host=db") == "password=*** host=db");
     CHECK(mask_url_password("password=two\\ words host=db") == "password=*** host=db");
     CHECK(mask_url_password("password='ends in \\\\' host=db") == "password=*** host=db");
     CHECK(mask_url_password("host=db password=trailing\\") == "host=db password=***");
 }
 
-TEST_CASE("a missing or empty password file is an error naming file, line and key") {
+TEST_CASE("a missing or empty password file is an error naming file, line and key",
+          "[credentials]") {
     TempDir dir;
     std::string empty = dir.write("empty", "\n");
     std::string problems =
@@ -170,7 +175,8 @@ TEST_CASE("a missing or empty password file is an error naming file, line and ke
               .find("is not a regular file") != std::string::npos);
 }
 
-TEST_CASE("amqp.tls defaults to verifying the broker, and its settings reach every URL") {
+TEST_CASE("amqp.tls defaults to verifying the broker, and its settings reach every URL",
+          "[credentials]") {
     Config plain = load_config_text(config_text("", "postgresql://u@db/app"), "c.yaml");
     CHECK(plain.amqp_tls.verify_peer);
     CHECK(plain.amqp_tls.verify_hostname);
@@ -194,7 +200,8 @@ TEST_CASE("amqp.tls defaults to verifying the broker, and its settings reach eve
     }
 }
 
-TEST_CASE("amqp.tls files must exist, come as a pair for the client, and keys be known") {
+TEST_CASE("amqp.tls files must exist, come as a pair for the client, and keys be known",
+          "[credentials]") {
     TempDir dir;
     std::string cert = dir.write("client.crt", "PEM");
     std::string tls =
@@ -210,7 +217,8 @@ TEST_CASE("amqp.tls files must exist, come as a pair for the client, and keys be
     CHECK(problems.find("c.yaml:7: amqp.tls.verify: unknown key") != std::string::npos);
 }
 
-TEST_CASE("a rotated password file or certificate changes the connection fingerprint") {
+TEST_CASE("a rotated password file or certificate changes the connection fingerprint",
+          "[credentials]") {
     // A reload compares the fingerprint: the same file names with new contents must restart the
     // connections, or a reconnect after a rotation would still use the old secret.
     TempDir dir;

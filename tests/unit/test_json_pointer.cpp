@@ -10,7 +10,7 @@ using rmq2pg::json_pointer_tokens;
 using rmq2pg::validate_json_pointer;
 using Tokens = std::vector<std::string>;
 
-TEST_CASE("valid JSON pointers pass validation") {
+TEST_CASE("valid JSON pointers pass validation", "[json_pointer]") {
     for (const char* p : {"", "/", "//", "/id", "/a/b/0", "/a~0b", "/a~1b", "/~0~1", "/~01",
                           "/ spaces ok/", "/é/ü", "/-", "/a/"}) {
         INFO("pointer '" << p << "'");
@@ -18,7 +18,7 @@ TEST_CASE("valid JSON pointers pass validation") {
     }
 }
 
-TEST_CASE("a pointer must be empty or start with '/'") {
+TEST_CASE("a pointer must be empty or start with '/'", "[json_pointer]") {
     for (const char* p : {"id", "a/b", "~0", " /id", "#/id"}) {
         INFO("pointer '" << p << "'");
         auto problem = validate_json_pointer(p);
@@ -27,7 +27,7 @@ TEST_CASE("a pointer must be empty or start with '/'") {
     }
 }
 
-TEST_CASE("'~' must be followed by 0 or 1") {
+TEST_CASE("'~' must be followed by 0 or 1", "[json_pointer]") {
     for (const char* p : {"/~2", "/a~", "/~", "/a~b", "/ok/~~0", "/~0/~x"}) {
         INFO("pointer '" << p << "'");
         auto problem = validate_json_pointer(p);
@@ -36,7 +36,7 @@ TEST_CASE("'~' must be followed by 0 or 1") {
     }
 }
 
-TEST_CASE("tokens are split on '/' and unescaped") {
+TEST_CASE("tokens are split on '/' and unescaped", "[json_pointer]") {
     SECTION("the root pointer \"\" has no tokens") {
         CHECK(json_pointer_tokens("").empty());
     }

@@ -42,7 +42,8 @@ std::string first_problem(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("a histogram counts each value in the first bucket whose bound holds it") {
+TEST_CASE("a histogram counts each value in the first bucket whose bound holds it",
+          "[observability]") {
     Histogram h{1, 10, 100};
     for (double v : {0.5, 1.0, 5.0, 10.0, 50.0, 1000.0})
         h.observe(v);
@@ -52,7 +53,8 @@ TEST_CASE("a histogram counts each value in the first bucket whose bound holds i
     CHECK(s.sum == Approx(1066.5));
 }
 
-TEST_CASE("histogram quantiles interpolate inside the bucket like histogram_quantile()") {
+TEST_CASE("histogram quantiles interpolate inside the bucket like histogram_quantile()",
+          "[observability]") {
     Histogram h{0.01, 0.1, 1};
     for (int i = 0; i < 100; ++i)
         h.observe(i < 90 ? 0.005 : 0.5);  // 90 fast commits, 10 slow ones
@@ -74,7 +76,8 @@ TEST_CASE("histogram quantiles interpolate inside the bucket like histogram_quan
     }
 }
 
-TEST_CASE("rates are computed between the newest sample and the oldest within the window") {
+TEST_CASE("rates are computed between the newest sample and the oldest within the window",
+          "[observability]") {
     using Sample = StatusSampler::Sample;
     auto t0 = std::chrono::system_clock::time_point(seconds(1000));
     std::vector<Sample> samples;
@@ -107,7 +110,8 @@ WorkerReading reading(std::string pipeline, int index, WorkerState state,
 
 }  // namespace
 
-TEST_CASE("a worker is wedged only when consuming or writing without progress past the threshold") {
+TEST_CASE("a worker is wedged only when consuming or writing without progress past the threshold",
+          "[observability]") {
     auto now = std::chrono::steady_clock::time_point(seconds(100000));
     auto threshold = wedge_threshold(10000);
     CHECK(threshold == std::chrono::milliseconds(120000));  // 2 × max(10 s, 60 s)
@@ -125,7 +129,8 @@ TEST_CASE("a worker is wedged only when consuming or writing without progress pa
     CHECK(verdict.reasons[0] == "orders/2 wedged: writing without progress for 121 s");
 }
 
-TEST_CASE("ready only when every worker consumes, with a reason per worker that does not") {
+TEST_CASE("ready only when every worker consumes, with a reason per worker that does not",
+          "[observability]") {
     auto now = std::chrono::steady_clock::now();
     std::vector<WorkerReading> workers = {
         reading("orders", 0, WorkerState::consuming, now),
@@ -138,7 +143,8 @@ TEST_CASE("ready only when every worker consumes, with a reason per worker that 
     CHECK(verdict.reasons == std::vector<std::string>{"billing/0 is backing_off"});
 }
 
-TEST_CASE("not ready while a worker has no database connection or writes past its deadline") {
+TEST_CASE("not ready while a worker has no database connection or writes past its deadline",
+          "[observability]") {
     auto now = std::chrono::steady_clock::time_point(seconds(100000));
     auto w = reading("orders", 0, WorkerState::writing, now);
     w.write_timeout = std::chrono::milliseconds(3000);
@@ -158,7 +164,7 @@ TEST_CASE("not ready while a worker has no database connection or writes past it
     CHECK(check_liveness({w}, wedge_threshold(10000), now).ok);
 }
 
-TEST_CASE("a long write deadline raises the wedge threshold of that worker") {
+TEST_CASE("a long write deadline raises the wedge threshold of that worker", "[observability]") {
     auto now = std::chrono::steady_clock::time_point(seconds(100000));
     auto w = reading("orders", 0, WorkerState::writing, now - seconds(150));
     w.write_timeout = std::chrono::milliseconds(100000);
@@ -167,7 +173,8 @@ TEST_CASE("a long write deadline raises the wedge threshold of that worker") {
     CHECK_FALSE(check_liveness({w}, wedge_threshold(10000), now).ok);
 }
 
-TEST_CASE("a repeated error line is written once per 10 s window, then summarised") {
+TEST_CASE("a repeated error line is written once per 10 s window, then summarised",
+          "[observability]") {
     RepeatFilter filter;
     auto t = std::chrono::steady_clock::time_point(seconds(5000));
     CHECK(filter.admit("db down", 4, t));
@@ -189,7 +196,8 @@ TEST_CASE("a repeated error line is written once per 10 s window, then summarise
     }
 }
 
-TEST_CASE("a line's kind sets aside its worker identity, numbers and quoted values") {
+TEST_CASE("a line's kind sets aside its worker identity, numbers and quoted values",
+          "[observability]") {
     CHECK(fold_key("[orders_17/3] batch of 250 (tags 1..250) not written, retrying in 400 ms") ==
           "[*] batch of # (tags #..#) not written, retrying in # ms");
     CHECK(fold_key("[a/0] database (schema): relation \"public.t_9\" does not exist") ==
@@ -207,7 +215,8 @@ TEST_CASE("a line's kind sets aside its worker identity, numbers and quoted valu
     }
 }
 
-TEST_CASE("200 pipelines failing alike write one line and one summary per window") {
+TEST_CASE("200 pipelines failing alike write one line and one summary per window",
+          "[observability]") {
     RepeatFilter filter;
     auto t = std::chrono::steady_clock::time_point(seconds(5000));
     int written = 0;
@@ -240,7 +249,7 @@ TEST_CASE("200 pipelines failing alike write one line and one summary per window
               "orders_0, orders_1, orders_2, orders_3, orders_4, …)");
 }
 
-TEST_CASE("the workers of one pipeline are counted as one pipeline") {
+TEST_CASE("the workers of one pipeline are counted as one pipeline", "[observability]") {
     RepeatFilter filter;
     auto t = std::chrono::steady_clock::time_point(seconds(5000));
     CHECK(filter.admit("[orders/0] broker: connection refused", 4, t));
@@ -253,7 +262,8 @@ TEST_CASE("the workers of one pipeline are counted as one pipeline") {
           "pipeline (2 workers): orders)");
 }
 
-TEST_CASE("new kinds beyond the tracked limit pass unfolded rather than grow memory") {
+TEST_CASE("new kinds beyond the tracked limit pass unfolded rather than grow memory",
+          "[observability]") {
     RepeatFilter filter;
     auto t = std::chrono::steady_clock::time_point(seconds(5000));
     for (std::size_t i = 0; i < RepeatFilter::kMaxTracked; ++i)
@@ -263,12 +273,12 @@ TEST_CASE("new kinds beyond the tracked limit pass unfolded rather than grow mem
     CHECK(filter.admit("one more kind", 4, t));  // not tracked: written each time
 }
 
-TEST_CASE("JSON strings escape quotes, backslashes and control characters") {
+TEST_CASE("JSON strings escape quotes, backslashes and control characters", "[observability]") {
     CHECK(json_string("relation \"t\" does not exist\n\tC:\\x\x01") ==
           "\"relation \\\"t\\\" does not exist\\n\\tC:\\\\x\\u0001\"");
 }
 
-TEST_CASE("http.listen takes host:port and is off when absent") {
+TEST_CASE("http.listen takes host:port and is off when absent", "[observability]") {
     CHECK_FALSE(load_config_text(config_text(""), "f").http.enabled());
     auto c = load_config_text(config_text("http: { listen: \"127.0.0.1:9187\" }\n"), "f");
     CHECK(c.http.enabled());
@@ -281,7 +291,7 @@ TEST_CASE("http.listen takes host:port and is off when absent") {
           "localhost");
 }
 
-TEST_CASE("a malformed http.listen is reported with file, line and key") {
+TEST_CASE("a malformed http.listen is reported with file, line and key", "[observability]") {
     CHECK(first_problem(config_text("http: { listen: \"9187\" }\n")) ==
           "rmq2pg.yaml:9: http.listen: '9187': expected host:port, e.g. 127.0.0.1:9187 or "
           "[::1]:9187");
@@ -299,14 +309,15 @@ TEST_CASE("a malformed http.listen is reported with file, line and key") {
     CHECK(first_problem(config_text("http: {}\n")) == "rmq2pg.yaml:9: http.listen: is required");
 }
 
-TEST_CASE("log.format is text or json") {
+TEST_CASE("log.format is text or json", "[observability]") {
     CHECK(load_config_text(config_text(""), "f").log_format == "text");
     CHECK(load_config_text(config_text("log: { format: json }\n"), "f").log_format == "json");
     CHECK(first_problem(config_text("log: { format: xml }\n")) ==
           "rmq2pg.yaml:9: log.format: 'xml' is not one of text, json");
 }
 
-TEST_CASE("/metrics names every counter, gauge and histogram per pipeline before any traffic") {
+TEST_CASE("/metrics names every counter, gauge and histogram per pipeline before any traffic",
+          "[observability]") {
     Supervisor supervisor(load_config_text(config_text(""), "f"));
     StatusSampler sampler(supervisor, /*poll_queues=*/false);
     std::string text = render_metrics(supervisor, sampler);
@@ -338,7 +349,8 @@ TEST_CASE("/metrics names every counter, gauge and histogram per pipeline before
     }
 }
 
-TEST_CASE("/api/status escapes names and reports null where nothing is known yet") {
+TEST_CASE("/api/status escapes names and reports null where nothing is known yet",
+          "[observability]") {
     Supervisor supervisor(load_config_text(config_text(""), "f"));
     StatusSampler sampler(supervisor, /*poll_queues=*/false);
     std::string json = render_status(supervisor, sampler);
@@ -349,7 +361,8 @@ TEST_CASE("/api/status escapes names and reports null where nothing is known yet
     CHECK(json.find("\"ready\":false") != std::string::npos);
 }
 
-TEST_CASE("a reload replaces changed pipelines, keeps unchanged ones and their counters") {
+TEST_CASE("a reload replaces changed pipelines, keeps unchanged ones and their counters",
+          "[observability]") {
     auto pipeline = [](const std::string& name, int max_messages) {
         return "  - name: " + name + "\n    queue: " + name + "\n    table: public." + name +
                "\n    columns: { id: /id }\n    batch: { max_messages: " +

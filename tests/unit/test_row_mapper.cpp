@@ -30,6 +30,7 @@ struct Col {
     TypeCategory category = TypeCategory::text;
     std::optional<std::string> default_value = std::nullopt;
     bool required = false;
+    std::string type_name = "sometype";  // as format_type() prints it: bigint, real, ...
 };
 
 ColumnMapping mapping_of(const Col& c) {
@@ -70,7 +71,7 @@ TableSchema table_of(const std::vector<Col>& cols) {
     t.name = "t";
     t.columns.push_back({"unmapped", "text", TypeCategory::text, false});
     for (const auto& c : cols)
-        t.columns.push_back({c.name, "sometype", c.category, false});
+        t.columns.push_back({c.name, c.type_name, c.category, false});
     return t;
 }
 
@@ -115,6 +116,12 @@ Col text(std::string name, std::string source) {
 Col typed(std::string name, std::string source, TypeCategory category) {
     return {std::move(name), std::move(source), category};
 }
+// A column of a type the catalog names (a text-category type such as bigint or real).
+Col of_type(std::string name, std::string source, std::string type_name) {
+    Col c{std::move(name), std::move(source)};
+    c.type_name = std::move(type_name);
+    return c;
+}
 
 using Headers = std::map<std::string, HeaderValue, std::less<>>;
 
@@ -128,7 +135,8 @@ std::optional<HeaderValue> find_test_header(const void* headers, std::string_vie
 
 }  // namespace
 
-TEST_CASE("append_copy_escaped escapes backslash, tab, newline and carriage return") {
+TEST_CASE("append_copy_escaped escapes backslash, tab, newline and carriage return",
+          "[row_mapper]") {
     std::string out = "kept|";
     rmq2pg::append_copy_escaped(out, "a\tb\nc\rd\\e");
     CHECK(out == R"(kept|a\tb\nc\rd\\e)");
@@ -193,12 +201,13 @@ TEST_CASE("append_copy_escaped escapes backslash, tab, newline and carriage retu
     }
 }
 
-TEST_CASE("a row is the mapped columns in mapping order, tab separated, no newline") {
+TEST_CASE("a row is the mapped columns in mapping order, tab separated, no newline",
+          "[row_mapper]") {
     const std::vector<Col> cols = {text("b", "/b"), text("a", "/a"), text("c", "/c")};
     CHECK(row(cols, R"({"a":"A","b":"B","c":"C"})") == "B\tA\tC");
 }
 
-TEST_CASE("string values are unescaped from JSON and escaped for COPY") {
+TEST_CASE("string values are unescaped from JSON and escaped for COPY", "[row_mapper]") {
     const std::vector<Col> cols = {text("s", "/s")};
     CHECK(row(cols, R"({"s":"a\tb\nc\\d\re"})") == R"(a\tb\nc\\d\re)");
     CHECK(row(cols, R"({"s":"say \"hi\""})") == R"(say "hi")");
@@ -208,7 +217,7 @@ TEST_CASE("string values are unescaped from JSON and escaped for COPY") {
     CHECK(row(cols, R"({"s":"\\N"})") == R"(\\N)");
 }
 
-TEST_CASE("numbers keep their exact digits") {
+TEST_CASE("numbers keep their exact digits", "[row_mapper]") {
     const std::vector<Col> cols = {text("a", "/a"), text("b", "/b"), text("c", "/c"),
                                    text("d", "/d"), text("e", "/e"), text("f", "/f")};
     CHECK(row(cols, R"({"a":123.4500,"b":12345678901234567890.123,"c":-0.0,"d":1E+400,)"
@@ -227,7 +236,7 @@ TEST_CASE("numbers keep their exact digits") {
 // RFC 8259 puts no limit on a number's digits and PostgreSQL's numeric takes them all; an
 // integer wider than 64 bits is valid JSON and must reach the column digit for digit, as the
 // same digits with a ".0" do.
-TEST_CASE("an integer wider than 64 bits keeps its exact digits") {
+TEST_CASE("an integer wider than 64 bits keeps its exact digits", "[row_mapper]") {
     CHECK(row({text("n", "/n")}, R"({"n":123456789012345678901234567890.0})") ==
           "123456789012345678901234567890.0");
     CHECK(row({text("n", "/n")}, R"({"n":123456789012345678901234567890})") ==
@@ -237,13 +246,13 @@ TEST_CASE("an integer wider than 64 bits keeps its exact digits") {
           "{18446744073709551616}");
 }
 
-TEST_CASE("booleans become true and false") {
+TEST_CASE("booleans become true and false", "[row_mapper]") {
     const std::vector<Col> cols = {typed("t", "/t", TypeCategory::boolean),
                                    typed("f", "/f", TypeCategory::boolean), text("x", "/t")};
     CHECK(row(cols, R"({"t":true,"f":false})") == "true\tfalse\ttrue");
 }
 
-TEST_CASE("JSON pointers reach nested values") {
+TEST_CASE("JSON pointers reach nested values", "[row_mapper]") {
     const std::string body =
         R"({"a":{"b":["x","y",{"c":3}]},"a/b":"slash","m~n":"tilde","":"empty",)"
         R"("n":5,"arr":[[1,2],[3]]})";
@@ -261,7 +270,7 @@ TEST_CASE("JSON pointers reach nested values") {
     }
 }
 
-TEST_CASE("a missing field or a JSON null is \\N") {
+TEST_CASE("a missing field or a JSON null is \\N", "[row_mapper]") {
     const std::string body = R"({"a":{"b":[1]},"n":5,"z":null})";
     CHECK(row({text("v", "/nope")}, body) == R"(\N)");
     CHECK(row({text("v", "/z")}, body) == R"(\N)");
@@ -279,26 +288,25 @@ TEST_CASE("a missing field or a JSON null is \\N") {
 
 // row_mapper.cpp means these to be "missing" (its INCORRECT_TYPE branch: "/a/b where /a is a
 // number: the field cannot exist"): the body is valid JSON, the field just is not there.
-TEST_CASE("a pointer that goes through a scalar finds nothing") {
+TEST_CASE("a pointer that goes through a scalar finds nothing", "[row_mapper]") {
     const std::string body = R"({"a":{"b":[1]},"n":5,"s":"str","z":null,"t":true})";
     CHECK(row({text("v", "/n/x")}, body) == R"(\N)");      // inside a number
     CHECK(row({text("v", "/s/0")}, body) == R"(\N)");      // inside a string
     CHECK(row({text("v", "/t/x")}, body) == R"(\N)");      // inside a boolean
     CHECK(row({text("v", "/z/x")}, body) == R"(\N)");      // inside a null
     CHECK(row({text("v", "/a/b/0/x")}, body) == R"(\N)");  // inside an array element
-    CHECK(row({text("v", "/id")}, "42") == R"(\N)");       // a body that is a bare number
     SECTION("with a default, the default is used") {
         Col c{"v", "/n/x", TypeCategory::text, std::string("d")};
         CHECK(row({c}, body) == "d");
     }
 }
 
-TEST_CASE("an array index that is not a number finds nothing") {
+TEST_CASE("an array index that is not a number finds nothing", "[row_mapper]") {
     // RFC 6901: "/a/b/x" on an array names no element; it is a missing field, not a bad body.
     CHECK(row({text("v", "/a/b/x")}, R"({"a":{"b":[1,2]}})") == R"(\N)");
 }
 
-TEST_CASE("the default is used when the value is missing or null") {
+TEST_CASE("the default is used when the value is missing or null", "[row_mapper]") {
     Col c{"cur", "/currency", TypeCategory::text, std::string("EUR")};
     CHECK(row({c}, R"({"currency":"USD"})") == "USD");
     CHECK(row({c}, R"({"currency":null})") == "EUR");
@@ -322,7 +330,8 @@ TEST_CASE("the default is used when the value is missing or null") {
     }
 }
 
-TEST_CASE("a required value that is missing or null is an error and the buffer is unchanged") {
+TEST_CASE("a required value that is missing or null is an error and the buffer is unchanged",
+          "[row_mapper]") {
     const std::vector<Col> cols = {
         text("id", "/id"), text("name", "/name"),
         Col{"account", "/account", TypeCategory::text, std::nullopt, true}};
@@ -345,7 +354,7 @@ TEST_CASE("a required value that is missing or null is an error and the buffer i
     }
 }
 
-TEST_CASE("a body that is not JSON is an error and the buffer is unchanged") {
+TEST_CASE("a body that is not JSON is an error and the buffer is unchanged", "[row_mapper]") {
     const std::vector<Col> cols = {text("id", "/id"), text("rk", "$routing_key")};
     for (const char* body : {"not json", "", "   ", "{\"id\": ", "{\"id\": 1",
                              "{\"id\": \"unterminated}", "\xff\xfe{}"}) {
@@ -363,7 +372,7 @@ TEST_CASE("a body that is not JSON is an error and the buffer is unchanged") {
 
 // simdjson On-Demand only validates what it reads; a body with a syntax error away from the
 // mapped fields must still be rejected, not written as a row.
-TEST_CASE("a body with a syntax error outside the mapped fields is an error") {
+TEST_CASE("a body with a syntax error outside the mapped fields is an error", "[row_mapper]") {
     const std::vector<Col> cols = {text("id", "/id")};
     for (const char* body : {R"({"x":[1,}, "id":2})", R"({"id":1,,})", R"({"id":1,"x":tru})"}) {
         INFO("body: " << body);
@@ -371,7 +380,7 @@ TEST_CASE("a body with a syntax error outside the mapped fields is an error") {
     }
 }
 
-TEST_CASE("a json column gets the value's JSON text") {
+TEST_CASE("a json column gets the value's JSON text", "[row_mapper]") {
     const std::string body =
         R"({"s":"abc","q":"a\"b\\c","o":{"x": [1, 2], "y": null},"a":[1, "two", null],)"
         R"("n":12.50,"t":true,"z":null,"e":{},"ea":[]})";
@@ -398,7 +407,7 @@ TEST_CASE("a json column gets the value's JSON text") {
     }
 }
 
-TEST_CASE("an array column gets a PostgreSQL array literal") {
+TEST_CASE("an array column gets a PostgreSQL array literal", "[row_mapper]") {
     auto arr = [](const char* pointer) { return typed("tags", pointer, TypeCategory::array); };
     SECTION("every string element is double-quoted, with \" and \\ backslash-escaped") {
         // Array literal: {"a","b,c","{x}","NULL","q\"uote","back\\slash"}; COPY then doubles
@@ -435,7 +444,7 @@ TEST_CASE("an array column gets a PostgreSQL array literal") {
     }
 }
 
-TEST_CASE("a timestamp column turns epoch seconds into a UTC timestamp") {
+TEST_CASE("a timestamp column turns epoch seconds into a UTC timestamp", "[row_mapper]") {
     auto ts = [](const char* pointer) { return typed("at", pointer, TypeCategory::timestamp); };
     CHECK(row({ts("/t")}, R"({"t":0})") == "1970-01-01 00:00:00.000000+00");
     CHECK(row({ts("/t")}, R"({"t":1.5})") == "1970-01-01 00:00:01.500000+00");
@@ -456,7 +465,7 @@ TEST_CASE("a timestamp column turns epoch seconds into a UTC timestamp") {
     }
 }
 
-TEST_CASE("a bytea column gets strings and bodies hex-encoded") {
+TEST_CASE("a bytea column gets strings and bodies hex-encoded", "[row_mapper]") {
     // bytea hex input is \x6162; COPY escaping doubles the backslash.
     CHECK(row({typed("b", "/b", TypeCategory::bytea)}, R"({"b":"ab"})") == "\\\\x6162");
     CHECK(row({typed("b", "/b", TypeCategory::bytea)}, R"({"b":""})") == "\\\\x");
@@ -469,7 +478,7 @@ TEST_CASE("a bytea column gets strings and bodies hex-encoded") {
     }
 }
 
-TEST_CASE("message metadata sources") {
+TEST_CASE("message metadata sources", "[row_mapper]") {
     Delivery d;
     d.body = "{\"id\":7}\n";
     d.routing_key = "orders.eu";
@@ -523,7 +532,7 @@ TEST_CASE("message metadata sources") {
     }
 }
 
-TEST_CASE("$header.NAME reads the delivery's headers") {
+TEST_CASE("$header.NAME reads the delivery's headers", "[row_mapper]") {
     Headers headers;
     headers["tenant"] = HeaderValue{HeaderValue::Kind::text, "acme\tinc"};
     headers["count"] = HeaderValue{HeaderValue::Kind::number, "42"};
@@ -557,7 +566,7 @@ TEST_CASE("$header.NAME reads the delivery's headers") {
     }
 }
 
-TEST_CASE("a mapped column that is not in the table is rejected at construction") {
+TEST_CASE("a mapped column that is not in the table is rejected at construction", "[row_mapper]") {
     const std::vector<Col> cols = {text("id", "/id"), text("ghost", "/ghost")};
     TableSchema table = table_of({text("id", "/id")});
     try {
@@ -569,7 +578,7 @@ TEST_CASE("a mapped column that is not in the table is rejected at construction"
     CHECK_THROWS_AS(RowMapper(pipeline_of(cols), table), std::invalid_argument);
 }
 
-TEST_CASE("rows appended one after another do not interfere") {
+TEST_CASE("rows appended one after another do not interfere", "[row_mapper]") {
     const std::vector<Col> cols = {text("id", "/id"), text("s", "/s"),
                                    typed("j", "/j", TypeCategory::json)};
     RowMapper mapper = mapper_of(cols);
@@ -611,8 +620,191 @@ TEST_CASE("rows appended one after another do not interfere") {
     }
 }
 
-TEST_CASE("the same pointer may feed several columns") {
+TEST_CASE("the same pointer may feed several columns", "[row_mapper]") {
     const std::vector<Col> cols = {text("a", "/o"), typed("b", "/o", TypeCategory::json),
                                    text("c", "/o/k"), text("d", "/x")};
     CHECK(row(cols, R"({"x":"X","o":{"k":"v"}})") == "{\"k\":\"v\"}\t{\"k\":\"v\"}\tv\tX");
+}
+
+// docs/config.md "Column types": a number goes into text, numeric and json columns as its exact
+// digits, whatever its size (numeric holds 1e400); only a column that must convert it to an
+// integer or a float refuses a number that the type cannot hold, and says so.
+TEST_CASE("a number beyond a double keeps its exact digits where the column can hold them",
+          "[row_mapper]") {
+    const std::string body = R"({"a":1e400,"b":-1E+400,"c":1e-400})";
+    for (const std::string type : {"text", "numeric", "numeric(500,0)", "character varying"}) {
+        INFO("column type " << type);
+        CHECK(row({of_type("a", "/a", type), of_type("b", "/b", type), of_type("c", "/c", type)},
+                  body) == "1e400\t-1E+400\t1e-400");
+    }
+    CHECK(row({typed("j", "/a", TypeCategory::json)}, body) == "1e400");
+    CHECK(row({typed("arr", "", TypeCategory::json)}, R"([1e400])") == "[1e400]");
+}
+
+TEST_CASE("a number a float column cannot hold is an error naming the type", "[row_mapper]") {
+    auto dbl = [](const char* body) { return row({of_type("d", "/d", "double precision")}, body); };
+    auto flt = [](const char* body) { return row({of_type("r", "/r", "real")}, body); };
+    CHECK(dbl(R"({"d":1e400})") ==
+          "ERROR: column 'd' from /d: number 1e400 is out of range for double precision");
+    CHECK(dbl(R"({"d":-1e400})") ==
+          "ERROR: column 'd' from /d: number -1e400 is out of range for double precision");
+    CHECK(dbl(R"({"d":1e-400})") ==
+          "ERROR: column 'd' from /d: number 1e-400 is out of range for double precision");
+    CHECK(flt(R"({"r":1e39})") ==
+          "ERROR: column 'r' from /r: number 1e39 is out of range for real");
+    CHECK(flt(R"({"r":1e-50})") ==
+          "ERROR: column 'r' from /r: number 1e-50 is out of range for real");
+    SECTION("numbers the type holds, rounded or not, keep their digits") {
+        CHECK(dbl(R"({"d":1.7976931348623157e308})") == "1.7976931348623157e308");
+        CHECK(dbl(R"({"d":4.9e-324})") == "4.9e-324");  // subnormal: PostgreSQL takes it
+        CHECK(dbl(R"({"d":0.1000000000000000000000001})") == "0.1000000000000000000000001");
+        CHECK(dbl(R"({"d":0})") == "0");
+        CHECK(dbl(R"({"d":-0.0e-999})") == "-0.0e-999");  // zero written as zero is no underflow
+        CHECK(flt(R"({"r":3.4e38})") == "3.4e38");
+        CHECK(flt(R"({"r":1e300})") ==
+              "ERROR: column 'r' from /r: number 1e300 is out of range for real");
+    }
+    SECTION("strings are left to PostgreSQL") {
+        CHECK(dbl(R"({"d":"1e400"})") == "1e400");
+        CHECK(dbl(R"({"d":"NaN"})") == "NaN");
+    }
+}
+
+TEST_CASE("a number an integer column cannot hold is an error naming the type", "[row_mapper]") {
+    auto col = [](const char* type, const char* body) {
+        return row({of_type("n", "/n", type)}, body);
+    };
+    CHECK(col("bigint", R"({"n":9223372036854775807})") == "9223372036854775807");
+    CHECK(col("bigint", R"({"n":-9223372036854775808})") == "-9223372036854775808");
+    CHECK(col("bigint", R"({"n":9223372036854775808})") ==
+          "ERROR: column 'n' from /n: number 9223372036854775808 is out of range for bigint");
+    CHECK(col("bigint", R"({"n":-99999999999999999999999})") ==
+          "ERROR: column 'n' from /n: number -99999999999999999999999 is out of range for bigint");
+    CHECK(col("integer", R"({"n":2147483647})") == "2147483647");
+    CHECK(col("integer", R"({"n":-2147483649})") ==
+          "ERROR: column 'n' from /n: number -2147483649 is out of range for integer");
+    CHECK(col("smallint", R"({"n":-32768})") == "-32768");
+    CHECK(col("smallint", R"({"n":40000})") ==
+          "ERROR: column 'n' from /n: number 40000 is out of range for smallint");
+    CHECK(col("bigint", R"({"n":-0})") == "-0");
+    SECTION("a fraction or an exponent is not an integer, as PostgreSQL's input says too") {
+        CHECK(col("bigint", R"({"n":1e400})") ==
+              "ERROR: column 'n' from /n: number 1e400 is not an integer, as bigint needs");
+        CHECK(col("integer", R"({"n":1.5})") ==
+              "ERROR: column 'n' from /n: number 1.5 is not an integer, as integer needs");
+        CHECK(col("smallint", R"({"n":1.0})") ==
+              "ERROR: column 'n' from /n: number 1.0 is not an integer, as smallint needs");
+    }
+    SECTION("strings, array elements and other types are left to PostgreSQL") {
+        CHECK(col("bigint", R"({"n":"12x"})") == "12x");
+        CHECK(col("bigint[]", R"({"n":[1e400]})") == "[1e400]");
+        CHECK(row({typed("a", "/n", TypeCategory::array)}, R"({"n":[1e400]})") == "{1e400}");
+        CHECK(col("numeric(3,0)", R"({"n":123456})") == "123456");
+    }
+}
+
+// RFC 8259 section 8.1: a parser may ignore a leading byte order mark, and producers on
+// Windows send one. It is not part of the JSON text, so only bytea gets it.
+TEST_CASE("a body starting with a UTF-8 byte order mark is read without it", "[row_mapper]") {
+    const std::string body = "\xEF\xBB\xBF{\"id\":1,\"s\":\"caf\xC3\xA9\"}";
+    CHECK(row({text("id", "/id"), text("s", "/s")}, body) == "1\tcafé");
+    CHECK(row({text("id", "/id"), text("b", "$body")}, body) == "1\t{\"id\":1,\"s\":\"café\"}");
+    CHECK(row({text("id", "/id"), typed("j", "$body", TypeCategory::json)}, body) ==
+          "1\t{\"id\":1,\"s\":\"café\"}");
+    CHECK(row({typed("j", "", TypeCategory::json)}, body) == "{\"id\":1,\"s\":\"café\"}");
+    SECTION("$body without any pointer drops it too") {
+        CHECK(row({text("b", "$body")}, body) == "{\"id\":1,\"s\":\"café\"}");
+    }
+    SECTION("bytea keeps the body's bytes exactly") {
+        CHECK(row({typed("raw", "$body", TypeCategory::bytea)}, std::string("\xEF\xBB\xBF{}")) ==
+              "\\\\xefbbbf7b7d");
+    }
+    SECTION("only a leading mark is skipped") {
+        CHECK_THAT(row_error({text("id", "/id")}, "{\"id\":1}\xEF\xBB\xBF"),
+                   Catch::StartsWith("body is not JSON"));
+        CHECK_THAT(row_error({text("id", "/id")}, "\xEF\xBB\xBF\xEF\xBB\xBF{\"id\":1}"),
+                   Catch::StartsWith("body is not JSON"));
+    }
+    SECTION("a mark with nothing after it is an empty body") {
+        CHECK(row_error({text("id", "/id")}, "\xEF\xBB\xBF") ==
+              "body is not JSON: the body is empty");
+    }
+}
+
+TEST_CASE("a body that is not JSON gets a reason in plain words", "[row_mapper]") {
+    const std::vector<Col> cols = {text("id", "/id")};
+    CHECK(row_error(cols, "") == "body is not JSON: the body is empty");
+    CHECK(row_error(cols, " \r\n\t ") == "body is not JSON: the body is only whitespace");
+    CHECK(row_error(cols, R"({"id": 1, "items": [1, 2)") ==
+          "body is not JSON: the body ends before its array is closed (truncated?)");
+    CHECK(row_error(cols, R"({"id": 1, "note": {)") ==
+          "body is not JSON: the body ends before its object is closed (truncated?)");
+    CHECK(row_error(cols, R"({"id": 1)") ==
+          "body is not JSON: the body ends before its object is closed (truncated?)");
+    CHECK(row_error(cols, R"({"id": 1, "s": "abc)") ==
+          "body is not JSON: the body ends inside a string (truncated?)");
+    CHECK(row_error(cols, R"({"s": "a \"quoted\" word)") ==
+          "body is not JSON: the body ends inside a string (truncated?)");
+    CHECK(row_error(cols, "\xff\xfe{}") ==
+          "body is not JSON: the body is not valid UTF-8 (byte 0xff at offset 0)");
+    CHECK(row_error(cols, "{\"id\":\"caf\xC3\"}") ==
+          "body is not JSON: the body is not valid UTF-8 (byte 0xc3 at offset 10)");
+    CHECK(row_error(cols, "<order id=\"1\"/>") ==
+          "body is not JSON: it starts with '<', which no JSON value starts with");
+    CHECK(row_error(cols, "id=1") ==
+          "body is not JSON: it starts with 'i', which no JSON value starts with");
+    CHECK(row_error(cols, "not json") ==
+          "body is not JSON: it starts with the word 'not', which "
+          "is not true, false or null (text needs double quotes)");
+    SECTION("other syntax errors keep the parser's reason") {
+        CHECK_THAT(row_error(cols, R"({"id":1,,})"), Catch::StartsWith("body is not JSON: "));
+        CHECK_THAT(row_error(cols, R"({"id":1}})"), Catch::StartsWith("body is not JSON: "));
+    }
+}
+
+TEST_CASE("a JSON scalar where pointers look for fields is an error saying so", "[row_mapper]") {
+    const std::vector<Col> cols = {text("id", "/id")};
+    const char* tail =
+        ", not a JSON object or array: the columns' JSON Pointers find nothing in it";
+    CHECK(row_error(cols, "42") == std::string("body is a number") + tail);
+    CHECK(row_error(cols, " \"text\" ") == std::string("body is a string") + tail);
+    CHECK(row_error(cols, "true") == std::string("body is a boolean") + tail);
+    CHECK(row_error(cols, "null") == std::string("body is null") + tail);
+    CHECK(row_error(cols, "1e400") == std::string("body is a number") + tail);
+    SECTION("an array is a document pointers can reach into") {
+        CHECK(row({text("first", "/0")}, "[7, 8]") == "7");
+    }
+    SECTION("the whole document alone may be a scalar") {
+        CHECK(row({typed("j", "", TypeCategory::json)}, "42") == "42");
+        CHECK(row({typed("j", "", TypeCategory::json)}, "\"text\"") == "\"text\"");
+    }
+}
+
+// Reasons reach log lines and dead-letter headers: a huge value is cut, its length given.
+TEST_CASE("a reason quotes at most 200 bytes of a value, with its length", "[row_mapper]") {
+    const std::string digits(256 * 1024, '7');
+    const std::string cut = std::string(200, '7') + "… (262144 bytes)";
+    CHECK(row_error({typed("at", "/t", TypeCategory::timestamp)}, "{\"t\":" + digits + "}") ==
+          "column 'at' from /t: number " + cut + " is not a time in epoch seconds");
+    CHECK(row_error({of_type("n", "/n", "bigint")}, "{\"n\":" + digits + "}") ==
+          "column 'n' from /n: number " + cut + " is out of range for bigint");
+    CHECK(row_error({of_type("n", "/n", "bigint")}, "{\"n\":" + digits + ".5}") ==
+          "column 'n' from /n: number " + std::string(200, '7') +
+              "… (262146 bytes) is not an integer, as bigint needs");
+    CHECK(row_error({of_type("d", "/d", "real")}, "{\"d\":" + digits + "}") ==
+          "column 'd' from /d: number " + cut + " is out of range for real");
+    const std::string word(256 * 1024, 'n');
+    CHECK(row_error({text("id", "/id")}, word) ==
+          "body is not JSON: it starts with the word '" + std::string(200, 'n') +
+              "… (262144 bytes)', which is not true, false or null (text needs double quotes)");
+    SECTION("a header timestamp that is not a time") {
+        Headers headers = {{"at", {HeaderValue::Kind::timestamp, digits}}};
+        Delivery d;
+        d.body = "{}";
+        d.headers = &headers;
+        d.find_header = &find_test_header;
+        CHECK(row({typed("at", "$header.at", TypeCategory::timestamp)}, d) ==
+              "ERROR: column 'at' from $header.at: timestamp " + cut +
+                  " is not a time in epoch seconds");
+    }
 }

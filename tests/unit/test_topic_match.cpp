@@ -9,7 +9,7 @@
 using rmq2pg::topic_matches;
 using rmq2pg::validate_topic_pattern;
 
-TEST_CASE("'*' matches exactly one word and '#' zero or more") {
+TEST_CASE("'*' matches exactly one word and '#' zero or more", "[topic_match]") {
     CHECK(topic_matches("orders.*.created", "orders.eu.created"));
     CHECK_FALSE(topic_matches("orders.*.created", "orders.created"));
     CHECK_FALSE(topic_matches("orders.*.created", "orders.eu.west.created"));
@@ -25,7 +25,7 @@ TEST_CASE("'*' matches exactly one word and '#' zero or more") {
     CHECK_FALSE(topic_matches("orders.eu", "orders"));
 }
 
-TEST_CASE("a pattern with a wildcard inside a word is refused") {
+TEST_CASE("a pattern with a wildcard inside a word is refused", "[topic_match]") {
     CHECK_FALSE(validate_topic_pattern("orders.*.created"));
     CHECK_FALSE(validate_topic_pattern("#"));
     CHECK(validate_topic_pattern("orders.eu*"));
@@ -33,7 +33,8 @@ TEST_CASE("a pattern with a wildcard inside a word is refused") {
     CHECK(validate_topic_pattern(""));
 }
 
-TEST_CASE("routes are read in order with their own targets, and a bad pattern names its line") {
+TEST_CASE("routes are read in order with their own targets, and a bad pattern names its line",
+          "[topic_match]") {
     const char* yaml = R"(amqp: { urls: ["amqp://h/"] }
 postgres: { url: "postgresql://h/db" }
 pipelines:
@@ -77,7 +78,7 @@ pipelines:
                       Catch::Contains("belongs to each route"));
 }
 
-TEST_CASE("version and delete_when need mode upsert") {
+TEST_CASE("version and delete_when need mode upsert", "[topic_match]") {
     const char* yaml = R"(amqp: { urls: ["amqp://h/"] }
 postgres: { url: "postgresql://h/db" }
 pipelines:
@@ -103,7 +104,7 @@ pipelines:
     }
 }
 
-TEST_CASE("every shipped example configuration loads") {
+TEST_CASE("every shipped example configuration loads", "[topic_match]") {
     namespace fs = std::filesystem;
     int loaded = 0;
     for (const auto& entry :
