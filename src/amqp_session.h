@@ -1,7 +1,6 @@
-// One AMQP connection with a consuming channel and a publishing channel (publisher confirms),
-// owned by exactly one worker thread: rabbitmq-c connections are not thread-safe.
-// The only file that includes rabbitmq-c; every C return code goes through one check that throws
-// AmqpError with the operation and the broker's own reply text.
+// One AMQP connection with one channel for declaring, consuming and publishing with confirms,
+// owned by exactly one thread: rabbitmq-c connections are not thread-safe. rabbitmq-c stays in
+// the amqp_*.cpp files; every failure comes out as an AmqpError whose kind says what to do next.
 #pragma once
 
 #include <chrono>
@@ -18,10 +17,9 @@
 #include "config.h"
 #include "delivery.h"
 
-struct amqp_rpc_reply_t_;  // rabbitmq-c, kept out of this header
-struct amqp_frame_t_;
-
 namespace rmq2pg {
+
+struct AmqpConnection;  // rabbitmq-c's state (amqp_internal.h), kept out of this header
 
 class AmqpError : public std::runtime_error {
   public:
@@ -32,9 +30,9 @@ class AmqpError : public std::runtime_error {
         refused,     // login/vhost/permission refused: reconnecting will not help until fixed
         publish,     // a dead-letter publish was nacked or unroutable: retry later
         conflict,    // a declaration differs from what exists (406): fix the config or the queue
-        // This message cannot be published as it is (e.g. its headers do not fit a frame): a
-        // retry fails the same way, so the caller settles it otherwise. The session may have
-        // sent part of it: drop the session.
+        // This message cannot be published as it is (rabbitmq-c refused to encode it, e.g. its
+        // headers exceed the frame): nothing was sent and the session stays usable; retrying
+        // the same message fails the same way, so publish it differently or set it aside.
         unpublishable,
     };
     AmqpError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
@@ -51,7 +49,7 @@ struct QueueState {
 
 class AmqpSession {
   public:
-    // Opens the socket, logs in, opens channel 1 (consume) and channel 2 (confirmed publishes).
+    // Opens the socket (TCP, or TLS for amqps://), logs in and opens the channel.
     AmqpSession(const AmqpUrl& url, int heartbeat_s, const std::string& connection_name);
     ~AmqpSession();
     AmqpSession(const AmqpSession&) = delete;
@@ -82,13 +80,15 @@ class AmqpSession {
     void reject(std::uint64_t delivery_tag, bool requeue);  // basic.nack, one message
 
     // Publishes `original` (body and properties) with extra headers, mandatory, and waits for the
-    // broker's confirm. Throws AmqpError(publish) on nack or when no queue took the message.
+    // broker's confirm. Throws AmqpError(publish) on nack or when no queue took the message,
+    // AmqpError(unpublishable) when the message with these headers does not fit a frame.
     void publish_confirmed(const std::string& exchange, const std::string& routing_key,
                            const Delivery& original,
                            const std::vector<std::pair<std::string, std::string>>& extra_headers);
 
     // Windowed publishing with confirms (the companion publisher and the tests): publish() sends
-    // without waiting; wait_for_confirms() returns once the broker confirmed all of them.
+    // without waiting (AmqpError(unpublishable) as above); wait_for_confirms() returns once the
+    // broker confirmed all of them.
     struct OutgoingMessage {
         std::string_view body;
         std::string_view message_id;
@@ -111,25 +111,8 @@ class AmqpSession {
     // The negotiated heartbeat interval (0 = heartbeats off).
     std::chrono::seconds heartbeat_interval() const;
 
-    bool blocked() const { return blocked_; }
-
   private:
-    struct Connection;
-    void check_rpc(const char* operation);
-    void check_reply(const ::amqp_rpc_reply_t_& reply, const char* operation);
-    void handle_frame(const ::amqp_frame_t_& frame);
-    void read_content_frame(std::uint16_t channel, ::amqp_frame_t_& frame, const char* what);
-    void enable_confirms();
-    // Reads frames until every publish up to `seq` is confirmed (or, with `block` false, until no
-    // frame is waiting); true if any came back unroutable.
-    bool await_confirms(std::uint64_t seq, const std::string& what, bool block = true);
-
-    std::unique_ptr<Connection> connection_;
-    std::string description_;  // host:port/vhost, no credentials
-    std::uint64_t next_publish_seq_ = 1;
-    std::uint64_t confirmed_up_to_ = 0;           // every seq at or below was acked by the broker
-    std::vector<std::uint64_t> confirmed_ahead_;  // single acks above confirmed_up_to_
-    bool blocked_ = false;
+    std::unique_ptr<AmqpConnection> connection_;
 };
 
 }  // namespace rmq2pg

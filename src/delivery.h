@@ -30,7 +30,7 @@ struct Delivery {
     std::optional<HeaderValue> (*find_header)(const void* headers, std::string_view name) = nullptr;
     const void* headers = nullptr;
     // The block the views point into (with the message's AMQP properties, which a dead letter
-    // carries on); opaque outside amqp_session.cpp.
+    // carries on); opaque outside amqp_delivery.cpp.
     std::unique_ptr<void, void (*)(void*)> owner{nullptr, [](void*) {}};
 
     std::optional<HeaderValue> header(std::string_view name) const {

@@ -34,6 +34,9 @@ constexpr const char* kUsage =
     "                         one line each: the --headers values then the body, tab-separated\n"
     "  --headers A,B,...      header names --drain prints (missing ones print as '-')\n"
     "  --header NAME=VALUE    a string header on every published message (repeatable)\n"
+    "  --dead-letter-probe B  take one message from --queue and publish it to '<queue>.dead' as\n"
+    "                         the daemon dead-letters, twice on one connection: with a B-byte\n"
+    "                         x-rmq2pg-error header, then a short one; print what became of each\n"
     "  --tls-ca-file PATH     amqps://: PEM CAs the broker's certificate must chain to\n"
     "                         (default: the system store)\n"
     "  --tls-cert-file PATH   amqps://: client certificate (PEM), with --tls-key-file\n"
@@ -44,7 +47,7 @@ struct Options {
     std::string url, queue, exchange, routing_key, file, generate, prefix = "msg-", stats, drain,
                                                                    headers;
     rmq2pg::AmqpTlsOptions tls;  // the same meaning as the daemon's amqp.tls keys
-    long count = 1000, start = 1, seed = 1, pad = 0, window = 2000, rate = 0;
+    long count = 1000, start = 1, seed = 1, pad = 0, window = 2000, rate = 0, probe = 0;
     double poison_percent = 0;
     bool declare = false;
     std::vector<std::pair<std::string, std::string>> published_headers;
@@ -134,6 +137,8 @@ bool parse(int argc, char** argv, Options& o) {
             ok = number(o.seed);
         else if (a == "--pad")
             ok = number(o.pad);
+        else if (a == "--dead-letter-probe")
+            ok = number(o.probe);
         else if (a == "--window")
             ok = number(o.window);
         else if (a == "--rate")
@@ -207,6 +212,53 @@ int drain(rmq2pg::AmqpSession& session, const Options& o) {
     return 0;
 }
 
+const char* kind_name(rmq2pg::AmqpError::Kind kind) {
+    using K = rmq2pg::AmqpError::Kind;
+    switch (kind) {
+        case K::connection:
+            return "connection";
+        case K::channel:
+            return "channel";
+        case K::refused:
+            return "refused";
+        case K::publish:
+            return "publish";
+        case K::conflict:
+            return "conflict";
+        case K::unpublishable:
+            return "unpublishable";
+    }
+    return "?";
+}
+
+// --dead-letter-probe: what the daemon does with a poison message whose reason makes its headers
+// larger than a frame. Prints "oversized: <outcome>" and "normal: <outcome>", where an outcome
+// is "confirmed" or "<AmqpError kind>: <text>"; the integration test judges them.
+int dead_letter_probe(rmq2pg::AmqpSession& session, const Options& o) {
+    const std::string dead = o.queue + ".dead";
+    session.declare_durable_queue(dead);
+    session.start_consuming(o.queue, 1, "rmq2pg-publish-probe");
+    auto delivery = session.next_delivery(std::chrono::seconds(5));
+    if (!delivery) {
+        std::fprintf(stderr, "rmq2pg-publish: no message in '%s' within 5 s\n", o.queue.c_str());
+        return 1;
+    }
+    auto attempt = [&](const char* label, std::size_t reason_bytes) {
+        std::vector<std::pair<std::string, std::string>> headers = {
+            {"x-rmq2pg-error", std::string(reason_bytes, 'r')}};
+        try {
+            session.publish_confirmed("", dead, *delivery, headers);
+            std::printf("%s: confirmed\n", label);
+        } catch (const rmq2pg::AmqpError& e) {
+            std::printf("%s: %s: %s\n", label, kind_name(e.kind()), e.what());
+        }
+    };
+    attempt("oversized", static_cast<std::size_t>(o.probe));
+    attempt("normal", 5);
+    session.ack_up_to(delivery->delivery_tag);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -236,6 +288,8 @@ int main(int argc, char** argv) {
         }
         if (!o.drain.empty())
             return drain(session, o);
+        if (o.probe > 0)
+            return dead_letter_probe(session, o);
         if (o.declare)
             session.declare_durable_queue(o.queue);
         std::string routing_key = o.routing_key.empty() ? o.queue : o.routing_key;
