@@ -20,7 +20,8 @@ if [[ "${1:-}" == "--sanitize" ]]; then
 fi
 
 scripts/deps.sh
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DRMQ2PG_SANITIZE=$sanitize"
+# Warnings are errors here (this is what CI runs); a plain scripts/build.sh only shows them.
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DRMQ2PG_SANITIZE=$sanitize" -DRMQ2PG_WERROR=ON
 cmake --build "$build_dir" -j"$(nproc)"
 if [[ -n "$sanitize" ]]; then
     # Fail the test on any sanitizer report, and keep libpq/rabbitmq-c (not instrumented) quiet.

@@ -383,8 +383,9 @@ const char* describe(ConnectionGuard::Why why) {
 // socket, so a cut never reaches a reused descriptor. The polling thread then sees the
 // shutdown as end of stream and frees the connection itself.
 struct Server {
-    Server(const Supervisor& supervisor, const StatusSampler& sampler, std::string host, int port)
-        : supervisor(supervisor), sampler(sampler), host(std::move(host)), port(port) {}
+    Server(const Supervisor& supervisor_, const StatusSampler& sampler_, std::string host_,
+           int port_)
+        : supervisor(supervisor_), sampler(sampler_), host(std::move(host_)), port(port_) {}
 
     const Supervisor& supervisor;
     const StatusSampler& sampler;

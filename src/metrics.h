@@ -53,7 +53,8 @@ class Histogram {
                     if (i == bounds.size())
                         return bounds.empty() ? 0.0 : bounds.back();
                     double lower = i == 0 ? 0.0 : bounds[i - 1];
-                    double within = (rank - static_cast<double>(below)) / counts[i];
+                    double within =
+                        (rank - static_cast<double>(below)) / static_cast<double>(counts[i]);
                     return lower + (bounds[i] - lower) * within;
                 }
                 below += counts[i];

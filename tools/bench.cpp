@@ -209,7 +209,7 @@ int cmd_publish(Args& args) {
     for (long i = 0; i < count; ++i) {
         if (rate > 0) {
             auto due = started + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(i / rate));
+                                     std::chrono::duration<double>(static_cast<double>(i) / rate));
             if (session.collect_confirms() >= static_cast<std::uint64_t>(paced_window))
                 session.wait_for_confirms();
             // Sleeping per message (every 34 µs at 29 000/s) costs both sides a wake-up per
@@ -236,7 +236,7 @@ int cmd_publish(Args& args) {
     double elapsed = seconds_since(started);
     print("published", static_cast<double>(count));
     print("publish_seconds", elapsed);
-    print("publish_rate", elapsed > 0 ? count / elapsed : 0);
+    print("publish_rate", elapsed > 0 ? static_cast<double>(count) / elapsed : 0);
     print("body_bytes", static_cast<double>(order_body(start, seed, size, epoch_micros()).size()));
     return 0;
 }
@@ -323,7 +323,7 @@ int cmd_drain(Args& args) {
     sessions.clear();
     print("drained", static_cast<double>(received.load()));
     print("drain_seconds", elapsed);
-    print("drain_rate", elapsed > 0 ? received.load() / elapsed : 0);
+    print("drain_rate", elapsed > 0 ? static_cast<double>(received.load()) / elapsed : 0);
     if (latency) {
         std::vector<std::int64_t> all;
         for (const auto& l : latencies)
@@ -480,7 +480,7 @@ int cmd_copy(Args& args) {
     long rows = row_count();
     print("copy_rows", static_cast<double>(rows));
     print("copy_seconds", elapsed);
-    print("copy_rate", count / elapsed);
+    print("copy_rate", static_cast<double>(count) / elapsed);
 
     // For reference: the same rows as one COPY in one transaction (no per-batch commit).
     truncate();
@@ -496,8 +496,9 @@ int cmd_copy(Args& args) {
     long single_rows = row_count();
     print("copy1_rows", static_cast<double>(single_rows));
     print("copy1_seconds", single);
-    print("copy1_rate", count / single);
-    print("copy_bytes_per_row", static_cast<double>(bytes) / std::max(1L, count));
+    print("copy1_rate", static_cast<double>(count) / single);
+    print("copy_bytes_per_row",
+          static_cast<double>(bytes) / static_cast<double>(std::max(1L, count)));
     if (rows != count || single_rows != count) {
         std::fprintf(stderr, "rmq2pg-bench copy: %ld and %ld rows, expected %ld\n", rows,
                      single_rows, count);
@@ -603,12 +604,12 @@ int cmd_wait_rows(Args& args) {
                           .as<double>(0);
         double elapsed = last > since ? last - since : end - since;
         print("elapsed", elapsed);
-        print("rate", rows / elapsed);
+        print("rate", static_cast<double>(rows) / elapsed);
         print("elapsed_polled", end - since);
     }
     if (pid > 0) {
         print("cpu_seconds", s.cpu_seconds);
-        print("cpu_us_per_msg", rows > 0 ? s.cpu_seconds * 1e6 / rows : 0);
+        print("cpu_us_per_msg", rows > 0 ? s.cpu_seconds * 1e6 / static_cast<double>(rows) : 0);
         print("vm_hwm_kib", static_cast<double>(s.hwm_kib));
         print("vm_rss_kib", static_cast<double>(std::max(s.rss_kib, peak.rss_kib)));
     }

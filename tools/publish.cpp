@@ -353,7 +353,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr,
                      "published %ld messages (%ld poison) to '%s' in %.2f s (%.0f/s), all "
                      "confirmed\n",
-                     sent, poison, routing_key.c_str(), seconds, seconds > 0 ? sent / seconds : 0);
+                     sent, poison, routing_key.c_str(), seconds,
+                     seconds > 0 ? static_cast<double>(sent) / seconds : 0);
         std::printf("%ld\n", sent);
         return 0;
     } catch (const rmq2pg::AmqpError& e) {

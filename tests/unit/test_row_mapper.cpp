@@ -193,10 +193,10 @@ TEST_CASE("append_copy_escaped escapes backslash, tab, newline and carriage retu
                 value +=
                     pick < sizeof alphabet ? alphabet[pick] : static_cast<char>('b' + pick % 20);
             }
-            std::string out;
-            rmq2pg::append_copy_escaped(out, value);
+            std::string escaped;
+            rmq2pg::append_copy_escaped(escaped, value);
             INFO("round " << round << " length " << length);
-            REQUIRE(out == reference(value));
+            REQUIRE(escaped == reference(value));
         }
     }
 }
