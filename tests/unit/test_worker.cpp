@@ -122,6 +122,7 @@ struct Snapshot {
     int writers_opened = 0;
     int connects = 0;
     int sources_opened = 0;
+    int sources_closed = 0;
     int dead_attempts = 0;
 
     std::string log() const {
@@ -251,6 +252,11 @@ class World {
     void source_opened() {
         std::lock_guard<std::mutex> hold(lock_);
         seen_.sources_opened++;
+    }
+    // Closing returns what is unsettled to the queue.
+    void source_closed() {
+        std::lock_guard<std::mutex> hold(lock_);
+        seen_.sources_closed++;
     }
     std::atomic<int> keep_alives{0};
 
@@ -424,6 +430,7 @@ class World {
 class FakeSource : public Source {
   public:
     explicit FakeSource(World& world) : world_(world) { world_.source_opened(); }
+    ~FakeSource() override { world_.source_closed(); }
     std::optional<Delivery> next(std::chrono::milliseconds timeout) override {
         return world_.next(timeout);
     }
@@ -856,6 +863,8 @@ TEST_CASE("on_error: stop settles what committed one by one and pauses before th
     Running running(world, config, pipeline);
     REQUIRE(eventually([&] { return running.worker().state() == WorkerState::paused; }));
     Snapshot seen = world.snapshot();
+    // Paused with its source closed, so the poison message is back in its queue.
+    CHECK(seen.sources_closed == seen.sources_opened);
     REQUIRE(running.stop(1s));
 
     INFO("event log:\n" << seen.log());
