@@ -502,8 +502,9 @@ Config fast_config() {
     return config;
 }
 
-// orders(id) from /id, batches of `batch_messages` (a message queued before the worker starts
-// fills them exactly: the fake hands it out at once).
+// orders(id) from /id, batches of `batch_messages`. Messages queued before the worker starts
+// fill them exactly (the fake hands them out at once); max_delay_ms closes the last, partial
+// one, and is long enough that a slow run (TSan) does not close a batch early.
 PipelineConfig orders_pipeline(std::size_t batch_messages) {
     PipelineConfig p;
     p.name = "orders";
@@ -518,7 +519,7 @@ PipelineConfig orders_pipeline(std::size_t batch_messages) {
     p.prefetch = 100;
     p.batch.max_messages = batch_messages;
     p.batch.max_bytes = 1024 * 1024;
-    p.batch.max_delay_ms = 20;
+    p.batch.max_delay_ms = 100;
     return p;
 }
 
