@@ -115,6 +115,17 @@ void Batch::mark_committed(const Part& part) {
         messages_[i].status = Status::committed;
 }
 
+std::optional<std::uint64_t> Batch::last_ackable_tag() const {
+    for (auto m = messages_.rbegin(); m != messages_.rend(); ++m)
+        if (m->status != Status::rejected)
+            return m->delivery.delivery_tag;
+    return std::nullopt;
+}
+
+void Batch::mark_rejected(std::size_t message) {
+    messages_[message].status = Status::rejected;
+}
+
 void Batch::mark_poison(std::size_t message, std::string reason) {
     messages_[message].status = Status::poison;
     messages_[message].reason = std::move(reason);

@@ -19,7 +19,9 @@ namespace rmq2pg {
 
 class Batch {
   public:
-    enum class Status { pending, committed, poison };
+    // poison: set aside, still to settle (dead letter or reject); rejected: refused at the
+    // broker already, so no ack may name its tag any more.
+    enum class Status { pending, committed, poison, rejected };
     struct Message {
         Delivery delivery;
         Status status = Status::pending;
@@ -37,6 +39,10 @@ class Batch {
     std::size_t body_bytes() const { return body_bytes_; }
     std::uint64_t first_tag() const { return messages_.front().delivery.delivery_tag; }
     std::uint64_t last_tag() const { return messages_.back().delivery.delivery_tag; }
+    // The tag an ack (multiple) of this batch may name: the last one not rejected. RabbitMQ
+    // closes the channel on an ack of a tag it no longer holds ("unknown delivery tag"), which
+    // would redeliver the whole batch.
+    std::optional<std::uint64_t> last_ackable_tag() const;
     const std::vector<Message>& messages() const { return messages_; }
 
     // Turns every message into its row, or into poison with the reason: a body over
@@ -50,6 +56,7 @@ class Batch {
     std::vector<TargetRows> rows_of(const Part& part);
     void mark_committed(const Part& part);
     void mark_poison(std::size_t message, std::string reason);
+    void mark_rejected(std::size_t message);
 
     // After PostgreSQL refused `part` for bad data: the parts to try next, in the order to try
     // them (last first), or none when `part` is a single message (which is then poison). The row

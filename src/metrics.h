@@ -14,19 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "worker_state.h"
+
 namespace rmq2pg {
-
-enum class WorkerState : int {
-    starting,
-    connecting,   // opening the broker or database connection
-    consuming,    // receiving deliveries and filling a batch
-    writing,      // a batch transaction is under way
-    backing_off,  // waiting before a retry or reconnect
-    paused,       // on_error: stop hit a poison message; waits for a restart
-    stopped,
-};
-
-const char* to_string(WorkerState state);
 
 // A Prometheus-style histogram with fixed upper bounds: one atomic counter per bucket, so workers
 // record without a lock and a reader sees each bucket monotonic (not all buckets of one instant,

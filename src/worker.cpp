@@ -11,7 +11,6 @@
 // them, as the broker does.
 #include "worker.h"
 
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -19,39 +18,12 @@
 #include <thread>
 
 #include "dead_letter.h"
+#include "worker_internal.h"
 
 namespace rmq2pg {
 
-const char* to_string(WorkerState state) {
-    switch (state) {
-        case WorkerState::starting:
-            return "starting";
-        case WorkerState::connecting:
-            return "connecting";
-        case WorkerState::consuming:
-            return "consuming";
-        case WorkerState::writing:
-            return "writing";
-        case WorkerState::backing_off:
-            return "backing_off";
-        case WorkerState::paused:
-            return "paused";
-        case WorkerState::stopped:
-            return "stopped";
-    }
-    return "?";
-}
-
-namespace {
-
-// How long one wait for a delivery may block while the batch is empty: bounds how late a worker
-// notices a stop request.
-constexpr std::chrono::milliseconds kIdlePoll{200};
-
-// Thrown inside the worker when the shutdown deadline passed with work still unsettled.
-struct ShutdownDeadline {};
-
-}  // namespace
+using worker_detail::kIdlePoll;
+using worker_detail::ShutdownDeadline;
 
 Worker::Worker(const Config& config, const PipelineConfig& pipeline, int index,
                const StopSignal& stop, PipelineMetrics& metrics,
@@ -69,39 +41,6 @@ Worker::Worker(const Config& config, const PipelineConfig& pipeline, int index,
       policy_(pipeline.batch) {}
 
 Worker::~Worker() = default;
-
-std::string Worker::identity() const {
-    return "[" + pipeline_.name + "/" + std::to_string(index_) + "]";
-}
-
-void Worker::set_state(WorkerState state) {
-    WorkerState old = state_.exchange(state);
-    if (old != state && (state != WorkerState::writing && old != WorkerState::writing))
-        spdlog::debug("{} state {} -> {}", identity(), to_string(old), to_string(state));
-}
-
-// Published for the HTTP server's in-flight gauge and the wedged-worker health check.
-void Worker::note_progress(const Batch& batch, const Backlog& backlog) {
-    in_flight_.store(batch.size() + backlog.deliveries.size());
-    last_progress_.store(std::chrono::steady_clock::now().time_since_epoch().count());
-}
-
-// Observes one committed write: its size and duration, and each message's end-to-end latency
-// from its AMQP timestamp (seconds since the epoch, set by the publisher) when it has one.
-void Worker::record_commit(const Batch& batch, const Batch::Part& part,
-                           std::chrono::steady_clock::time_point started) {
-    metrics_.commit_seconds.observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    metrics_.batch_size.observe(static_cast<double>(part.size()));
-    auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-    for (std::size_t i : part)
-        if (auto ts = batch.messages()[i].delivery.timestamp)
-            metrics_.latency_seconds.observe(
-                static_cast<double>(std::max<std::int64_t>(0, now_s - *ts)));
-    metrics_.committed += part.size();
-}
 
 void Worker::run() {
     spdlog::info(
@@ -239,14 +178,15 @@ void Worker::fill(Batch& batch, Backlog& backlog) {
 void Worker::write_and_settle(Batch& batch, Backlog& backlog) {
     // Mapping needs the catalog's column types, which come with a connection (gone after a
     // large batch released its buffers, or after a failure outside a batch).
-    connect_writer_retrying(backlog);
+    connect_writer_retrying(batch, backlog);
     set_state(WorkerState::writing);
     batch.map(pipeline_, mappers_, config_.log_redact_values);
     write_pending(batch, backlog);
     settle_poison(batch, backlog);
     if (paused_)
         return;
-    source_->settle_up_to(batch.last_tag());
+    if (auto tag = batch.last_ackable_tag())
+        source_->settle_up_to(*tag);
     metrics_.batches++;
     if (batch.body_bytes() > large_batch_bytes())
         release_large_buffers(batch);
@@ -315,7 +255,8 @@ void Worker::write_isolating(Batch& batch, Batch::Part part) {
 
 // Every poison message leaves the queue the way on_error says, before the batch is settled.
 void Worker::settle_poison(Batch& batch, Backlog& backlog) {
-    for (const auto& m : batch.messages()) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const Batch::Message& m = batch.messages()[i];
         if (m.status != Batch::Status::poison)
             continue;
         spdlog::warn("{} poison message (tag {}, routing key '{}'): {}", identity(),
@@ -323,6 +264,7 @@ void Worker::settle_poison(Batch& batch, Backlog& backlog) {
         switch (pipeline_.on_error) {
             case OnError::reject:
                 source_->reject(m.delivery.delivery_tag);
+                batch.mark_rejected(i);
                 metrics_.rejected++;
                 break;
             case OnError::stop:
@@ -339,7 +281,8 @@ void Worker::settle_poison(Batch& batch, Backlog& backlog) {
                 paused_ = true;
                 return;
             case OnError::dead_letter:
-                dead_letter(m, backlog);
+                if (!dead_letter(m, batch, backlog))
+                    batch.mark_rejected(i);
                 break;
         }
     }
@@ -348,13 +291,13 @@ void Worker::settle_poison(Batch& batch, Backlog& backlog) {
 // Publishes one poison message to the dead-letter target, retrying broker failures with
 // backoff (the shutdown deadline ends the retries). A message that cannot be published at all
 // is rejected without requeue (the queue's own dead-letter exchange takes it, if it has one):
-// it must never hold the pipeline up.
-void Worker::dead_letter(const Batch::Message& m, Backlog& backlog) {
+// it must never hold the pipeline up. Returns false when it was rejected.
+bool Worker::dead_letter(const Batch::Message& m, const Batch& batch, Backlog& backlog) {
     while (true) {
         try {
             endpoints_->dead_letters().publish(m.delivery, m.reason);
             metrics_.dead_lettered++;
-            return;
+            return true;
         } catch (const AmqpError& e) {
             if (e.kind() == AmqpError::Kind::unpublishable) {
                 spdlog::critical(
@@ -364,139 +307,13 @@ void Worker::dead_letter(const Batch::Message& m, Backlog& backlog) {
                 metrics_.last_error.set(identity() + " dead-lettering impossible: " + e.what());
                 source_->reject(m.delivery.delivery_tag);
                 metrics_.rejected++;
-                return;
+                return false;
             }
             auto delay = backoff_.next_delay();
             spdlog::error("{} dead-lettering tag {} failed, retrying in {} ms: {}", identity(),
                           m.delivery.delivery_tag, delay.count(), e.what());
             metrics_.last_error.set(identity() + " dead-lettering: " + e.what());
-            wait(delay, &backlog);
-        }
-    }
-}
-
-void Worker::connect_writer() {
-    set_state(WorkerState::connecting);
-    disconnect_writer();
-    writer_ = endpoints_->open_writer();
-    // libpq's connect_timeout bounds the connect; the catalog reads after it get a write's time.
-    guarded(std::chrono::seconds(config_.postgres_connect_timeout_s) +
-                std::chrono::milliseconds(config_.postgres_write_timeout_ms),
-            "connecting to PostgreSQL", "postgres.connect_timeout_s + write_timeout_ms",
-            [&] { writer_->connect(); });
-    auto targets = pipeline_.targets();
-    for (std::size_t t = 0; t < targets.size(); ++t)
-        mappers_.emplace_back(*targets[t], writer_->table(t), pipeline_.dedupe);
-    database_connected_ = true;
-    metrics_.pg_connects++;
-    spdlog::info("{} connected to PostgreSQL ({})", identity(),
-                 mask_url_password(config_.postgres_url));
-}
-
-void Worker::connect_writer_retrying(Backlog& backlog) {
-    while (!writer_) {
-        try {
-            connect_writer();
-        } catch (const WriteError& e) {
-            std::string reason = bounded_reason(e.what(), config_.log_redact_values);
-            spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), reason);
-            metrics_.last_error.set(identity() + " database: " + reason);
-            disconnect_writer();
-            wait(backoff_.next_delay(), &backlog);
-        }
-    }
-}
-
-void Worker::disconnect_writer() {
-    writer_.reset();
-    mappers_.clear();
-    database_connected_ = false;
-}
-
-// A batch far above max_bytes (one huge message) leaves buffers at its high-water size: the
-// batch's row buffers, the JSON parser's, libpq's output buffer. Above this they are released.
-std::size_t Worker::large_batch_bytes() const {
-    return std::max<std::size_t>(2 * pipeline_.batch.max_bytes, 16 * 1024 * 1024);
-}
-
-void Worker::release_large_buffers(Batch& batch) {
-    batch.release();
-    // The writer's connection holds libpq's grown buffers and the mappers their parsers': the
-    // next batch reconnects (one connect per huge batch) and builds both anew.
-    disconnect_writer();
-    malloc_trim(0);
-    spdlog::info("{} released the buffers of a large batch; reconnecting to PostgreSQL",
-                 identity());
-}
-
-template <typename F>
-void Worker::guarded(std::chrono::milliseconds timeout, const char* what, const char* limit,
-                     F&& call) {
-    auto started = std::chrono::steady_clock::now();
-    writing_since_.store(started.time_since_epoch().count());
-    Source* source = source_.get();
-    std::string reason = std::string(what) + " took longer than " +
-                         std::to_string(timeout.count()) + " ms (" + limit + ")";
-    auto period = source ? source->keep_alive_interval() : std::chrono::milliseconds(0);
-    bool keep_alive_failed = false;
-    {
-        auto watch = guard_.watch(
-            started + timeout, [this, &reason] { writer_->interrupt(reason); }, period,
-            [source, &keep_alive_failed] {
-                if (keep_alive_failed)
-                    return;
-                try {
-                    source->keep_alive();
-                } catch (const AmqpError&) {
-                    // The worker meets the broken connection at its next call and reconnects.
-                    keep_alive_failed = true;
-                }
-            });
-        try {
-            call();
-        } catch (...) {
-            writing_since_.store(0);
-            throw;
-        }
-    }
-    writing_since_.store(0);
-}
-
-void Worker::wait(std::chrono::milliseconds delay, Backlog* backlog, const Batch* batch) {
-    set_state(WorkerState::backing_off);
-    auto until = std::chrono::steady_clock::now() + delay;
-    auto keep_alive_every = source_ ? source_->keep_alive_interval() : std::chrono::milliseconds(0);
-    auto next_keep_alive = std::chrono::steady_clock::now();
-    static const Batch kNoBatch;
-    static const Backlog kNoBacklog;
-    const Batch& held_batch = batch ? *batch : kNoBatch;
-    while (std::chrono::steady_clock::now() < until) {
-        const Backlog& held_backlog = backlog ? *backlog : kNoBacklog;
-        note_progress(held_batch, held_backlog);
-        bool holding = !held_batch.empty() || !held_backlog.deliveries.empty() || batch != nullptr;
-        if (stop_.requested.load() && !holding)
-            return;
-        if (stop_.past_deadline() && holding)
-            throw ShutdownDeadline{};
-        auto slice = std::min(kIdlePoll, std::chrono::ceil<std::chrono::milliseconds>(
-                                             until - std::chrono::steady_clock::now()));
-        bool room =
-            backlog && held_batch.body_bytes() + backlog->bytes < pipeline_.max_inflight_bytes;
-        if (source_ && room) {
-            if (auto delivery = source_->next(slice)) {
-                metrics_.received++;
-                backlog->bytes += delivery->body.size();
-                backlog->deliveries.push_back(std::move(*delivery));
-            }
-            continue;
-        }
-        // Reading nothing (no backlog to keep it in, or max_inflight_bytes held): the source
-        // must still be kept alive.
-        std::this_thread::sleep_for(slice);
-        if (source_ && keep_alive_every.count() > 0 &&
-            std::chrono::steady_clock::now() >= next_keep_alive) {
-            source_->keep_alive();
-            next_keep_alive = std::chrono::steady_clock::now() + keep_alive_every;
+            wait(delay, &backlog, &batch);
         }
     }
 }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -84,15 +85,15 @@ class Worker {
     void write_pending(Batch& batch, Backlog& backlog);
     void write_isolating(Batch& batch, Batch::Part part);
     void settle_poison(Batch& batch, Backlog& backlog);
-    void dead_letter(const Batch::Message& message, Backlog& backlog);
+    bool dead_letter(const Batch::Message& message, const Batch& batch, Backlog& backlog);
 
     void connect_writer();
-    void connect_writer_retrying(Backlog& backlog);
+    void connect_writer_retrying(const Batch& batch, Backlog& backlog);
     void disconnect_writer();
     // Runs `call` (a blocking PostgreSQL call) under the write guard: the source is kept alive,
     // and past `timeout` (the config key `limit`) the writer is interrupted.
-    template <typename F>
-    void guarded(std::chrono::milliseconds timeout, const char* what, const char* limit, F&& call);
+    void guarded(std::chrono::milliseconds timeout, const char* what, const char* limit,
+                 const std::function<void()>& call);
     // Sleeps `delay`, keeping the source alive; with a backlog, deliveries that arrive are kept
     // in it (unless max_inflight_bytes is held). Throws ShutdownDeadline when the shutdown
     // deadline passes while messages are held.

@@ -879,14 +879,14 @@ TEST_CASE("on_error: stop settles what committed one by one and pauses before th
     CHECK(world.snapshot().events.size() == seen.events.size());
 }
 
-// Known defects of the worker, each shown by a test that fails today: Catch's [!shouldfail]
-// keeps the suite green and turns red once the worker is fixed — then drop the tag.
+// Defects these tests found (fixed): settling must never name a rejected tag, and the shutdown
+// deadline ends every retry loop, not only the write's.
 
 // RabbitMQ answers an ack (multiple) whose own tag is no longer outstanding with
 // PRECONDITION_FAILED "unknown delivery tag" and closes the channel: the batch's committed
 // messages come back and are written again.
 TEST_CASE("a batch that ends with a rejected message is settled without acking the rejected tag",
-          "[worker][!shouldfail]") {
+          "[worker]") {
     World world;
     world.publish_range(1, 5);
     world.refuse(5, true);
@@ -907,7 +907,7 @@ TEST_CASE("a batch that ends with a rejected message is settled without acking t
 TEST_CASE(
     "a batch that ends with a message impossible to dead-letter is settled without acking "
     "its tag",
-    "[worker][!shouldfail]") {
+    "[worker]") {
     World world;
     world.publish_range(1, 5);
     world.refuse(5, true);
@@ -927,8 +927,7 @@ TEST_CASE(
 
 // Worker::dead_letter waits without its batch: once stop is requested and the backlog is empty,
 // wait() returns at once, so the publish is retried in a hot loop and the deadline never ends it.
-TEST_CASE("the shutdown deadline also ends a dead-letter publish that keeps failing",
-          "[worker][!shouldfail]") {
+TEST_CASE("the shutdown deadline also ends a dead-letter publish that keeps failing", "[worker]") {
     World world;
     world.publish_range(1, 5);
     world.refuse(3, true);
@@ -947,8 +946,7 @@ TEST_CASE("the shutdown deadline also ends a dead-letter publish that keeps fail
 
 // Worker::connect_writer_retrying waits without its batch too: after a batch above 16 MiB the
 // writer reconnects, and a database down at shutdown keeps it reconnecting past the deadline.
-TEST_CASE("the shutdown deadline also ends reconnecting after a large batch",
-          "[worker][!shouldfail]") {
+TEST_CASE("the shutdown deadline also ends reconnecting after a large batch", "[worker]") {
     World world;
     world.publish(1, {}, 17 * 1024 * 1024);
     Config config = fast_config();

@@ -1,0 +1,16 @@
+// What worker.cpp and worker_io.cpp share and nobody else needs.
+#pragma once
+
+#include <chrono>
+
+namespace rmq2pg::worker_detail {
+
+// How long one wait for a delivery may block while the batch is empty: bounds how late a worker
+// notices a stop request.
+constexpr std::chrono::milliseconds kIdlePoll{200};
+
+// Thrown inside the worker when the shutdown deadline passed with work still unsettled; caught
+// by Worker::run().
+struct ShutdownDeadline {};
+
+}  // namespace rmq2pg::worker_detail

@@ -1,0 +1,178 @@
+// How a worker meets its peers without ever waiting on them forever: connecting the writer, the
+// write guard around every PostgreSQL call (heartbeats go on, the call is cut at its deadline),
+// the backoff wait that keeps the source alive, releasing the buffers of a huge batch, and the
+// readings other threads see (state, progress, commits). The loop itself is in worker.cpp.
+#include <malloc.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "dead_letter.h"
+#include "worker.h"
+#include "worker_internal.h"
+
+namespace rmq2pg {
+
+using worker_detail::kIdlePoll;
+using worker_detail::ShutdownDeadline;
+
+std::string Worker::identity() const {
+    return "[" + pipeline_.name + "/" + std::to_string(index_) + "]";
+}
+
+void Worker::set_state(WorkerState state) {
+    WorkerState old = state_.exchange(state);
+    if (old != state && (state != WorkerState::writing && old != WorkerState::writing))
+        spdlog::debug("{} state {} -> {}", identity(), to_string(old), to_string(state));
+}
+
+// Published for the HTTP server's in-flight gauge and the wedged-worker health check.
+void Worker::note_progress(const Batch& batch, const Backlog& backlog) {
+    in_flight_.store(batch.size() + backlog.deliveries.size());
+    last_progress_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+// Observes one committed write: its size and duration, and each message's end-to-end latency
+// from its AMQP timestamp (seconds since the epoch, set by the publisher) when it has one.
+void Worker::record_commit(const Batch& batch, const Batch::Part& part,
+                           std::chrono::steady_clock::time_point started) {
+    metrics_.commit_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    metrics_.batch_size.observe(static_cast<double>(part.size()));
+    auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+    for (std::size_t i : part)
+        if (auto ts = batch.messages()[i].delivery.timestamp)
+            metrics_.latency_seconds.observe(
+                static_cast<double>(std::max<std::int64_t>(0, now_s - *ts)));
+    metrics_.committed += part.size();
+}
+
+void Worker::connect_writer() {
+    set_state(WorkerState::connecting);
+    disconnect_writer();
+    writer_ = endpoints_->open_writer();
+    // libpq's connect_timeout bounds the connect; the catalog reads after it get a write's time.
+    guarded(std::chrono::seconds(config_.postgres_connect_timeout_s) +
+                std::chrono::milliseconds(config_.postgres_write_timeout_ms),
+            "connecting to PostgreSQL", "postgres.connect_timeout_s + write_timeout_ms",
+            [&] { writer_->connect(); });
+    auto targets = pipeline_.targets();
+    for (std::size_t t = 0; t < targets.size(); ++t)
+        mappers_.emplace_back(*targets[t], writer_->table(t), pipeline_.dedupe);
+    database_connected_ = true;
+    metrics_.pg_connects++;
+    spdlog::info("{} connected to PostgreSQL ({})", identity(),
+                 mask_url_password(config_.postgres_url));
+}
+
+void Worker::connect_writer_retrying(const Batch& batch, Backlog& backlog) {
+    while (!writer_) {
+        try {
+            connect_writer();
+        } catch (const WriteError& e) {
+            std::string reason = bounded_reason(e.what(), config_.log_redact_values);
+            spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), reason);
+            metrics_.last_error.set(identity() + " database: " + reason);
+            disconnect_writer();
+            wait(backoff_.next_delay(), &backlog, &batch);
+        }
+    }
+}
+
+void Worker::disconnect_writer() {
+    writer_.reset();
+    mappers_.clear();
+    database_connected_ = false;
+}
+
+// A batch far above max_bytes (one huge message) leaves buffers at its high-water size: the
+// batch's row buffers, the JSON parser's, libpq's output buffer. Above this they are released.
+std::size_t Worker::large_batch_bytes() const {
+    return std::max<std::size_t>(2 * pipeline_.batch.max_bytes, 16 * 1024 * 1024);
+}
+
+void Worker::release_large_buffers(Batch& batch) {
+    batch.release();
+    // The writer's connection holds libpq's grown buffers and the mappers their parsers': the
+    // next batch reconnects (one connect per huge batch) and builds both anew.
+    disconnect_writer();
+    malloc_trim(0);
+    spdlog::info("{} released the buffers of a large batch; reconnecting to PostgreSQL",
+                 identity());
+}
+
+void Worker::guarded(std::chrono::milliseconds timeout, const char* what, const char* limit,
+                     const std::function<void()>& call) {
+    auto started = std::chrono::steady_clock::now();
+    writing_since_.store(started.time_since_epoch().count());
+    Source* source = source_.get();
+    std::string reason = std::string(what) + " took longer than " +
+                         std::to_string(timeout.count()) + " ms (" + limit + ")";
+    auto period = source ? source->keep_alive_interval() : std::chrono::milliseconds(0);
+    bool keep_alive_failed = false;
+    {
+        auto watch = guard_.watch(
+            started + timeout, [this, &reason] { writer_->interrupt(reason); }, period,
+            [source, &keep_alive_failed] {
+                if (keep_alive_failed)
+                    return;
+                try {
+                    source->keep_alive();
+                } catch (const AmqpError&) {
+                    // The worker meets the broken connection at its next call and reconnects.
+                    keep_alive_failed = true;
+                }
+            });
+        try {
+            call();
+        } catch (...) {
+            writing_since_.store(0);
+            throw;
+        }
+    }
+    writing_since_.store(0);
+}
+
+void Worker::wait(std::chrono::milliseconds delay, Backlog* backlog, const Batch* batch) {
+    set_state(WorkerState::backing_off);
+    auto until = std::chrono::steady_clock::now() + delay;
+    auto keep_alive_every = source_ ? source_->keep_alive_interval() : std::chrono::milliseconds(0);
+    auto next_keep_alive = std::chrono::steady_clock::now();
+    static const Batch kNoBatch;
+    static const Backlog kNoBacklog;
+    const Batch& held_batch = batch ? *batch : kNoBatch;
+    while (std::chrono::steady_clock::now() < until) {
+        const Backlog& held_backlog = backlog ? *backlog : kNoBacklog;
+        note_progress(held_batch, held_backlog);
+        bool holding = !held_batch.empty() || !held_backlog.deliveries.empty() || batch != nullptr;
+        if (stop_.requested.load() && !holding)
+            return;
+        if (stop_.past_deadline() && holding)
+            throw ShutdownDeadline{};
+        auto slice = std::min(kIdlePoll, std::chrono::ceil<std::chrono::milliseconds>(
+                                             until - std::chrono::steady_clock::now()));
+        bool room =
+            backlog && held_batch.body_bytes() + backlog->bytes < pipeline_.max_inflight_bytes;
+        if (source_ && room) {
+            if (auto delivery = source_->next(slice)) {
+                metrics_.received++;
+                backlog->bytes += delivery->body.size();
+                backlog->deliveries.push_back(std::move(*delivery));
+            }
+            continue;
+        }
+        // Reading nothing (no backlog to keep it in, or max_inflight_bytes held): the source
+        // must still be kept alive.
+        std::this_thread::sleep_for(slice);
+        if (source_ && keep_alive_every.count() > 0 &&
+            std::chrono::steady_clock::now() >= next_keep_alive) {
+            source_->keep_alive();
+            next_keep_alive = std::chrono::steady_clock::now() + keep_alive_every;
+        }
+    }
+}
+
+}  // namespace rmq2pg
