@@ -17,6 +17,7 @@
 #include <set>
 
 #include "migration_sql.h"
+#include "write_plan.h"
 
 namespace rmq2pg {
 
@@ -37,27 +38,6 @@ const char* to_string(WriteError::Kind kind) {
 }
 
 namespace {
-
-constexpr const char* kStagingSeq = "rmq2pg_seq";
-constexpr const char* kStagingDedupe = "rmq2pg_dedupe";
-constexpr const char* kStagingOp = "rmq2pg_op";
-
-std::string quote_ident(const std::string& name) {
-    std::string out = "\"";
-    for (char c : name) {
-        if (c == '"')
-            out += '"';
-        out += c;
-    }
-    return out + "\"";
-}
-
-std::string column_list(const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& n : names)
-        out += (out.empty() ? "" : ", ") + quote_ident(n);
-    return out;
-}
 
 TypeCategory category_of(const std::string& typname, const std::string& typcategory) {
     if (typcategory == "A")
@@ -152,23 +132,6 @@ auto translate_errors(const std::string& context, F&& body, const std::size_t* t
     }
 }
 
-std::string quote_literal(const std::string& text) {
-    std::string out = "'";
-    for (char c : text) {
-        if (c == '\'')
-            out += '\'';
-        out += c;
-    }
-    return out + "'";
-}
-
-std::string prefixed(const std::string& alias, const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& n : names)
-        out += (out.empty() ? "" : ", ") + alias + "." + quote_ident(n);
-    return out;
-}
-
 bool state_tables_exist(pqxx::transaction_base& tx) {
     return tx
         .exec(
@@ -237,126 +200,11 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
     return table;
 }
 
-// The statements that write one target's batch rows, in order, after its COPY.
+// A target's catalog description and the statements that write its rows.
 struct TargetPlan {
     TableSchema table;
-    std::string copy_target;        // COPY ... FROM STDIN target with its column list
-    std::string staging;            // "" when COPY goes straight into the table
-    std::vector<std::string> then;  // statements after the COPY
+    WritePlan plan;
 };
-
-TargetPlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target,
-                       std::size_t index, TableSchema table) {
-    TargetPlan plan;
-    plan.table = std::move(table);
-    std::vector<std::string> columns;
-    for (const auto& c : target.columns)
-        columns.push_back(c.column);
-    std::string qualified = quote_ident(target.table_schema) + "." + quote_ident(target.table_name);
-    bool dedupe = !pipeline.dedupe.empty();
-    bool deletes = target.delete_when.has_value();
-    bool guarded = !target.version.empty();
-    if (target.mode == WriteMode::insert && !dedupe) {
-        plan.copy_target = qualified + " (" + column_list(columns) + ")";
-        return plan;
-    }
-    plan.staging = "rmq2pg_staging_" + std::to_string(index);
-    std::vector<std::string> copied = columns;
-    if (dedupe)
-        copied.push_back(kStagingDedupe);
-    if (deletes)
-        copied.push_back(kStagingOp);
-    plan.copy_target = plan.staging + " (" + column_list(copied) + ")";
-    const std::string& stage = plan.staging;
-
-    if (dedupe) {
-        // In-batch duplicates keep their first delivery; then ids already in the inbox (an
-        // earlier batch, another worker, a redelivery) are dropped, in the same transaction.
-        plan.then.push_back("DELETE FROM " + stage + " a USING " + stage + " b WHERE a." +
-                            kStagingDedupe + " = b." + kStagingDedupe + " AND a." + kStagingSeq +
-                            " > b." + kStagingSeq);
-        plan.then.push_back(
-            "WITH fresh AS (INSERT INTO rmq2pg_state.inbox (pipeline, message_id) "
-            "SELECT " +
-            quote_literal(pipeline.name) + ", " + kStagingDedupe + " FROM " + stage +
-            " ON CONFLICT DO NOTHING RETURNING message_id) "
-            "DELETE FROM " +
-            stage +
-            " s WHERE NOT EXISTS (SELECT 1 FROM fresh f "
-            "WHERE f.message_id = s." +
-            kStagingDedupe + ")");
-    }
-    if (target.mode == WriteMode::insert) {
-        plan.then.push_back("INSERT INTO " + qualified + " (" + column_list(columns) + ") SELECT " +
-                            column_list(columns) + " FROM " + stage + " ORDER BY " + kStagingSeq);
-        return plan;
-    }
-    std::string key = column_list(target.key);
-    // One change per key: the highest version, else the last delivered (upsert) or the first
-    // delivered (ignore). ON CONFLICT must never meet the same row twice in one statement.
-    std::string order = key + ", " +
-                        (guarded ? quote_ident(target.version) + " DESC NULLS LAST, " : "") +
-                        kStagingSeq + (target.mode == WriteMode::upsert ? " DESC" : "");
-    std::string latest =
-        "(SELECT DISTINCT ON (" + key + ") * FROM " + stage + " ORDER BY " + order + ")";
-    std::string key_json = "jsonb_build_array(" + prefixed("l", target.key) + ")";
-    std::string table_literal = quote_literal(target.qualified_table());
-    std::string not_deleted;
-    if (deletes || guarded) {
-        // Deletes, tombstones and guarded upserts of one table from several workers or instances
-        // would deadlock on each other's rows; one transaction-scoped lock per table orders them.
-        plan.then.push_back("SELECT pg_advisory_xact_lock(hashtext(" +
-                            quote_literal("rmq2pg:" + target.qualified_table()) + "))");
-    }
-    if (deletes) {
-        std::string match;
-        for (const auto& k : target.key)
-            match += " AND t." + quote_ident(k) + " = l." + quote_ident(k);
-        std::string guard = guarded ? " AND t." + quote_ident(target.version) + " <= l." +
-                                          quote_ident(target.version)
-                                    : "";
-        plan.then.push_back("DELETE FROM " + qualified + " t USING " + latest + " l WHERE l." +
-                            kStagingOp + " = 'd'" + match + guard);
-        if (guarded) {
-            // The tombstone keeps the delete's version so that an older update arriving later
-            // is refused below.
-            plan.then.push_back(
-                "INSERT INTO rmq2pg_state.tombstones AS tb (table_name, key, version) SELECT " +
-                table_literal + ", " + key_json + ", to_jsonb(l." + quote_ident(target.version) +
-                ") FROM " + latest + " l WHERE l." + kStagingOp + " = 'd' AND l." +
-                quote_ident(target.version) +
-                " IS NOT NULL ON CONFLICT (table_name, key) DO UPDATE SET version = "
-                "EXCLUDED.version, deleted_at = now() WHERE tb.version < EXCLUDED.version");
-            not_deleted =
-                " AND NOT EXISTS (SELECT 1 FROM rmq2pg_state.tombstones tb WHERE "
-                "tb.table_name = " +
-                table_literal + " AND tb.key = " + key_json + " AND tb.version >= to_jsonb(l." +
-                quote_ident(target.version) + "))";
-        }
-    }
-    std::string sql =
-        "INSERT INTO " + qualified + " AS t (" + column_list(columns) + ") SELECT " +
-        prefixed("l", columns) + " FROM " + latest + " l WHERE true" +
-        (deletes ? std::string(" AND l.") + kStagingOp + " IS DISTINCT FROM 'd'" : "") +
-        not_deleted + " ON CONFLICT (" + key + ") ";
-    std::vector<std::string> non_key;
-    for (const auto& c : columns)
-        if (std::find(target.key.begin(), target.key.end(), c) == target.key.end())
-            non_key.push_back(c);
-    if (target.mode == WriteMode::ignore || non_key.empty()) {
-        sql += "DO NOTHING";
-    } else {
-        sql += "DO UPDATE SET ";
-        for (std::size_t i = 0; i < non_key.size(); ++i)
-            sql += (i ? ", " : "") + quote_ident(non_key[i]) + " = EXCLUDED." +
-                   quote_ident(non_key[i]);
-        if (guarded)
-            sql += " WHERE t." + quote_ident(target.version) + " IS NULL OR t." +
-                   quote_ident(target.version) + " < EXCLUDED." + quote_ident(target.version);
-    }
-    plan.then.push_back(sql);
-    return plan;
-}
 
 }  // namespace
 
@@ -448,20 +296,9 @@ void PgWriter::connect_now() {
         auto targets = pipeline.targets();
         for (std::size_t i = 0; i < targets.size(); ++i) {
             const TargetConfig& target = *targets[i];
-            TargetPlan plan = plan_target(pipeline, target, i, read_table(tx, pipeline, target));
-            if (!plan.staging.empty()) {
-                std::vector<std::string> columns;
-                for (const auto& c : target.columns)
-                    columns.push_back(c.column);
-                // Same column types as the target, none of its constraints: conversion errors
-                // surface in COPY with a line number; constraint errors in the statements after.
-                tx.exec("CREATE TEMP TABLE " + plan.staging + " ON COMMIT DELETE ROWS AS SELECT " +
-                        column_list(columns) + " FROM " + quote_ident(target.table_schema) + "." +
-                        quote_ident(target.table_name) + " WITH NO DATA");
-                tx.exec("ALTER TABLE " + plan.staging + " ADD COLUMN " + kStagingSeq +
-                        " bigserial, ADD COLUMN " + kStagingDedupe + " text, ADD COLUMN " +
-                        kStagingOp + " text");
-            }
+            TargetPlan plan{read_table(tx, pipeline, target), plan_target(pipeline, target, i)};
+            for (const auto& statement : plan.plan.create_staging)
+                tx.exec(statement);
             if (target.delete_when && !target.version.empty())
                 impl_->tombstone_tables.push_back(target.qualified_table());
             impl_->targets.push_back(std::move(plan));
@@ -504,7 +341,7 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
                 if (part.count == 0)
                     continue;
                 current = part.target;
-                const TargetPlan& plan = impl_->targets.at(part.target);
+                const WritePlan& plan = impl_->targets.at(part.target).plan;
                 {
                 // libpqxx 6.4 keeps stream_to's raw-line writer private; tablewriter exposes
                 // it, and the rows are already COPY text: one call sends them all.
