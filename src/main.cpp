@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -38,12 +39,13 @@ constexpr const char* kUsage =
 
 int check_config(const rmq2pg::Config& config) {
     // A reachable database lets us check tables, columns and unique keys too; an unreachable
-    // one is not a config error.
-    setenv("PGCONNECT_TIMEOUT", "5", /*overwrite=*/0);
+    // one is not a config error, and is given up on after at most 5 s.
+    auto settings = rmq2pg::PgConnectionSettings::of(config, "rmq2pg --check-config");
+    settings.connect_timeout_s = std::min<std::int64_t>(settings.connect_timeout_s, 5);
     int status = 0;
     for (const auto& pipeline : config.pipelines) {
         try {
-            rmq2pg::check_pipeline_against_database(config.postgres_url, pipeline);
+            rmq2pg::check_pipeline_against_database(settings, pipeline);
         } catch (const rmq2pg::WriteError& e) {
             if (e.kind() == rmq2pg::WriteError::Kind::connection) {
                 std::fprintf(stderr, "%s: note: PostgreSQL not reachable, tables not checked: %s\n",
@@ -126,7 +128,7 @@ int main(int argc, char** argv) {
         // Creates rmq2pg_state.inbox and rmq2pg_state.tombstones (sql/002_rmq2pg_state.sql);
         // idempotent.
         try {
-            rmq2pg::migrate(config.postgres_url);
+            rmq2pg::migrate(rmq2pg::PgConnectionSettings::of(config, "rmq2pg --migrate"));
         } catch (const rmq2pg::WriteError& e) {
             std::fprintf(stderr, "rmq2pg --migrate: %s\n", e.what());
             return 1;

@@ -1,12 +1,16 @@
-// libpqxx behind PgWriter. Design: a batch is one transaction. insert mode COPYs the rows
-// straight into the table; ignore/upsert COPY into a per-connection temporary staging table (same
-// column types, no constraints) and then run one INSERT ... SELECT ... ON CONFLICT, with
-// DISTINCT ON the key so several changes to one key in a batch never hit the same row twice
-// (the last delivered wins for upsert, the first for ignore). COMMIT is the last statement;
-// the caller acks only after write() returned. libpqxx exceptions are mapped to WriteError
-// kinds by SQLSTATE class, so the worker knows whether to reconnect, retry or isolate a row.
+// libpqxx behind PgWriter. Design: a batch is one transaction, run as write_plan.cpp plans it:
+// insert mode COPYs the rows straight into the table; the other modes create a temporary staging
+// table inside the batch's transaction (ON COMMIT DROP), COPY into it and run plain statements.
+// Nothing outlives the transaction on the server (no temporary table kept between batches, no
+// named prepared statement, no session SET: SET LOCAL only, no session advisory lock), so a
+// pooler in transaction mode may give every transaction another server connection. Every batch
+// statement runs under SET LOCAL statement_timeout (the server's deadline); interrupt() is the
+// client's for a server that never answers. COMMIT is the last statement; the caller acks only
+// after write() returned. libpqxx exceptions are mapped to WriteError kinds by SQLSTATE class,
+// so the worker knows whether to reconnect, retry or isolate a row.
 #include "pg_writer.h"
 
+#include <libpq-fe.h>
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
 
@@ -15,27 +19,12 @@
 #include <algorithm>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include "migration_sql.h"
 #include "write_plan.h"
 
 namespace rmq2pg {
-
-const char* to_string(WriteError::Kind kind) {
-    switch (kind) {
-        case WriteError::Kind::connection:
-            return "connection lost";
-        case WriteError::Kind::transient:
-            return "transient";
-        case WriteError::Kind::outcome_unknown:
-            return "commit outcome unknown";
-        case WriteError::Kind::bad_data:
-            return "bad data";
-        case WriteError::Kind::schema:
-            return "schema";
-    }
-    return "?";
-}
 
 namespace {
 
@@ -51,20 +40,6 @@ TypeCategory category_of(const std::string& typname, const std::string& typcateg
     if (typname == "timestamp" || typname == "timestamptz" || typname == "date")
         return TypeCategory::timestamp;
     return TypeCategory::text;
-}
-
-// SQLSTATE class → next action. https://www.postgresql.org/docs/15/errcodes-appendix.html
-WriteError::Kind classify_sqlstate(const std::string& state) {
-    std::string cls = state.substr(0, 2);
-    if (cls == "08" || cls == "57")
-        return WriteError::Kind::connection;  // connection, shutdown
-    if (cls == "40" || cls == "53" || cls == "55" || cls == "58" || cls == "XX")
-        return WriteError::Kind::transient;  // rollback, resources, lock, system, internal
-    if (cls == "22" || cls == "23")
-        return WriteError::Kind::bad_data;  // data, constraint
-    if (state == "54000")
-        return WriteError::Kind::bad_data;  // e.g. a value too large for a row
-    return WriteError::Kind::schema;        // 42 (missing table/column), 28, 3F, 0A...
 }
 
 std::optional<std::size_t> blamed_copy_line(const std::string& message) {
@@ -200,6 +175,23 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
     return table;
 }
 
+// The first statement of every transaction: the server cancels any statement of it that runs
+// longer than the write deadline (SQLSTATE 57014, retried). SET LOCAL ends with the transaction.
+std::string statement_timeout(const PgConnectionSettings& settings) {
+    return "SET LOCAL statement_timeout = " + std::to_string(settings.write_timeout_ms);
+}
+
+// A value in a key=value connection string: single-quoted, quotes and backslashes escaped.
+std::string conninfo_value(const std::string& value) {
+    std::string out = "'";
+    for (char c : value) {
+        if (c == '\'' || c == '\\')
+            out += '\\';
+        out += c;
+    }
+    return out + "'";
+}
+
 // A target's catalog description and the statements that write its rows.
 struct TargetPlan {
     TableSchema table;
@@ -209,9 +201,8 @@ struct TargetPlan {
 }  // namespace
 
 struct PgWriter::Impl {
-    std::string url;
+    PgConnectionSettings settings;
     const PipelineConfig* pipeline = nullptr;
-    std::string application_name;
     // interrupt() runs on the guard's thread: it reads `socket` and sets `interrupted` under
     // `socket_lock`, which the owner's thread also takes to publish and retire the socket.
     std::mutex socket_lock;
@@ -226,12 +217,57 @@ struct PgWriter::Impl {
     std::int64_t tombstone_retention_s = 0;
 };
 
-PgWriter::PgWriter(const std::string& url, const PipelineConfig& pipeline,
-                   const std::string& application_name)
+PgConnectionSettings PgConnectionSettings::of(const Config& config, std::string application_name) {
+    PgConnectionSettings settings;
+    settings.url = config.postgres_url;
+    settings.write_timeout_ms = config.postgres_write_timeout_ms;
+    settings.connect_timeout_s = config.postgres_connect_timeout_s;
+    settings.application_name = std::move(application_name);
+    return settings;
+}
+
+std::string connection_string(const PgConnectionSettings& settings) {
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> options(
+        PQconninfoParse(settings.url.c_str(), &error), PQconninfoFree);
+    if (!options) {
+        std::string why = error ? one_line(error) : "out of memory";
+        PQfreemem(error);
+        throw WriteError(WriteError::Kind::schema,
+                         "postgres.url is not a libpq connection string: " + why);
+    }
+    // What the URL sets wins; these are added where it is silent. A dead peer (a crashed host,
+    // a dropped network) is noticed within about 10 s whether the connection is idle (keepalive
+    // probes after 5 s idle, every 2 s, 3 unanswered) or sending (tcp_user_timeout: data
+    // unacknowledged for 10 s), instead of the kernel's defaults of hours.
+    std::vector<std::pair<std::string, std::string>> defaults = {
+        {"connect_timeout", std::to_string(settings.connect_timeout_s)},
+        {"keepalives", "1"},
+        {"keepalives_idle", "5"},
+        {"keepalives_interval", "2"},
+        {"keepalives_count", "3"},
+        {"tcp_user_timeout", "10000"},
+    };
+    std::string out;
+    std::set<std::string> given;
+    for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+        // application_name names the worker in pg_stat_activity: ours, whatever the URL says.
+        // It is a startup parameter, so it needs no session SET (PgBouncer keeps it per client).
+        if (o->val == nullptr || std::string(o->keyword) == "application_name")
+            continue;
+        given.insert(o->keyword);
+        out += std::string(o->keyword) + "=" + conninfo_value(o->val) + " ";
+    }
+    for (const auto& [keyword, value] : defaults)
+        if (given.count(keyword) == 0)
+            out += keyword + "=" + conninfo_value(value) + " ";
+    return out + "application_name=" + conninfo_value(settings.application_name);
+}
+
+PgWriter::PgWriter(PgConnectionSettings settings, const PipelineConfig& pipeline)
     : impl_(std::make_unique<Impl>()) {
-    impl_->url = url;
+    impl_->settings = std::move(settings);
     impl_->pipeline = &pipeline;
-    impl_->application_name = application_name;
 }
 
 void PgWriter::interrupt(const std::string& reason) {
@@ -269,36 +305,32 @@ void PgWriter::connect() {
 }
 
 void PgWriter::connect_now() {
-    const std::string& url = impl_->url;
     const PipelineConfig& pipeline = *impl_->pipeline;
-    const std::string& application_name = impl_->application_name;
     impl_->context = "pipeline '" + pipeline.name + "'";
     impl_->pipeline_name = pipeline.name;
     if (!pipeline.dedupe.empty())
         impl_->dedupe_retention_s = pipeline.dedupe_retention_s;
     impl_->tombstone_retention_s = pipeline.tombstone_retention_s;
     translate_errors(impl_->context, [&] {
-        impl_->conn = std::make_unique<pqxx::connection>(url);
+        impl_->conn = std::make_unique<pqxx::connection>(connection_string(impl_->settings));
         {
             std::lock_guard<std::mutex> lock(impl_->socket_lock);
             impl_->socket = impl_->conn->sock();
             if (!impl_->interrupted.empty())
                 ::shutdown(impl_->socket, SHUT_RDWR);
         }
-        // A silent reconnect inside libpqxx would lose the temporary staging tables and hide
-        // the failure from the worker, which must see it to retry the batch correctly.
+        // A silent reconnect inside libpqxx would hide the failure from the worker, which must
+        // see it to retry the batch correctly (and know a COMMIT's outcome is unknown).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
         impl_->conn->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
-        impl_->conn->set_variable("application_name", impl_->conn->quote(application_name));
         pqxx::work tx(*impl_->conn, "setup");
+        tx.exec(statement_timeout(impl_->settings));
         auto targets = pipeline.targets();
         for (std::size_t i = 0; i < targets.size(); ++i) {
             const TargetConfig& target = *targets[i];
             TargetPlan plan{read_table(tx, pipeline, target), plan_target(pipeline, target, i)};
-            for (const auto& statement : plan.plan.create_staging)
-                tx.exec(statement);
             if (target.delete_when && !target.version.empty())
                 impl_->tombstone_tables.push_back(target.qualified_table());
             impl_->targets.push_back(std::move(plan));
@@ -337,6 +369,13 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
             if (!impl_->conn->is_open())
                 throw WriteError(WriteError::Kind::connection, "connection is closed");
             pqxx::work tx(*impl_->conn, "batch");
+            // One round trip: the deadline, then every staging table this batch needs.
+            std::string setup = statement_timeout(impl_->settings);
+            for (const auto& part : parts)
+                if (part.count > 0)
+                    for (const auto& statement : impl_->targets.at(part.target).plan.create_staging)
+                        setup += "; " + statement;
+            tx.exec(setup);
             for (const auto& part : parts) {
                 if (part.count == 0)
                     continue;
@@ -364,6 +403,7 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
 void PgWriter::prune() {
     translate_errors(impl_->context + " (prune)", [&] {
         pqxx::work tx(*impl_->conn, "prune");
+        tx.exec(statement_timeout(impl_->settings));
         if (impl_->dedupe_retention_s > 0)
             tx.exec("DELETE FROM rmq2pg_state.inbox WHERE pipeline = " +
                     quote_literal(impl_->pipeline_name) +
@@ -378,10 +418,10 @@ void PgWriter::prune() {
     });
 }
 
-TableSchema check_pipeline_against_database(const std::string& url,
+TableSchema check_pipeline_against_database(const PgConnectionSettings& settings,
                                             const PipelineConfig& pipeline) {
     return translate_errors("pipeline '" + pipeline.name + "'", [&] {
-        pqxx::connection conn(url);
+        pqxx::connection conn(connection_string(settings));
         pqxx::read_transaction tx(conn, "check");
         std::vector<TableSchema> tables;
         for (const TargetConfig* target : pipeline.targets())
@@ -390,9 +430,9 @@ TableSchema check_pipeline_against_database(const std::string& url,
     });
 }
 
-void migrate(const std::string& url) {
+void migrate(const PgConnectionSettings& settings) {
     translate_errors("migration", [&] {
-        pqxx::connection conn(url);
+        pqxx::connection conn(connection_string(settings));
         pqxx::work tx(conn, "migrate");
         tx.exec(kStateMigrationSql);
         tx.commit();

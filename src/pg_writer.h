@@ -3,48 +3,17 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "config.h"
 #include "table_schema.h"
+#include "write_error.h"
 
 namespace rmq2pg {
-
-class WriteError : public std::runtime_error {
-  public:
-    enum class Kind {
-        connection,       // the connection is gone: reconnect, then retry the batch
-        transient,        // serialization failure, deadlock, disk full...: retry the batch
-        outcome_unknown,  // COMMIT sent, no answer: retry (insert mode may duplicate)
-        bad_data,         // a row is unacceptable: isolate it, commit the rest
-        schema,           // table/column/permission problem: no row can succeed until fixed
-    };
-    WriteError(Kind kind, const std::string& what, std::string sqlstate = {},
-               std::optional<std::size_t> failed_row = std::nullopt, std::size_t failed_target = 0)
-        : std::runtime_error(what),
-          kind_(kind),
-          sqlstate_(std::move(sqlstate)),
-          failed_row_(failed_row),
-          failed_target_(failed_target) {}
-    Kind kind() const { return kind_; }
-    const std::string& sqlstate() const { return sqlstate_; }
-    // The 0-based row of the COPY data PostgreSQL blamed, when it said so.
-    std::optional<std::size_t> failed_row() const { return failed_row_; }
-    // Which target's statements failed (an index into PipelineConfig::targets()).
-    std::size_t failed_target() const { return failed_target_; }
-
-  private:
-    Kind kind_;
-    std::string sqlstate_;
-    std::optional<std::size_t> failed_row_;
-    std::size_t failed_target_;
-};
-
-const char* to_string(WriteError::Kind kind);
 
 // The rows of one target in a write: COPY text, rows separated by '\n', no trailing newline.
 struct TargetRows {
@@ -53,11 +22,29 @@ struct TargetRows {
     std::size_t count = 0;
 };
 
+// How rmq2pg's PostgreSQL connections are opened and bounded (the postgres: keys).
+struct PgConnectionSettings {
+    std::string url;
+    std::int64_t write_timeout_ms = 30000;  // statement_timeout of every batch statement
+    std::int64_t connect_timeout_s = 10;    // libpq's connect_timeout
+    std::string application_name = "rmq2pg";
+
+    static PgConnectionSettings of(const Config& config, std::string application_name);
+};
+
+// The libpq connection string of `settings`: its URL (URI or key=value form) with the deadlines
+// and TCP keepalives added where the URL does not set them, and application_name. Throws
+// WriteError(schema) when libpq cannot parse the URL.
+std::string connection_string(const PgConnectionSettings& settings);
+
+// Thread ownership: everything but interrupt() runs on the owning worker's thread.
+// Nothing outlives a transaction on the server (no temporary table, no named prepared statement,
+// no session SET or advisory lock), so a pooler in transaction mode (PgBouncer) may hand each
+// transaction to another server connection.
 class PgWriter {
   public:
     // Keeps the settings; connect() opens the connection.
-    PgWriter(const std::string& url, const PipelineConfig& pipeline,
-             const std::string& application_name);
+    PgWriter(PgConnectionSettings settings, const PipelineConfig& pipeline);
     ~PgWriter();
     PgWriter(const PgWriter&) = delete;
     PgWriter& operator=(const PgWriter&) = delete;
@@ -96,11 +83,12 @@ class PgWriter {
 };
 
 // Creates rmq2pg's own tables (sql/002_rmq2pg_state.sql); idempotent. Throws WriteError.
-void migrate(const std::string& url);
+void migrate(const PgConnectionSettings& settings);
 
 // Reads every target table and checks the pipeline's mapping against it (columns exist, key
 // columns carry a unique index for ignore/upsert, rmq2pg's tables exist when needed); used by
 // --check-config. Returns the first target's table. Throws WriteError.
-TableSchema check_pipeline_against_database(const std::string& url, const PipelineConfig& pipeline);
+TableSchema check_pipeline_against_database(const PgConnectionSettings& settings,
+                                            const PipelineConfig& pipeline);
 
 }  // namespace rmq2pg

@@ -190,7 +190,8 @@ void Worker::run() {
 void Worker::connect_writer() {
     set_state(WorkerState::connecting);
     std::string application_name = "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_);
-    writer_ = std::make_unique<PgWriter>(config_.postgres_url, pipeline_, application_name);
+    writer_ =
+        std::make_unique<PgWriter>(PgConnectionSettings::of(config_, application_name), pipeline_);
     writer_->connect();
     mappers_.clear();
     auto targets = pipeline_.targets();
