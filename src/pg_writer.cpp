@@ -78,6 +78,29 @@ std::string one_line(std::string text) {
     return text;
 }
 
+// The SQLSTATE of a libpqxx error. libpqxx 6.4 leaves it empty for a few errors it gives a type
+// of their own (its result.cxx throws insufficient_privilege and the class 40 errors without the
+// code): the type says it then. Without this, "permission denied" read as a lost connection.
+std::string sqlstate_of(const pqxx::failure& e) {
+    if (auto sql = dynamic_cast<const pqxx::sql_error*>(&e); sql && !sql->sqlstate().empty())
+        return sql->sqlstate();
+    if (dynamic_cast<const pqxx::insufficient_privilege*>(&e))
+        return "42501";
+    if (dynamic_cast<const pqxx::serialization_failure*>(&e))
+        return "40001";
+    if (dynamic_cast<const pqxx::deadlock_detected*>(&e))
+        return "40P01";
+    if (dynamic_cast<const pqxx::statement_completion_unknown*>(&e))
+        return "40003";
+    if (dynamic_cast<const pqxx::transaction_rollback*>(&e))
+        return "40000";
+    return {};
+}
+
+std::string sqlstate_suffix(const std::string& state) {
+    return state.empty() ? "" : " (SQLSTATE " + state + ")";
+}
+
 // Runs `body`, translating libpqxx exceptions into WriteError.
 template <typename F>
 auto translate_errors(const std::string& context, F&& body, const std::size_t* target = nullptr)
@@ -92,15 +115,15 @@ auto translate_errors(const std::string& context, F&& body, const std::size_t* t
         throw WriteError(WriteError::Kind::connection, context + ": " + one_line(e.what()));
     } catch (const pqxx::transaction_rollback& e) {
         // Serialization failure, deadlock: the transaction is gone, the connection is fine.
-        throw WriteError(WriteError::Kind::transient, context + ": " + one_line(e.what()));
+        std::string state = sqlstate_of(e);
+        throw WriteError(WriteError::Kind::transient,
+                         context + ": " + one_line(e.what()) + sqlstate_suffix(state), state);
     } catch (const pqxx::sql_error& e) {
-        std::string text = one_line(e.what());
-        if (!e.sqlstate().empty())
-            text += " (SQLSTATE " + e.sqlstate() + ")";
+        std::string state = sqlstate_of(e);
         WriteError::Kind kind =
-            e.sqlstate().empty() ? WriteError::Kind::connection : classify_sqlstate(e.sqlstate());
-        throw WriteError(kind, context + ": " + text, e.sqlstate(), blamed_copy_line(e.what()),
-                         target ? *target : 0);
+            state.empty() ? WriteError::Kind::connection : classify_sqlstate(state);
+        throw WriteError(kind, context + ": " + one_line(e.what()) + sqlstate_suffix(state), state,
+                         blamed_copy_line(e.what()), target ? *target : 0);
     } catch (const pqxx::failure& e) {
         // libpqxx reports a dropped connection during COPY as a plain failure.
         throw WriteError(WriteError::Kind::connection, context + ": " + one_line(e.what()));
