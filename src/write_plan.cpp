@@ -71,7 +71,10 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
         plan.copy_target = qualified + " (" + column_list(columns) + ")";
         return plan;
     }
-    plan.staging = "rmq2pg_staging_" + std::to_string(index);
+    // Not the rmq2pg_staging_N of versions that kept their staging tables for the session:
+    // through a transaction pool, such a version leaves them on server connections this one
+    // may get (during a rolling upgrade), and the CREATE would fail with 42P07.
+    plan.staging = "rmq2pg_batch_" + std::to_string(index);
     std::vector<std::string> copied = columns;
     if (dedupe)
         copied.push_back(kStagingDedupe);

@@ -76,19 +76,19 @@ TEST_CASE("insert with dedupe stages, drops seen ids, then inserts in delivery o
     PipelineConfig p = orders(WriteMode::insert);
     p.dedupe = "message_id";
     WritePlan plan = plan_target(p, p, 0);
-    CHECK(plan.staging == "rmq2pg_staging_0");
+    CHECK(plan.staging == "rmq2pg_batch_0");
     CHECK(plan.copy_target ==
-          R"(rmq2pg_staging_0 ("id", "account", "amount", "version", "rmq2pg_dedupe"))");
+          R"(rmq2pg_batch_0 ("id", "account", "amount", "version", "rmq2pg_dedupe"))");
     REQUIRE(plan.then.size() == 3);
     // In-batch duplicates: the later delivery goes.
-    CHECK(has(plan.then[0], "DELETE FROM rmq2pg_staging_0 a USING rmq2pg_staging_0 b"));
+    CHECK(has(plan.then[0], "DELETE FROM rmq2pg_batch_0 a USING rmq2pg_batch_0 b"));
     CHECK(has(plan.then[0], "a.ctid > b.ctid"));
     // Ids already in the inbox go, under the pipeline's name.
     CHECK(has(plan.then[1], "INSERT INTO rmq2pg_state.inbox (pipeline, message_id) SELECT 'p'"));
     CHECK(has(plan.then[1], "ON CONFLICT DO NOTHING RETURNING message_id"));
-    CHECK(has(plan.then[1], "DELETE FROM rmq2pg_staging_0 s WHERE NOT EXISTS"));
+    CHECK(has(plan.then[1], "DELETE FROM rmq2pg_batch_0 s WHERE NOT EXISTS"));
     CHECK(plan.then[2] == R"(INSERT INTO "public"."orders" ("id", "account", "amount", "version"))"
-                          R"( SELECT "id", "account", "amount", "version" FROM rmq2pg_staging_0)"
+                          R"( SELECT "id", "account", "amount", "version" FROM rmq2pg_batch_0)"
                           " ORDER BY ctid");
     CHECK(count(plan, "ON CONFLICT (") == 0);
     CHECK(find(plan, kLock) == -1);
@@ -98,12 +98,12 @@ TEST_CASE("every staged mode creates its staging table in the batch's transactio
           "[write_plan]") {
     PipelineConfig p = orders(WriteMode::upsert);
     WritePlan plan = plan_target(p, p, 3);
-    CHECK(plan.staging == "rmq2pg_staging_3");
+    CHECK(plan.staging == "rmq2pg_batch_3");
     REQUIRE_FALSE(plan.create_staging.empty());
     std::string ddl;
     for (const auto& s : plan.create_staging)
         ddl += s + ";";
-    CHECK(has(ddl, "CREATE TEMP TABLE rmq2pg_staging_3"));
+    CHECK(has(ddl, "CREATE TEMP TABLE rmq2pg_batch_3"));
     // Dropped with the transaction: nothing stays on a server connection a pooler shares.
     CHECK(has(ddl, "ON COMMIT DROP"));
     CHECK(has(ddl, R"(SELECT "id", "account", "amount", "version", NULL::text AS rmq2pg_dedupe, )"
@@ -115,11 +115,11 @@ TEST_CASE("every staged mode creates its staging table in the batch's transactio
 TEST_CASE("ignore mode keeps the first delivery per key and never updates", "[write_plan]") {
     PipelineConfig p = orders(WriteMode::ignore);
     WritePlan plan = plan_target(p, p, 0);
-    CHECK(plan.copy_target == R"(rmq2pg_staging_0 ("id", "account", "amount", "version"))");
+    CHECK(plan.copy_target == R"(rmq2pg_batch_0 ("id", "account", "amount", "version"))");
     REQUIRE(plan.then.size() == 1);
     const std::string& sql = plan.then[0];
     CHECK(has(sql, R"(INSERT INTO "public"."orders" AS t ("id", "account", "amount", "version"))"));
-    CHECK(has(sql, R"(SELECT DISTINCT ON ("id") * FROM rmq2pg_staging_0 ORDER BY "id", ctid))"));
+    CHECK(has(sql, R"(SELECT DISTINCT ON ("id") * FROM rmq2pg_batch_0 ORDER BY "id", ctid))"));
     CHECK_FALSE(has(sql, "ctid DESC"));
     CHECK(has(sql, R"(ON CONFLICT ("id") DO NOTHING)"));
     CHECK_FALSE(has(sql, "DO UPDATE"));
@@ -265,10 +265,10 @@ TEST_CASE("each route writes its own table through its own staging table", "[wri
         plans.push_back(plan_target(p, *targets[i], i));
     CHECK(plans[0].copy_target == R"("public"."orders" ("id", "account"))");
     CHECK(plans[0].then.empty());
-    CHECK(plans[1].staging == "rmq2pg_staging_1");
+    CHECK(plans[1].staging == "rmq2pg_batch_1");
     CHECK(has(plans[1].then.back(), R"(INSERT INTO "billing"."payments" AS t)"));
     CHECK(has(plans[1].then.back(), "DO UPDATE SET \"account\" = EXCLUDED.\"account\""));
-    CHECK(plans[2].staging == "rmq2pg_staging_2");
+    CHECK(plans[2].staging == "rmq2pg_batch_2");
     CHECK(has(plans[2].then.back(), R"(INSERT INTO "public"."audit" AS t)"));
     CHECK(has(plans[2].then.back(), "DO NOTHING"));
 }
