@@ -50,7 +50,7 @@ class PgWriter {
     PgWriter& operator=(const PgWriter&) = delete;
 
     // Connects, reads every target table from the catalog, checks the mapping against it and
-    // prepares the statements. Throws WriteError (connection or schema).
+    // plans the statements of each target (write_plan.h). Throws WriteError (connection or schema).
     void connect();
 
     // Thread-safe, for the worker's write guard: makes a connect() or write() that is blocked on
