@@ -17,6 +17,8 @@ packages=(
     dpkg-dev docker-compose
     # private servers for the integration tests and the demo (scripts/servers.sh)
     rabbitmq-server postgresql postgresql-client
+    # a private PgBouncer in transaction pooling for tests/integration/pgbouncer.sh (scripts/pgbouncer.sh)
+    pgbouncer
     # pgrep/pkill, fuser/killall used by the test scripts
     procps psmisc bc python3
     # the HTTP endpoints' tests: curl scrapes, headless Chromium renders the status page

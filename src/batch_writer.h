@@ -4,46 +4,13 @@
 #pragma once
 
 #include <cstddef>
-#include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "table_schema.h"
+#include "write_error.h"
 
 namespace rmq2pg {
-
-class WriteError : public std::runtime_error {
-  public:
-    enum class Kind {
-        connection,       // the connection is gone: reconnect, then retry the batch
-        transient,        // serialization failure, deadlock, disk full...: retry the batch
-        outcome_unknown,  // COMMIT sent, no answer: retry (insert mode may duplicate)
-        bad_data,         // a row is unacceptable: isolate it, commit the rest
-        schema,           // table/column/permission problem: no row can succeed until fixed
-    };
-    WriteError(Kind kind, const std::string& what, std::string sqlstate = {},
-               std::optional<std::size_t> failed_row = std::nullopt, std::size_t failed_target = 0)
-        : std::runtime_error(what),
-          kind_(kind),
-          sqlstate_(std::move(sqlstate)),
-          failed_row_(failed_row),
-          failed_target_(failed_target) {}
-    Kind kind() const { return kind_; }
-    const std::string& sqlstate() const { return sqlstate_; }
-    // The 0-based row of the COPY data PostgreSQL blamed, when it said so.
-    std::optional<std::size_t> failed_row() const { return failed_row_; }
-    // Which target's statements failed (an index into PipelineConfig::targets()).
-    std::size_t failed_target() const { return failed_target_; }
-
-  private:
-    Kind kind_;
-    std::string sqlstate_;
-    std::optional<std::size_t> failed_row_;
-    std::size_t failed_target_;
-};
-
-const char* to_string(WriteError::Kind kind);
 
 // The rows of one target in a write: COPY text, rows separated by '\n', no trailing newline.
 struct TargetRows {

@@ -4,6 +4,8 @@
 // column or unique key is an error (exit 78).
 #include "commands.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -64,9 +66,12 @@ int check_config_command(const Config& config) {
     int status = check_database_access(config, go_on);
     if (!go_on)
         return status;
+    // The tables are read through the daemon's own connection settings, given up on after 5 s.
+    auto settings = PgConnectionSettings::of(config, "rmq2pg --check-config");
+    settings.connect_timeout_s = std::min<std::int64_t>(settings.connect_timeout_s, 5);
     for (const auto& pipeline : config.pipelines) {
         try {
-            check_pipeline_against_database(config.postgres_url, pipeline);
+            check_pipeline_against_database(settings, pipeline);
         } catch (const WriteError& e) {
             if (e.kind() == WriteError::Kind::connection) {
                 std::fprintf(stderr, "%s: note: PostgreSQL not reachable, tables not checked: %s\n",
@@ -85,7 +90,7 @@ int check_config_command(const Config& config) {
 
 int migrate_command(const Config& config) {
     try {
-        migrate(config.postgres_url);
+        migrate(PgConnectionSettings::of(config, "rmq2pg --migrate"));
     } catch (const WriteError& e) {
         std::fprintf(stderr, "rmq2pg --migrate: %s\n", e.what());
         return kExitFailure;

@@ -40,8 +40,10 @@ std::unique_ptr<Source> BrokerEndpoints::open_source() {
 }
 
 std::unique_ptr<BatchWriter> BrokerEndpoints::open_writer() {
-    return std::make_unique<PgWriter>(config_.postgres_url, pipeline_,
-                                      "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_));
+    return std::make_unique<PgWriter>(
+        PgConnectionSettings::of(config_,
+                                 "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_)),
+        pipeline_);
 }
 
 void BrokerEndpoints::broker_failed() {

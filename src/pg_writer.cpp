@@ -1,12 +1,16 @@
-// libpqxx behind PgWriter. Design: a batch is one transaction. insert mode COPYs the rows
-// straight into the table; ignore/upsert COPY into a per-connection temporary staging table (same
-// column types, no constraints) and then run one INSERT ... SELECT ... ON CONFLICT, with
-// DISTINCT ON the key so several changes to one key in a batch never hit the same row twice
-// (the last delivered wins for upsert, the first for ignore). COMMIT is the last statement;
-// the caller acks only after write() returned. libpqxx exceptions are mapped to WriteError
-// kinds by SQLSTATE class, so the worker knows whether to reconnect, retry or isolate a row.
+// libpqxx behind PgWriter. Design: a batch is one transaction, run as write_plan.cpp plans it:
+// insert mode COPYs the rows straight into the table; the other modes create a temporary staging
+// table inside the batch's transaction (ON COMMIT DROP), COPY into it and run plain statements.
+// Nothing outlives the transaction on the server (no temporary table kept between batches, no
+// named prepared statement, no session SET: SET LOCAL only, no session advisory lock), so a
+// pooler in transaction mode may give every transaction another server connection. Every batch
+// statement runs under SET LOCAL statement_timeout (the server's deadline); interrupt() is the
+// client's for a server that never answers. COMMIT is the last statement; the caller acks only
+// after write() returned. libpqxx exceptions are mapped to WriteError kinds by SQLSTATE class,
+// so the worker knows whether to reconnect, retry or isolate a row.
 #include "pg_writer.h"
 
+#include <libpq-fe.h>
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
 
@@ -15,49 +19,14 @@
 #include <algorithm>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include "migration_sql.h"
+#include "write_plan.h"
 
 namespace rmq2pg {
 
-const char* to_string(WriteError::Kind kind) {
-    switch (kind) {
-        case WriteError::Kind::connection:
-            return "connection lost";
-        case WriteError::Kind::transient:
-            return "transient";
-        case WriteError::Kind::outcome_unknown:
-            return "commit outcome unknown";
-        case WriteError::Kind::bad_data:
-            return "bad data";
-        case WriteError::Kind::schema:
-            return "schema";
-    }
-    return "?";
-}
-
 namespace {
-
-constexpr const char* kStagingSeq = "rmq2pg_seq";
-constexpr const char* kStagingDedupe = "rmq2pg_dedupe";
-constexpr const char* kStagingOp = "rmq2pg_op";
-
-std::string quote_ident(const std::string& name) {
-    std::string out = "\"";
-    for (char c : name) {
-        if (c == '"')
-            out += '"';
-        out += c;
-    }
-    return out + "\"";
-}
-
-std::string column_list(const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& n : names)
-        out += (out.empty() ? "" : ", ") + quote_ident(n);
-    return out;
-}
 
 TypeCategory category_of(const std::string& typname, const std::string& typcategory) {
     if (typcategory == "A")
@@ -71,20 +40,6 @@ TypeCategory category_of(const std::string& typname, const std::string& typcateg
     if (typname == "timestamp" || typname == "timestamptz" || typname == "date")
         return TypeCategory::timestamp;
     return TypeCategory::text;
-}
-
-// SQLSTATE class → next action. https://www.postgresql.org/docs/15/errcodes-appendix.html
-WriteError::Kind classify_sqlstate(const std::string& state) {
-    std::string cls = state.substr(0, 2);
-    if (cls == "08" || cls == "57")
-        return WriteError::Kind::connection;  // connection, shutdown
-    if (cls == "40" || cls == "53" || cls == "55" || cls == "58" || cls == "XX")
-        return WriteError::Kind::transient;  // rollback, resources, lock, system, internal
-    if (cls == "22" || cls == "23")
-        return WriteError::Kind::bad_data;  // data, constraint
-    if (state == "54000")
-        return WriteError::Kind::bad_data;  // e.g. a value too large for a row
-    return WriteError::Kind::schema;        // 42 (missing table/column), 28, 3F, 0A...
 }
 
 std::optional<std::size_t> blamed_copy_line(const std::string& message) {
@@ -123,6 +78,29 @@ std::string one_line(std::string text) {
     return text;
 }
 
+// The SQLSTATE of a libpqxx error. libpqxx 6.4 leaves it empty for a few errors it gives a type
+// of their own (its result.cxx throws insufficient_privilege and the class 40 errors without the
+// code): the type says it then. Without this, "permission denied" read as a lost connection.
+std::string sqlstate_of(const pqxx::failure& e) {
+    if (auto sql = dynamic_cast<const pqxx::sql_error*>(&e); sql && !sql->sqlstate().empty())
+        return sql->sqlstate();
+    if (dynamic_cast<const pqxx::insufficient_privilege*>(&e))
+        return "42501";
+    if (dynamic_cast<const pqxx::serialization_failure*>(&e))
+        return "40001";
+    if (dynamic_cast<const pqxx::deadlock_detected*>(&e))
+        return "40P01";
+    if (dynamic_cast<const pqxx::statement_completion_unknown*>(&e))
+        return "40003";
+    if (dynamic_cast<const pqxx::transaction_rollback*>(&e))
+        return "40000";
+    return {};
+}
+
+std::string sqlstate_suffix(const std::string& state) {
+    return state.empty() ? "" : " (SQLSTATE " + state + ")";
+}
+
 // Runs `body`, translating libpqxx exceptions into WriteError.
 template <typename F>
 auto translate_errors(const std::string& context, F&& body, const std::size_t* target = nullptr)
@@ -137,36 +115,19 @@ auto translate_errors(const std::string& context, F&& body, const std::size_t* t
         throw WriteError(WriteError::Kind::connection, context + ": " + one_line(e.what()));
     } catch (const pqxx::transaction_rollback& e) {
         // Serialization failure, deadlock: the transaction is gone, the connection is fine.
-        throw WriteError(WriteError::Kind::transient, context + ": " + one_line(e.what()));
+        std::string state = sqlstate_of(e);
+        throw WriteError(WriteError::Kind::transient,
+                         context + ": " + one_line(e.what()) + sqlstate_suffix(state), state);
     } catch (const pqxx::sql_error& e) {
-        std::string text = one_line(e.what());
-        if (!e.sqlstate().empty())
-            text += " (SQLSTATE " + e.sqlstate() + ")";
+        std::string state = sqlstate_of(e);
         WriteError::Kind kind =
-            e.sqlstate().empty() ? WriteError::Kind::connection : classify_sqlstate(e.sqlstate());
-        throw WriteError(kind, context + ": " + text, e.sqlstate(), blamed_copy_line(e.what()),
-                         target ? *target : 0);
+            state.empty() ? WriteError::Kind::connection : classify_sqlstate(state);
+        throw WriteError(kind, context + ": " + one_line(e.what()) + sqlstate_suffix(state), state,
+                         blamed_copy_line(e.what()), target ? *target : 0);
     } catch (const pqxx::failure& e) {
         // libpqxx reports a dropped connection during COPY as a plain failure.
         throw WriteError(WriteError::Kind::connection, context + ": " + one_line(e.what()));
     }
-}
-
-std::string quote_literal(const std::string& text) {
-    std::string out = "'";
-    for (char c : text) {
-        if (c == '\'')
-            out += '\'';
-        out += c;
-    }
-    return out + "'";
-}
-
-std::string prefixed(const std::string& alias, const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& n : names)
-        out += (out.empty() ? "" : ", ") + alias + "." + quote_ident(n);
-    return out;
 }
 
 bool state_tables_exist(pqxx::transaction_base& tx) {
@@ -237,133 +198,34 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
     return table;
 }
 
-// The statements that write one target's batch rows, in order, after its COPY.
+// The first statement of every transaction: the server cancels any statement of it that runs
+// longer than the write deadline (SQLSTATE 57014, retried). SET LOCAL ends with the transaction.
+std::string statement_timeout(const PgConnectionSettings& settings) {
+    return "SET LOCAL statement_timeout = " + std::to_string(settings.write_timeout_ms);
+}
+
+// A value in a key=value connection string: single-quoted, quotes and backslashes escaped.
+std::string conninfo_value(const std::string& value) {
+    std::string out = "'";
+    for (char c : value) {
+        if (c == '\'' || c == '\\')
+            out += '\\';
+        out += c;
+    }
+    return out + "'";
+}
+
+// A target's catalog description and the statements that write its rows.
 struct TargetPlan {
     TableSchema table;
-    std::string copy_target;        // COPY ... FROM STDIN target with its column list
-    std::string staging;            // "" when COPY goes straight into the table
-    std::vector<std::string> then;  // statements after the COPY
+    WritePlan plan;
 };
-
-TargetPlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target,
-                       std::size_t index, TableSchema table) {
-    TargetPlan plan;
-    plan.table = std::move(table);
-    std::vector<std::string> columns;
-    for (const auto& c : target.columns)
-        columns.push_back(c.column);
-    std::string qualified = quote_ident(target.table_schema) + "." + quote_ident(target.table_name);
-    bool dedupe = !pipeline.dedupe.empty();
-    bool deletes = target.delete_when.has_value();
-    bool guarded = !target.version.empty();
-    if (target.mode == WriteMode::insert && !dedupe) {
-        plan.copy_target = qualified + " (" + column_list(columns) + ")";
-        return plan;
-    }
-    plan.staging = "rmq2pg_staging_" + std::to_string(index);
-    std::vector<std::string> copied = columns;
-    if (dedupe)
-        copied.push_back(kStagingDedupe);
-    if (deletes)
-        copied.push_back(kStagingOp);
-    plan.copy_target = plan.staging + " (" + column_list(copied) + ")";
-    const std::string& stage = plan.staging;
-
-    if (dedupe) {
-        // In-batch duplicates keep their first delivery; then ids already in the inbox (an
-        // earlier batch, another worker, a redelivery) are dropped, in the same transaction.
-        plan.then.push_back("DELETE FROM " + stage + " a USING " + stage + " b WHERE a." +
-                            kStagingDedupe + " = b." + kStagingDedupe + " AND a." + kStagingSeq +
-                            " > b." + kStagingSeq);
-        plan.then.push_back(
-            "WITH fresh AS (INSERT INTO rmq2pg_state.inbox (pipeline, message_id) "
-            "SELECT " +
-            quote_literal(pipeline.name) + ", " + kStagingDedupe + " FROM " + stage +
-            " ON CONFLICT DO NOTHING RETURNING message_id) "
-            "DELETE FROM " +
-            stage +
-            " s WHERE NOT EXISTS (SELECT 1 FROM fresh f "
-            "WHERE f.message_id = s." +
-            kStagingDedupe + ")");
-    }
-    if (target.mode == WriteMode::insert) {
-        plan.then.push_back("INSERT INTO " + qualified + " (" + column_list(columns) + ") SELECT " +
-                            column_list(columns) + " FROM " + stage + " ORDER BY " + kStagingSeq);
-        return plan;
-    }
-    std::string key = column_list(target.key);
-    // One change per key: the highest version, else the last delivered (upsert) or the first
-    // delivered (ignore). ON CONFLICT must never meet the same row twice in one statement.
-    std::string order = key + ", " +
-                        (guarded ? quote_ident(target.version) + " DESC NULLS LAST, " : "") +
-                        kStagingSeq + (target.mode == WriteMode::upsert ? " DESC" : "");
-    std::string latest =
-        "(SELECT DISTINCT ON (" + key + ") * FROM " + stage + " ORDER BY " + order + ")";
-    std::string key_json = "jsonb_build_array(" + prefixed("l", target.key) + ")";
-    std::string table_literal = quote_literal(target.qualified_table());
-    std::string not_deleted;
-    if (deletes || guarded) {
-        // Deletes, tombstones and guarded upserts of one table from several workers or instances
-        // would deadlock on each other's rows; one transaction-scoped lock per table orders them.
-        plan.then.push_back("SELECT pg_advisory_xact_lock(hashtext(" +
-                            quote_literal("rmq2pg:" + target.qualified_table()) + "))");
-    }
-    if (deletes) {
-        std::string match;
-        for (const auto& k : target.key)
-            match += " AND t." + quote_ident(k) + " = l." + quote_ident(k);
-        std::string guard = guarded ? " AND t." + quote_ident(target.version) + " <= l." +
-                                          quote_ident(target.version)
-                                    : "";
-        plan.then.push_back("DELETE FROM " + qualified + " t USING " + latest + " l WHERE l." +
-                            kStagingOp + " = 'd'" + match + guard);
-        if (guarded) {
-            // The tombstone keeps the delete's version so that an older update arriving later
-            // is refused below.
-            plan.then.push_back(
-                "INSERT INTO rmq2pg_state.tombstones AS tb (table_name, key, version) SELECT " +
-                table_literal + ", " + key_json + ", to_jsonb(l." + quote_ident(target.version) +
-                ") FROM " + latest + " l WHERE l." + kStagingOp + " = 'd' AND l." +
-                quote_ident(target.version) +
-                " IS NOT NULL ON CONFLICT (table_name, key) DO UPDATE SET version = "
-                "EXCLUDED.version, deleted_at = now() WHERE tb.version < EXCLUDED.version");
-            not_deleted =
-                " AND NOT EXISTS (SELECT 1 FROM rmq2pg_state.tombstones tb WHERE "
-                "tb.table_name = " +
-                table_literal + " AND tb.key = " + key_json + " AND tb.version >= to_jsonb(l." +
-                quote_ident(target.version) + "))";
-        }
-    }
-    std::string sql =
-        "INSERT INTO " + qualified + " AS t (" + column_list(columns) + ") SELECT " +
-        prefixed("l", columns) + " FROM " + latest + " l WHERE true" +
-        (deletes ? std::string(" AND l.") + kStagingOp + " IS DISTINCT FROM 'd'" : "") +
-        not_deleted + " ON CONFLICT (" + key + ") ";
-    std::vector<std::string> non_key;
-    for (const auto& c : columns)
-        if (std::find(target.key.begin(), target.key.end(), c) == target.key.end())
-            non_key.push_back(c);
-    if (target.mode == WriteMode::ignore || non_key.empty()) {
-        sql += "DO NOTHING";
-    } else {
-        sql += "DO UPDATE SET ";
-        for (std::size_t i = 0; i < non_key.size(); ++i)
-            sql += (i ? ", " : "") + quote_ident(non_key[i]) + " = EXCLUDED." +
-                   quote_ident(non_key[i]);
-        if (guarded)
-            sql += " WHERE t." + quote_ident(target.version) + " IS NULL OR t." +
-                   quote_ident(target.version) + " < EXCLUDED." + quote_ident(target.version);
-    }
-    plan.then.push_back(sql);
-    return plan;
-}
 
 }  // namespace
 
 struct PgWriter::Impl {
-    std::string url;
+    PgConnectionSettings settings;
     const PipelineConfig* pipeline = nullptr;
-    std::string application_name;
     // interrupt() runs on the guard's thread: it reads `socket` and sets `interrupted` under
     // `socket_lock`, which the owner's thread also takes to publish and retire the socket.
     std::mutex socket_lock;
@@ -378,12 +240,57 @@ struct PgWriter::Impl {
     std::int64_t tombstone_retention_s = 0;
 };
 
-PgWriter::PgWriter(const std::string& url, const PipelineConfig& pipeline,
-                   const std::string& application_name)
+PgConnectionSettings PgConnectionSettings::of(const Config& config, std::string application_name) {
+    PgConnectionSettings settings;
+    settings.url = config.postgres_url;
+    settings.write_timeout_ms = config.postgres_write_timeout_ms;
+    settings.connect_timeout_s = config.postgres_connect_timeout_s;
+    settings.application_name = std::move(application_name);
+    return settings;
+}
+
+std::string connection_string(const PgConnectionSettings& settings) {
+    char* error = nullptr;
+    std::unique_ptr<PQconninfoOption, void (*)(PQconninfoOption*)> options(
+        PQconninfoParse(settings.url.c_str(), &error), PQconninfoFree);
+    if (!options) {
+        std::string why = error ? one_line(error) : "out of memory";
+        PQfreemem(error);
+        throw WriteError(WriteError::Kind::schema,
+                         "postgres.url is not a libpq connection string: " + why);
+    }
+    // What the URL sets wins; these are added where it is silent. A dead peer (a crashed host,
+    // a dropped network) is noticed within about 10 s whether the connection is idle (keepalive
+    // probes after 5 s idle, every 2 s, 3 unanswered) or sending (tcp_user_timeout: data
+    // unacknowledged for 10 s), instead of the kernel's defaults of hours.
+    std::vector<std::pair<std::string, std::string>> defaults = {
+        {"connect_timeout", std::to_string(settings.connect_timeout_s)},
+        {"keepalives", "1"},
+        {"keepalives_idle", "5"},
+        {"keepalives_interval", "2"},
+        {"keepalives_count", "3"},
+        {"tcp_user_timeout", "10000"},
+    };
+    std::string out;
+    std::set<std::string> given;
+    for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+        // application_name names the worker in pg_stat_activity: ours, whatever the URL says.
+        // It is a startup parameter, so it needs no session SET (PgBouncer keeps it per client).
+        if (o->val == nullptr || std::string(o->keyword) == "application_name")
+            continue;
+        given.insert(o->keyword);
+        out += std::string(o->keyword) + "=" + conninfo_value(o->val) + " ";
+    }
+    for (const auto& [keyword, value] : defaults)
+        if (given.count(keyword) == 0)
+            out += keyword + "=" + conninfo_value(value) + " ";
+    return out + "application_name=" + conninfo_value(settings.application_name);
+}
+
+PgWriter::PgWriter(PgConnectionSettings settings, const PipelineConfig& pipeline)
     : impl_(std::make_unique<Impl>()) {
-    impl_->url = url;
+    impl_->settings = std::move(settings);
     impl_->pipeline = &pipeline;
-    impl_->application_name = application_name;
 }
 
 void PgWriter::interrupt(const std::string& reason) {
@@ -421,47 +328,32 @@ void PgWriter::connect() {
 }
 
 void PgWriter::connect_now() {
-    const std::string& url = impl_->url;
     const PipelineConfig& pipeline = *impl_->pipeline;
-    const std::string& application_name = impl_->application_name;
     impl_->context = "pipeline '" + pipeline.name + "'";
     impl_->pipeline_name = pipeline.name;
     if (!pipeline.dedupe.empty())
         impl_->dedupe_retention_s = pipeline.dedupe_retention_s;
     impl_->tombstone_retention_s = pipeline.tombstone_retention_s;
     translate_errors(impl_->context, [&] {
-        impl_->conn = std::make_unique<pqxx::connection>(url);
+        impl_->conn = std::make_unique<pqxx::connection>(connection_string(impl_->settings));
         {
             std::lock_guard<std::mutex> lock(impl_->socket_lock);
             impl_->socket = impl_->conn->sock();
             if (!impl_->interrupted.empty())
                 ::shutdown(impl_->socket, SHUT_RDWR);
         }
-        // A silent reconnect inside libpqxx would lose the temporary staging tables and hide
-        // the failure from the worker, which must see it to retry the batch correctly.
+        // A silent reconnect inside libpqxx would hide the failure from the worker, which must
+        // see it to retry the batch correctly (and know a COMMIT's outcome is unknown).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
         impl_->conn->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
-        impl_->conn->set_variable("application_name", impl_->conn->quote(application_name));
         pqxx::work tx(*impl_->conn, "setup");
+        tx.exec(statement_timeout(impl_->settings));
         auto targets = pipeline.targets();
         for (std::size_t i = 0; i < targets.size(); ++i) {
             const TargetConfig& target = *targets[i];
-            TargetPlan plan = plan_target(pipeline, target, i, read_table(tx, pipeline, target));
-            if (!plan.staging.empty()) {
-                std::vector<std::string> columns;
-                for (const auto& c : target.columns)
-                    columns.push_back(c.column);
-                // Same column types as the target, none of its constraints: conversion errors
-                // surface in COPY with a line number; constraint errors in the statements after.
-                tx.exec("CREATE TEMP TABLE " + plan.staging + " ON COMMIT DELETE ROWS AS SELECT " +
-                        column_list(columns) + " FROM " + quote_ident(target.table_schema) + "." +
-                        quote_ident(target.table_name) + " WITH NO DATA");
-                tx.exec("ALTER TABLE " + plan.staging + " ADD COLUMN " + kStagingSeq +
-                        " bigserial, ADD COLUMN " + kStagingDedupe + " text, ADD COLUMN " +
-                        kStagingOp + " text");
-            }
+            TargetPlan plan{read_table(tx, pipeline, target), plan_target(pipeline, target, i)};
             if (target.delete_when && !target.version.empty())
                 impl_->tombstone_tables.push_back(target.qualified_table());
             impl_->targets.push_back(std::move(plan));
@@ -500,11 +392,18 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
             if (!impl_->conn->is_open())
                 throw WriteError(WriteError::Kind::connection, "connection is closed");
             pqxx::work tx(*impl_->conn, "batch");
+            // One round trip: the deadline, then every staging table this batch needs.
+            std::string setup = statement_timeout(impl_->settings);
+            for (const auto& part : parts)
+                if (part.count > 0)
+                    for (const auto& statement : impl_->targets.at(part.target).plan.create_staging)
+                        setup += "; " + statement;
+            tx.exec(setup);
             for (const auto& part : parts) {
                 if (part.count == 0)
                     continue;
                 current = part.target;
-                const TargetPlan& plan = impl_->targets.at(part.target);
+                const WritePlan& plan = impl_->targets.at(part.target).plan;
                 {
                 // libpqxx 6.4 keeps stream_to's raw-line writer private; tablewriter exposes
                 // it, and the rows are already COPY text: one call sends them all.
@@ -527,6 +426,7 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
 void PgWriter::prune() {
     translate_errors(impl_->context + " (prune)", [&] {
         pqxx::work tx(*impl_->conn, "prune");
+        tx.exec(statement_timeout(impl_->settings));
         if (impl_->dedupe_retention_s > 0)
             tx.exec("DELETE FROM rmq2pg_state.inbox WHERE pipeline = " +
                     quote_literal(impl_->pipeline_name) +
@@ -541,10 +441,10 @@ void PgWriter::prune() {
     });
 }
 
-TableSchema check_pipeline_against_database(const std::string& url,
+TableSchema check_pipeline_against_database(const PgConnectionSettings& settings,
                                             const PipelineConfig& pipeline) {
     return translate_errors("pipeline '" + pipeline.name + "'", [&] {
-        pqxx::connection conn(url);
+        pqxx::connection conn(connection_string(settings));
         pqxx::read_transaction tx(conn, "check");
         std::vector<TableSchema> tables;
         for (const TargetConfig* target : pipeline.targets())
@@ -553,9 +453,9 @@ TableSchema check_pipeline_against_database(const std::string& url,
     });
 }
 
-void migrate(const std::string& url) {
+void migrate(const PgConnectionSettings& settings) {
     translate_errors("migration", [&] {
-        pqxx::connection conn(url);
+        pqxx::connection conn(connection_string(settings));
         pqxx::work tx(conn, "migrate");
         tx.exec(kStateMigrationSql);
         tx.commit();

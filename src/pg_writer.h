@@ -3,29 +3,48 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "batch_writer.h"
 #include "config.h"
 #include "table_schema.h"
+#include "write_error.h"
 
 namespace rmq2pg {
 
+// How rmq2pg's PostgreSQL connections are opened and bounded (the postgres: keys).
+struct PgConnectionSettings {
+    std::string url;
+    std::int64_t write_timeout_ms = 30000;  // statement_timeout of every batch statement
+    std::int64_t connect_timeout_s = 10;    // libpq's connect_timeout
+    std::string application_name = "rmq2pg";
+
+    static PgConnectionSettings of(const Config& config, std::string application_name);
+};
+
+// The libpq connection string of `settings`: its URL (URI or key=value form) with the deadlines
+// and TCP keepalives added where the URL does not set them, and application_name. Throws
+// WriteError(schema) when libpq cannot parse the URL.
+std::string connection_string(const PgConnectionSettings& settings);
+
+// Thread ownership: everything but interrupt() runs on the owning worker's thread.
+// Nothing outlives a transaction on the server (no temporary table, no named prepared statement,
+// no session SET or advisory lock), so a pooler in transaction mode (PgBouncer) may hand each
+// transaction to another server connection.
 class PgWriter : public BatchWriter {
   public:
     // Keeps the settings; connect() opens the connection.
-    PgWriter(const std::string& url, const PipelineConfig& pipeline,
-             const std::string& application_name);
+    PgWriter(PgConnectionSettings settings, const PipelineConfig& pipeline);
     ~PgWriter() override;
     PgWriter(const PgWriter&) = delete;
     PgWriter& operator=(const PgWriter&) = delete;
 
     // Connects, reads every target table from the catalog, checks the mapping against it and
-    // prepares the statements. Throws WriteError (connection or schema).
+    // plans the statements of each target (write_plan.h). Throws WriteError (connection or schema).
     void connect() override;
 
     // Thread-safe, for the worker's write guard: makes a connect() or write() that is blocked on
@@ -54,11 +73,12 @@ class PgWriter : public BatchWriter {
 };
 
 // Creates rmq2pg's own tables (sql/002_rmq2pg_state.sql); idempotent. Throws WriteError.
-void migrate(const std::string& url);
+void migrate(const PgConnectionSettings& settings);
 
 // Reads every target table and checks the pipeline's mapping against it (columns exist, key
 // columns carry a unique index for ignore/upsert, rmq2pg's tables exist when needed); used by
 // --check-config. Returns the first target's table. Throws WriteError.
-TableSchema check_pipeline_against_database(const std::string& url, const PipelineConfig& pipeline);
+TableSchema check_pipeline_against_database(const PgConnectionSettings& settings,
+                                            const PipelineConfig& pipeline);
 
 }  // namespace rmq2pg

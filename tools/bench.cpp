@@ -428,7 +428,10 @@ int cmd_copy(Args& args) {
     pipeline.mode = rmq2pg::WriteMode::insert;
     if (queue.empty())
         queue = pipeline.queue;
-    rmq2pg::TableSchema schema = rmq2pg::check_pipeline_against_database(pg_url, pipeline);
+    rmq2pg::PgConnectionSettings settings =
+        rmq2pg::PgConnectionSettings::of(config, "rmq2pg-bench");
+    settings.url = pg_url;
+    rmq2pg::TableSchema schema = rmq2pg::check_pipeline_against_database(settings, pipeline);
     rmq2pg::RowMapper mapper(pipeline, schema);
     std::vector<std::string> chunks;
     std::string all, body, message_id;
