@@ -4,6 +4,8 @@
 // are not used.
 #include "pg_budget.h"
 
+#include "pg_writer.h"
+
 #include <libpq-fe.h>
 #include <pqxx/pqxx>
 
@@ -33,36 +35,6 @@ void describe_target(const std::string& url, BudgetProbe& probe) {
     std::string host = value("host"), port = value("port"), user = value("user");
     probe.server = (host.empty() ? "localhost" : host) + ":" + (port.empty() ? "5432" : port);
     probe.role = user.empty() ? "(default)" : user;
-}
-
-// Deadlines for the probe, in libpq's own terms (the last of a repeated keyword wins, so these
-// override the string's): connecting within the configured time, and a server that stops
-// answering mid-query noticed by TCP keepalives within ~10 s (idle 4 s, then 3 probes 2 s apart)
-// rather than holding the start up forever.
-std::string with_deadlines(const std::string& url, std::chrono::seconds connect_timeout) {
-    const std::string options[] = {"connect_timeout=" + std::to_string(connect_timeout.count()),
-                                   "keepalives=1", "keepalives_idle=4", "keepalives_interval=2",
-                                   "keepalives_count=3"};
-    bool uri = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
-    std::string out = url;
-    for (const auto& option : options) {
-        if (uri && out.find('?') == std::string::npos)
-            out += "?" + option;
-        else if (uri)  // after "?a=1", or a string already ending in "?" or "&"
-            out += (out.back() == '?' || out.back() == '&' ? "" : "&") + option;
-        else
-            out += " " + option;
-    }
-    return out;
-}
-
-std::string one_line(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
-        text.pop_back();
-    for (auto& c : text)
-        if (c == '\n')
-            c = ' ';
-    return text;
 }
 
 // Client backends only (background workers and WAL senders have slots of their own). Without
@@ -116,7 +88,13 @@ BudgetProbe probe_server_connections(const std::string& url, std::chrono::second
     describe_target(url, probe);
     std::unique_ptr<pqxx::connection> conn;
     try {
-        conn = std::make_unique<pqxx::connection>(with_deadlines(url, connect_timeout));
+        // The daemon's own connection string: connect_timeout, TCP keepalives and
+        // tcp_user_timeout, so a server that stops answering cannot hold the start up.
+        PgConnectionSettings settings;
+        settings.url = url;
+        settings.connect_timeout_s = connect_timeout.count();
+        settings.application_name = "rmq2pg connection budget";
+        conn = std::make_unique<pqxx::connection>(connection_string(settings));
     } catch (const std::exception& e) {
         probe.reason = one_line(e.what());
         probe.outcome = classify_connect_failure(probe.reason);

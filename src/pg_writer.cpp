@@ -69,15 +69,6 @@ std::optional<std::size_t> blamed_copy_line(const std::string& message) {
     return value - 1;
 }
 
-std::string one_line(std::string text) {
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
-        text.pop_back();
-    for (auto& c : text)
-        if (c == '\n')
-            c = ' ';
-    return text;
-}
-
 // The SQLSTATE of a libpqxx error. libpqxx 6.4 leaves it empty for a few errors it gives a type
 // of their own (its result.cxx throws insufficient_privilege and the class 40 errors without the
 // code): the type says it then. Without this, "permission denied" read as a lost connection.

@@ -37,4 +37,13 @@ WriteError::Kind classify_sqlstate(const std::string& state) {
     return WriteError::Kind::schema;        // 42 (missing table/column, permission), 28, 3F, 0A...
 }
 
+std::string one_line(std::string text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.pop_back();
+    for (auto& c : text)
+        if (c == '\n')
+            c = ' ';
+    return text;
+}
+
 }  // namespace rmq2pg

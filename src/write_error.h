@@ -41,6 +41,9 @@ class WriteError : public std::runtime_error {
 
 const char* to_string(WriteError::Kind kind);
 
+// PostgreSQL's (and libpq's) multi-line messages on one line, for log lines and headers.
+std::string one_line(std::string text);
+
 // SQLSTATE (PostgreSQL's five-character error code) -> what the caller does next.
 WriteError::Kind classify_sqlstate(const std::string& sqlstate);
 
