@@ -295,7 +295,10 @@ void Worker::settle_poison(Batch& batch, Backlog& backlog) {
 bool Worker::dead_letter(const Batch::Message& m, const Batch& batch, Backlog& backlog) {
     while (true) {
         try {
-            endpoints_->dead_letters().publish(m.delivery, m.reason);
+            // A broker that holds its confirm (a memory alarm blocks publishers) must not cost
+            // the consuming connection its heartbeats meanwhile.
+            keep_source_alive_during(
+                [&] { endpoints_->dead_letters().publish(m.delivery, m.reason); });
             metrics_.dead_lettered++;
             return true;
         } catch (const AmqpError& e) {

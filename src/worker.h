@@ -94,6 +94,8 @@ class Worker {
     // and past `timeout` (the config key `limit`) the writer is interrupted.
     void guarded(std::chrono::milliseconds timeout, const char* what, const char* limit,
                  const std::function<void()>& call);
+    // Runs `call` (a blocking call on another connection) with the source kept alive meanwhile.
+    void keep_source_alive_during(const std::function<void()>& call);
     // Sleeps `delay`, keeping the source alive; with a backlog, deliveries that arrive are kept
     // in it (unless max_inflight_bytes is held). Throws ShutdownDeadline when the shutdown
     // deadline passes while messages are held.

@@ -14,6 +14,24 @@
 
 namespace rmq2pg {
 
+namespace {
+
+// The guard's keep-alive of `source` (runs on the guard's thread). A failure is not the guard's
+// to handle: the worker meets the broken connection at its next call and reconnects.
+std::function<void()> keep_alive_of(Source* source, bool& failed) {
+    return [source, &failed] {
+        if (failed || source == nullptr)
+            return;
+        try {
+            source->keep_alive();
+        } catch (const AmqpError&) {
+            failed = true;
+        }
+    };
+}
+
+}  // namespace
+
 using worker_detail::kIdlePoll;
 using worker_detail::ShutdownDeadline;
 
@@ -116,16 +134,7 @@ void Worker::guarded(std::chrono::milliseconds timeout, const char* what, const 
     {
         auto watch = guard_.watch(
             started + timeout, [this, &reason] { writer_->interrupt(reason); }, period,
-            [source, &keep_alive_failed] {
-                if (keep_alive_failed)
-                    return;
-                try {
-                    source->keep_alive();
-                } catch (const AmqpError&) {
-                    // The worker meets the broken connection at its next call and reconnects.
-                    keep_alive_failed = true;
-                }
-            });
+            keep_alive_of(source, keep_alive_failed));
         try {
             call();
         } catch (...) {
@@ -134,6 +143,16 @@ void Worker::guarded(std::chrono::milliseconds timeout, const char* what, const 
         }
     }
     writing_since_.store(0);
+}
+
+void Worker::keep_source_alive_during(const std::function<void()>& call) {
+    Source* source = source_.get();
+    auto period = source ? source->keep_alive_interval() : std::chrono::milliseconds(0);
+    bool keep_alive_failed = false;
+    auto watch = guard_.watch(
+        WriteGuard::Clock::time_point::max(), [] {}, period,
+        keep_alive_of(source, keep_alive_failed));
+    call();
 }
 
 void Worker::wait(std::chrono::milliseconds delay, Backlog* backlog, const Batch* batch) {
