@@ -33,8 +33,4 @@ class HttpServer {
     std::unique_ptr<Impl> impl_;
 };
 
-// The response bodies, apart from the transport so the unit tests can read them.
-std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sampler);
-std::string render_status(const Supervisor& supervisor, const StatusSampler& sampler);
-
 }  // namespace rmq2pg

@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "health.h"
-#include "http_server.h"
+#include "http_bodies.h"
 #include "json_escape.h"
 #include "logging.h"
 #include "metrics.h"

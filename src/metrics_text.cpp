@@ -1,0 +1,183 @@
+// The /metrics body: every pipeline's counters, gauges and histograms in the Prometheus text
+// exposition format (version 0.0.4).
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "health.h"
+#include "http_bodies.h"
+#include "version.h"
+
+namespace rmq2pg {
+
+namespace {
+
+constexpr WorkerState kAllStates[] = {
+    WorkerState::starting,    WorkerState::connecting, WorkerState::consuming, WorkerState::writing,
+    WorkerState::backing_off, WorkerState::paused,     WorkerState::stopped,
+};
+
+// Prometheus label values escape backslash, double quote and newline.
+std::string label(std::string_view value) {
+    std::string out;
+    for (char c : value) {
+        if (c == '\\' || c == '"')
+            out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+class MetricsText {
+  public:
+    void header(const char* name, const char* type, const char* help) {
+        fmt::format_to(std::back_inserter(out_), "# HELP {} {}\n# TYPE {} {}\n", name, help, name,
+                       type);
+    }
+    template <typename T>
+    void value(const char* name, const std::string& labels, T v) {
+        if (labels.empty())
+            fmt::format_to(std::back_inserter(out_), "{} {}\n", name, v);
+        else
+            fmt::format_to(std::back_inserter(out_), "{}{{{}}} {}\n", name, labels, v);
+    }
+    void histogram(const char* name, const std::string& labels, const Histogram::Snapshot& h) {
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < h.counts.size(); ++i) {
+            cumulative += h.counts[i];
+            std::string le = i < h.bounds.size() ? fmt::format("{}", h.bounds[i]) : "+Inf";
+            fmt::format_to(std::back_inserter(out_), "{}_bucket{{{},le=\"{}\"}} {}\n", name, labels,
+                           le, cumulative);
+        }
+        fmt::format_to(std::back_inserter(out_), "{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name,
+                       labels, h.sum, name, labels, cumulative);
+    }
+    std::string take() { return std::move(out_); }
+
+  private:
+    std::string out_;
+};
+
+std::string pipeline_label(const Supervisor::PipelineView& p) {
+    return "pipeline=\"" + label(p.config->name) + "\"";
+}
+
+}  // namespace
+
+std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sampler) {
+    auto views = supervisor.pipelines();
+    auto status = sampler.snapshot();
+    auto readings = supervisor.worker_readings();
+    auto now = std::chrono::steady_clock::now();
+    MetricsText m;
+
+    m.header("rmq2pg_build_info", "gauge", "Always 1; the version is a label.");
+    m.value("rmq2pg_build_info", "version=\"" RMQ2PG_VERSION "\"", 1);
+    m.header("rmq2pg_start_time_seconds", "gauge", "When the process started, Unix time.");
+    m.value("rmq2pg_start_time_seconds", "",
+            static_cast<std::int64_t>(epoch_seconds(kProcessStart)));
+    m.header("rmq2pg_healthy", "gauge", "1 when no worker is wedged (the /healthz verdict).");
+    m.value(
+        "rmq2pg_healthy", "",
+        check_liveness(readings, wedge_threshold(supervisor.config()->shutdown_timeout_ms), now).ok
+            ? 1
+            : 0);
+    m.header("rmq2pg_ready", "gauge", "1 when every worker is consuming (the /readyz verdict).");
+    m.value("rmq2pg_ready", "", check_readiness(readings).ok ? 1 : 0);
+
+    struct Counter {
+        const char* name;
+        const char* help;
+        const std::atomic<std::uint64_t> PipelineMetrics::*field;
+    };
+    static const Counter counters[] = {
+        {"rmq2pg_messages_received_total", "Deliveries received from the broker.",
+         &PipelineMetrics::received},
+        {"rmq2pg_messages_committed_total", "Messages written to PostgreSQL (COMMIT succeeded).",
+         &PipelineMetrics::committed},
+        {"rmq2pg_messages_dead_lettered_total",
+         "Poison messages published to the dead-letter target (confirmed).",
+         &PipelineMetrics::dead_lettered},
+        {"rmq2pg_messages_rejected_total", "Poison messages rejected (on_error: reject).",
+         &PipelineMetrics::rejected},
+        {"rmq2pg_messages_redelivered_total", "Deliveries that carried the redelivered flag.",
+         &PipelineMetrics::redelivered},
+        {"rmq2pg_batches_committed_total", "Batches written and acked.", &PipelineMetrics::batches},
+        {"rmq2pg_write_failures_total", "Batch writes that failed and were retried.",
+         &PipelineMetrics::write_failures},
+        {"rmq2pg_amqp_connects_total", "AMQP connections opened by workers (>workers: reconnects).",
+         &PipelineMetrics::amqp_connects},
+        {"rmq2pg_pg_connects_total",
+         "PostgreSQL connections opened by workers (>workers: reconnects).",
+         &PipelineMetrics::pg_connects},
+    };
+    for (const auto& c : counters) {
+        m.header(c.name, "counter", c.help);
+        for (const auto& p : views)
+            m.value(c.name, pipeline_label(p), (p.metrics->*c.field).load());
+    }
+
+    m.header("rmq2pg_messages_in_flight", "gauge",
+             "Messages received and not yet acked (open batches and backlogs).");
+    for (const auto& p : views) {
+        std::size_t in_flight = 0;
+        for (const Worker* w : p.workers)
+            in_flight += w->in_flight();
+        m.value("rmq2pg_messages_in_flight", pipeline_label(p), in_flight);
+    }
+    m.header("rmq2pg_workers", "gauge", "Workers per state.");
+    for (const auto& p : views)
+        for (WorkerState state : kAllStates) {
+            int n = 0;
+            for (const Worker* w : p.workers)
+                n += w->state() == state;
+            m.value("rmq2pg_workers", pipeline_label(p) + ",state=\"" + to_string(state) + "\"", n);
+        }
+
+    m.header("rmq2pg_batch_size", "histogram", "Messages per committed write.");
+    for (const auto& p : views)
+        m.histogram("rmq2pg_batch_size", pipeline_label(p), p.metrics->batch_size.snapshot());
+    m.header("rmq2pg_commit_duration_seconds", "histogram",
+             "Time of one batch transaction, COPY to COMMIT.");
+    for (const auto& p : views)
+        m.histogram("rmq2pg_commit_duration_seconds", pipeline_label(p),
+                    p.metrics->commit_seconds.snapshot());
+    m.header("rmq2pg_end_to_end_latency_seconds", "histogram",
+             "AMQP timestamp property to COMMIT, for messages that carry one (1 s resolution).");
+    for (const auto& p : views)
+        m.histogram("rmq2pg_end_to_end_latency_seconds", pipeline_label(p),
+                    p.metrics->latency_seconds.snapshot());
+
+    // The sampler's entries follow the pipelines by name (a reload may have changed them since).
+    std::vector<const StatusSampler::PipelineStatus*> sampled;
+    for (const auto& p : views)
+        sampled.push_back(StatusSampler::find(status, p.config->name));
+    m.header("rmq2pg_queue_messages", "gauge",
+             "Ready messages in the pipeline's queue at the last poll (every 5 s).");
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->queue.known)
+            m.value("rmq2pg_queue_messages",
+                    pipeline_label(views[i]) + ",queue=\"" + label(views[i].config->queue) + "\"",
+                    sampled[i]->queue.messages);
+    m.header("rmq2pg_queue_consumers", "gauge", "Consumers of the queue at the last poll.");
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->queue.known)
+            m.value("rmq2pg_queue_consumers",
+                    pipeline_label(views[i]) + ",queue=\"" + label(views[i].config->queue) + "\"",
+                    sampled[i]->queue.consumers);
+    m.header("rmq2pg_queue_poll_ok", "gauge", "1 when the last queue-depth poll succeeded.");
+    for (std::size_t i = 0; i < views.size(); ++i)
+        m.value("rmq2pg_queue_poll_ok", pipeline_label(views[i]),
+                sampled[i] && sampled[i]->queue.known && sampled[i]->queue.error.empty() ? 1 : 0);
+    return m.take();
+}
+
+}  // namespace rmq2pg

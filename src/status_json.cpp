@@ -1,0 +1,140 @@
+// The /api/status body (JSON): per pipeline its workers, counters, rates, queue depth, recent
+// commit latency, last error and the rate history the status page charts.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdint>
+#include <ctime>
+#include <iterator>
+#include <string>
+
+#include "health.h"
+#include "http_bodies.h"
+#include "json_escape.h"
+#include "version.h"
+
+namespace rmq2pg {
+
+namespace {
+
+std::string rfc3339(std::chrono::system_clock::time_point at) {
+    std::time_t t = std::chrono::system_clock::to_time_t(at);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+// JSON has no NaN or infinity; rates and quantiles are finite by construction, this makes sure.
+std::string json_number(double value) {
+    if (!std::isfinite(value))
+        return "null";
+    return fmt::format("{:.3f}", value);
+}
+
+}  // namespace
+
+std::string render_status(const Supervisor& supervisor, const StatusSampler& sampler) {
+    auto views = supervisor.pipelines();
+    auto status = sampler.snapshot();
+    auto readings = supervisor.worker_readings();
+    auto steady_now = std::chrono::steady_clock::now();
+    auto now = std::chrono::system_clock::now();
+    auto liveness = check_liveness(
+        readings, wedge_threshold(supervisor.config()->shutdown_timeout_ms), steady_now);
+    auto readiness = check_readiness(readings);
+
+    std::string out;
+    auto put = [&out](auto&&... args) {
+        fmt::format_to(std::back_inserter(out), std::forward<decltype(args)>(args)...);
+    };
+    put("{{\"version\":\"{}\",\"time\":\"{}\",\"uptime_s\":{},\"healthy\":{},\"ready\":{},"
+        "\"sample_interval_s\":{},\"pipelines\":[",
+        RMQ2PG_VERSION, rfc3339(now),
+        std::chrono::duration_cast<std::chrono::seconds>(now - kProcessStart).count(), liveness.ok,
+        readiness.ok, StatusSampler::kInterval.count());
+    for (std::size_t i = 0; i < views.size(); ++i) {
+        const auto& p = views[i];
+        const PipelineMetrics& m = *p.metrics;
+        const StatusSampler::PipelineStatus* sampled = StatusSampler::find(status, p.config->name);
+        StatusSampler::PipelineStatus s = sampled ? *sampled : StatusSampler::PipelineStatus{};
+        if (i > 0)
+            out += ",";
+        out += "{\"name\":";
+        append_json_string(out, p.config->name);
+        out += ",\"queue\":";
+        append_json_string(out, p.config->queue);
+        out += ",\"table\":";
+        append_json_string(out, p.config->qualified_table());
+        put(",\"mode\":\"{}\",\"workers\":[", to_string(p.config->mode));
+        std::size_t in_flight = 0;
+        for (std::size_t w = 0; w < p.workers.size(); ++w) {
+            in_flight += p.workers[w]->in_flight();
+            put("{}{{\"index\":{},\"state\":\"{}\",\"in_flight\":{},\"idle_s\":{}}}",
+                w > 0 ? "," : "", w, to_string(p.workers[w]->state()), p.workers[w]->in_flight(),
+                json_number(
+                    std::chrono::duration<double>(steady_now - p.workers[w]->last_progress())
+                        .count()));
+        }
+        put("],\"counters\":{{\"received\":{},\"committed\":{},\"dead_lettered\":{},"
+            "\"rejected\":{},\"redelivered\":{},\"batches\":{},\"write_failures\":{},"
+            "\"amqp_connects\":{},\"pg_connects\":{}}}",
+            m.received.load(), m.committed.load(), m.dead_lettered.load(), m.rejected.load(),
+            m.redelivered.load(), m.batches.load(), m.write_failures.load(), m.amqp_connects.load(),
+            m.pg_connects.load());
+        put(",\"rates\":{{\"received\":{},\"committed\":{},\"dead_lettered\":{},\"window_s\":{}}}",
+            json_number(s.rates.received), json_number(s.rates.committed),
+            json_number(s.rates.dead_lettered), StatusSampler::kRateWindow.count());
+        put(",\"in_flight\":{}", in_flight);
+        if (s.queue.known)
+            put(",\"queue_depth\":{{\"messages\":{},\"consumers\":{},\"at\":\"{}\",\"error\":",
+                s.queue.messages, s.queue.consumers, rfc3339(s.queue.at));
+        else
+            out += ",\"queue_depth\":{\"messages\":null,\"consumers\":null,\"at\":null,\"error\":";
+        if (s.queue.error.empty())
+            out += "null}";
+        else {
+            append_json_string(out, s.queue.error);
+            out += "}";
+        }
+        // Commit latency over the ring (up to 5 minutes), not since start: what is happening now.
+        Histogram::Snapshot recent = m.commit_seconds.snapshot();
+        double window_s = 0;
+        if (!s.samples.empty()) {
+            recent = recent.since(s.samples.front().commit_seconds);
+            window_s = std::chrono::duration<double>(now - s.samples.front().at).count();
+        }
+        auto p50 = recent.quantile(0.5), p99 = recent.quantile(0.99);
+        put(",\"commit_latency_ms\":{{\"p50\":{},\"p99\":{},\"commits\":{},\"window_s\":{}}}",
+            p50 ? json_number(*p50 * 1000) : "null", p99 ? json_number(*p99 * 1000) : "null",
+            recent.count, json_number(window_s));
+        LastError::Value error = m.last_error.get();
+        if (error.text.empty()) {
+            out += ",\"last_error\":null";
+        } else {
+            out += ",\"last_error\":{\"text\":";
+            append_json_string(out, error.text);
+            put(",\"at\":\"{}\"}}", rfc3339(error.at));
+        }
+        // The chart: per-interval rates between consecutive samples, oldest first.
+        out += ",\"history\":[";
+        for (std::size_t k = 1; k < s.samples.size(); ++k) {
+            const auto& a = s.samples[k - 1];
+            const auto& b = s.samples[k];
+            double dt = std::chrono::duration<double>(b.at - a.at).count();
+            if (dt <= 0)
+                continue;
+            put("{}{{\"t\":{},\"received\":{},\"committed\":{},\"dead_lettered\":{}}}",
+                k > 1 ? "," : "", static_cast<std::int64_t>(epoch_seconds(b.at)),
+                json_number(static_cast<double>(b.received - a.received) / dt),
+                json_number(static_cast<double>(b.committed - a.committed) / dt),
+                json_number(static_cast<double>(b.dead_lettered - a.dead_lettered) / dt));
+        }
+        out += "]}";
+    }
+    out += "]}";
+    return out;
+}
+
+}  // namespace rmq2pg
