@@ -3,85 +3,23 @@
 // Pointer is resolved against that parse, and values are written straight into the batch's COPY
 // buffer in the text form PostgreSQL parses for the column's type. Numbers are copied as their
 // original JSON tokens, so numeric columns get exactly the digits that were sent; integer and
-// float columns refuse a number their type cannot hold (see NumberTarget).
+// float columns refuse a number their type cannot hold (see NumberTarget). How each value's
+// text becomes its column's type is column_conversion.cpp's.
 #include "row_mapper.h"
 
 #include <simdjson.h>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include <algorithm>
-#include <cerrno>
-#include <charconv>
-#include <cmath>
-#include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <ctime>
-#include <limits>
 #include <stdexcept>
 
+#include "column_conversion.h"
 #include "json_escape.h"
 #include "mapping_reasons.h"
 
 namespace rmq2pg {
 
 using simdjson::ondemand::json_type;
-
-namespace {
-
-// The position of the first byte COPY text needs escaped (backslash, tab, newline, carriage
-// return) at or after `i`, or `n`. Bodies rarely hold one, and scanning them a byte at a time was
-// the largest single cost per message in the profile; SSE2 (every x86-64) checks 16 at once.
-std::size_t next_copy_special(const char* p, std::size_t i, std::size_t n) {
-#if defined(__SSE2__)
-    const __m128i backslash = _mm_set1_epi8('\\'), tab = _mm_set1_epi8('\t');
-    const __m128i newline = _mm_set1_epi8('\n'), carriage = _mm_set1_epi8('\r');
-    for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-        __m128i hits =
-            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, backslash), _mm_cmpeq_epi8(v, tab)),
-                         _mm_or_si128(_mm_cmpeq_epi8(v, newline), _mm_cmpeq_epi8(v, carriage)));
-        if (int mask = _mm_movemask_epi8(hits))
-            return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
-    }
-#endif
-    for (; i < n; ++i)
-        if (p[i] == '\\' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')
-            return i;
-    return n;
-}
-
-}  // namespace
-
-void append_copy_escaped(std::string& out, std::string_view value) {
-    const char* p = value.data();
-    const std::size_t n = value.size();
-    std::size_t start = 0;
-    while (true) {
-        std::size_t i = next_copy_special(p, start, n);
-        out.append(p + start, i - start);
-        if (i == n)
-            return;
-        out += '\\';
-        switch (p[i]) {
-            case '\t':
-                out += 't';
-                break;
-            case '\n':
-                out += 'n';
-                break;
-            case '\r':
-                out += 'r';
-                break;
-            default:
-                out += '\\';
-        }
-        start = i + 1;
-    }
-}
 
 namespace {
 
@@ -92,62 +30,6 @@ std::string_view trim(std::string_view s) {
            (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t'))
         s.remove_suffix(1);
     return s;
-}
-
-void append_hex_bytea(std::string& out, std::string_view bytes) {
-    static const char digits[] = "0123456789abcdef";
-    out += "\\x";  // bytea's hex input form; COPY escaping doubles the backslash later
-    for (unsigned char c : bytes) {
-        out += digits[c >> 4];
-        out += digits[c & 15];
-    }
-}
-
-// The epoch seconds a timestamp column can take: from 0001-01-01 (the format below has no BC)
-// to PostgreSQL's own end, 294277-01-01 00:00:00 (exclusive).
-constexpr double kFirstEpochSecond = -62135596800.0;
-constexpr double kEndEpochSecond = 9224318016000.0;
-
-// Seconds since the epoch (fractions allowed) → "YYYY-MM-DD HH:MM:SS.ffffff+00".
-bool append_epoch(std::string& out, std::string_view number) {
-    std::string text(number);
-    char* end = nullptr;
-    double seconds = std::strtod(text.c_str(), &end);
-    if (end != text.c_str() + text.size() || !std::isfinite(seconds))
-        return false;
-    double whole = std::floor(seconds);
-    // Range check before the cast: a double beyond time_t is undefined behaviour (fuzzing found
-    // 1E+029), and years outside PostgreSQL's range would only fail the whole COPY later.
-    if (whole < kFirstEpochSecond || whole >= kEndEpochSecond)
-        return false;
-    auto micros = static_cast<long>(std::llround((seconds - whole) * 1e6));
-    auto t = static_cast<std::time_t>(whole);
-    if (micros >= 1000000) {
-        micros -= 1000000;
-        ++t;
-    }
-    if (t >= static_cast<std::time_t>(kEndEpochSecond))
-        return false;
-    std::tm tm{};
-    if (gmtime_r(&t, &tm) == nullptr)
-        return false;
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
-    out += buf;
-    return true;
-}
-
-// A PostgreSQL array element: always double-quoted, so commas, braces, spaces and the word
-// NULL survive as text.
-void append_array_element_quoted(std::string& field, std::string_view s) {
-    field += '"';
-    for (char c : s) {
-        if (c == '"' || c == '\\')
-            field += '\\';
-        field += c;
-    }
-    field += '"';
 }
 
 // RFC 8259 number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
@@ -213,95 +95,6 @@ bool neutralize_numbers(std::string_view body, std::string& copy) {
         }
     }
     return true;
-}
-
-// What a JSON number must fit to go into a column. Most types take the number's exact digits
-// (text keeps them; numeric holds up to 131072 digits before the point and 16383 after, so
-// 1e400 fits). Integer and floating-point types cannot hold every number: PostgreSQL would
-// refuse such a value only by failing the batch's COPY, so the mapper refuses it first, with a
-// reason saying why.
-enum class NumberTarget { digits, int2, int4, int8, float4, float8 };
-
-NumberTarget number_target_of(const ColumnInfo& info) {
-    if (info.category != TypeCategory::text)
-        return NumberTarget::digits;
-    // Names as format_type() prints them (a domain over these is left to PostgreSQL).
-    if (info.type_name == "bigint")
-        return NumberTarget::int8;
-    if (info.type_name == "integer")
-        return NumberTarget::int4;
-    if (info.type_name == "smallint")
-        return NumberTarget::int2;
-    if (info.type_name == "double precision")
-        return NumberTarget::float8;
-    if (info.type_name == "real")
-        return NumberTarget::float4;
-    return NumberTarget::digits;
-}
-
-// Empty when the JSON number `token` fits a column of `target`, else the reason it does not.
-// The slow path of number_fits.
-std::string number_misfit(std::string_view token, NumberTarget target) {
-    switch (target) {
-        case NumberTarget::digits:
-            return {};
-        case NumberTarget::int2:
-        case NumberTarget::int4:
-        case NumberTarget::int8: {
-            const char* type = target == NumberTarget::int8   ? "bigint"
-                               : target == NumberTarget::int4 ? "integer"
-                                                              : "smallint";
-            // PostgreSQL's integer input takes digits only: no fraction, no exponent.
-            if (token.find_first_of(".eE") != std::string_view::npos)
-                return "number " + quoted_value(token) + " is not an integer, as " + type +
-                       " needs";
-            std::int64_t value = 0;
-            auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), value);
-            const std::int64_t limit =
-                target == NumberTarget::int8   ? std::numeric_limits<std::int64_t>::max()
-                : target == NumberTarget::int4 ? std::numeric_limits<std::int32_t>::max()
-                                               : std::numeric_limits<std::int16_t>::max();
-            if (error != std::errc() || end != token.data() + token.size() || value > limit ||
-                value < -limit - 1)
-                return "number " + quoted_value(token) + " is out of range for " + type;
-            return {};
-        }
-        case NumberTarget::float4:
-        case NumberTarget::float8: {
-            // As PostgreSQL's float input: a number that overflows, or underflows to zero, is
-            // out of range; one that only loses precision is rounded.
-            std::string text(token);
-            errno = 0;
-            const bool is_double = target == NumberTarget::float8;
-            double value = is_double ? std::strtod(text.c_str(), nullptr)
-                                     : static_cast<double>(std::strtof(text.c_str(), nullptr));
-            if (errno == ERANGE && (value == 0.0 || std::isinf(value)))
-                return "number " + quoted_value(token) + " is out of range for " +
-                       (is_double ? "double precision" : "real");
-            return {};
-        }
-    }
-    return {};
-}
-
-// Whether the JSON number `token` fits a column of `target` (not `digits`); if not, `error`
-// says why. An integer of up to 18, 9 or 4 digits fits bigint, integer or smallint without being
-// parsed: every id of every message passes here.
-bool number_fits(std::string_view token, NumberTarget target, std::string& error) {
-    if (target == NumberTarget::int8 || target == NumberTarget::int4 ||
-        target == NumberTarget::int2) {
-        const std::size_t sure_digits = target == NumberTarget::int8   ? 18
-                                        : target == NumberTarget::int4 ? 9
-                                                                       : 4;
-        std::size_t digits = 0;
-        for (char c : token)
-            digits += c >= '0' && c <= '9' ? 1 : 0;
-        // A JSON number with no '.', 'e' or 'E' is an optional '-' and its digits.
-        if (digits + (token[0] == '-' ? 1 : 0) == token.size() && digits <= sure_digits)
-            return true;
-    }
-    error = number_misfit(token, target);
-    return error.empty();
 }
 
 // RFC 8259 forbids senders a byte order mark but lets parsers ignore one; producers on Windows

@@ -32,7 +32,4 @@ class RowMapper {
     std::unique_ptr<Impl> impl_;
 };
 
-// COPY text-format escaping of one field value (backslash, tab, newline, carriage return).
-void append_copy_escaped(std::string& out, std::string_view value);
-
 }  // namespace rmq2pg

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "column_conversion.h"
 #include "row_mapper.h"
 
 using rmq2pg::ColumnMapping;
