@@ -27,9 +27,11 @@ total() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
 # logins a run makes varies with the machine's load (a worker's connect that times out is
 # retried), so they are left out of the per-message figure: with them, it moved by ±25% between
 # runs of the same binary on a busy machine.
+# awk reads to the end: leaving early would kill callgrind_annotate with SIGPIPE (and, under
+# pipefail, this script).
 logins() {
     callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
-        awk '/PQconnectdb/ { gsub(",", "", $1); print $1; found = 1; exit } END { if (!found) print 0 }'
+        awk '!found && /PQconnectdb/ { gsub(",", "", $1); print $1; found = 1 } END { if (!found) print 0 }'
 }
 for n in "$n1" "$n2"; do
     rm -f "$out/callgrind.$mode.$n.out"
