@@ -53,23 +53,24 @@ std::string fold_key(const std::string& line) {
     return key;
 }
 
-void RepeatFilter::note_identity(Window& window, const std::string& line) {
+bool RepeatFilter::note_identity(Window& window, const std::string& line) {
     if (line.empty() || line[0] != '[')
-        return;
+        return false;
     std::size_t close = line.find(']');
     std::size_t slash = line.rfind('/', close);
     if (close == std::string::npos || slash == std::string::npos || slash == 0)
-        return;
+        return false;
     if (window.identities.size() >= kMaxIdentities) {
         window.summary.capped = true;
-        return;
+        return false;
     }
     if (!window.identities.insert(line.substr(1, close - 1)).second)
-        return;
+        return false;
     window.summary.workers = window.identities.size();
     std::string pipeline = line.substr(1, slash - 1);
     if (window.pipelines.insert(pipeline).second)
         window.summary.pipelines.push_back(pipeline);
+    return true;
 }
 
 bool RepeatFilter::admit(const std::string& line, int level,
@@ -77,8 +78,12 @@ bool RepeatFilter::admit(const std::string& line, int level,
     std::string key = fold_key(line);
     auto it = windows_.find(key);
     if (it != windows_.end() && now - it->second.first < kWindow) {
-        ++it->second.summary.repeats;
-        note_identity(it->second, line);
+        Window& window = it->second;
+        if (note_identity(window, line) && window.identities_written < kIdentitiesWritten) {
+            ++window.identities_written;
+            return true;
+        }
+        ++window.summary.repeats;
         return false;
     }
     if (it == windows_.end()) {
@@ -91,7 +96,8 @@ bool RepeatFilter::admit(const std::string& line, int level,
     it->second.first = now;
     it->second.summary.first_line = line;
     it->second.summary.level = level;
-    note_identity(it->second, line);
+    if (note_identity(it->second, line))
+        it->second.identities_written = 1;
     return true;
 }
 

@@ -28,6 +28,10 @@ class RepeatFilter {
     static constexpr std::size_t kMaxTracked = 1024;
     // Workers remembered per kind to count pipelines; beyond it the counts say "at least".
     static constexpr std::size_t kMaxIdentities = 4096;
+    // Workers whose own first line of a kind is still written in a window: in a daemon of a few
+    // workers every worker's failure stays visible (the operator reads which worker lost what);
+    // with hundreds of pipelines the rest is folded into the summary.
+    static constexpr std::size_t kIdentitiesWritten = 8;
 
     struct Summary {
         std::string first_line;  // the line that was written when the window opened
@@ -40,7 +44,8 @@ class RepeatFilter {
         bool capped = false;                 // more identities than kMaxIdentities
     };
 
-    // True: write the line. False: it is of a kind written less than kWindow ago.
+    // True: write the line. False: it is of a kind written less than kWindow ago, by the same
+    // worker or after kIdentitiesWritten workers' lines of that kind.
     bool admit(const std::string& line, int level, std::chrono::steady_clock::time_point now);
     // Forgets windows that ended by `now`; returns those that had repeats, to be summarised.
     std::vector<Summary> expire(std::chrono::steady_clock::time_point now);
@@ -53,8 +58,10 @@ class RepeatFilter {
         Summary summary;
         std::unordered_set<std::string> identities;
         std::unordered_set<std::string> pipelines;
+        std::size_t identities_written = 0;
     };
-    static void note_identity(Window& window, const std::string& line);
+    // True when the line's worker is new to the window.
+    static bool note_identity(Window& window, const std::string& line);
     std::unordered_map<std::string, Window> windows_;
 };
 
