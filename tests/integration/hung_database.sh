@@ -36,15 +36,13 @@ pg_pids() {
 # Whatever happens, PostgreSQL is not left frozen for the next test.
 trap 'status=$?; kill -CONT $(pg_pids) 2>/dev/null || true; set +e; (exit $status); cleanup' EXIT
 
-# Messages published while the database hangs: the workers receive them and start a write.
-publish --queue "$QUEUE" --generate orders --count 3000 --start 2001 &
-publisher=$!
-sleep 0.3
+# Frozen first, then messages: the workers receive them and start a write that cannot finish
+# (an idle worker does not touch PostgreSQL, so a freeze between batches would show nothing yet).
 kill -STOP $(pg_pids)
 stopped_at=$SECONDS
 stopped_ms=$(date +%s%3N)
 log "PostgreSQL frozen (SIGSTOP)"
-wait "$publisher"
+publish --queue "$QUEUE" --generate orders --count 3000 --start 2001
 
 wait_until $((DEADLINE_MS / 1000 + 5)) "/readyz 503 while the database hangs" \
     ready_is 503
