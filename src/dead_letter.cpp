@@ -1,73 +1,13 @@
 // Dead letters and the bounding of reasons; see dead_letter.h.
 #include "dead_letter.h"
 
-#include <ctime>
+#include "rfc3339.h"
 
 namespace rmq2pg {
 
 namespace {
 
-std::string now_rfc3339() {
-    auto now = std::chrono::system_clock::now();
-    std::time_t t = std::chrono::system_clock::to_time_t(now);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<int>(ms.count()));
-    return buf;
-}
-
 constexpr std::string_view kEllipsis = "\xE2\x80\xA6";  // U+2026
-
-// Copies text from `from` up to the closing `close` (exclusive) as an ellipsis; returns the
-// index after the closing character, or npos when it never closes (the rest is elided too).
-std::size_t elide_until(std::string_view text, std::size_t from, char close, std::string& out) {
-    std::size_t end = text.find(close, from);
-    out += kEllipsis;
-    if (end == std::string_view::npos)
-        return std::string_view::npos;
-    out += close;
-    return end + 1;
-}
-
-}  // namespace
-
-std::string redact_values(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    std::size_t i = 0;
-    while (i < text.size()) {
-        char c = text[i];
-        // PostgreSQL: `invalid input syntax for type bigint: "abc"`, `CONTEXT: … column x: "abc"`.
-        bool after_colon = i >= 2 && text[i - 1] == ' ' && text[i - 2] == ':';
-        if (c == '"' && after_colon) {
-            out += c;
-            i = elide_until(text, i + 1, '"', out);
-            continue;
-        }
-        // PostgreSQL: `DETAIL: Key (id)=(42) already exists.`
-        if (c == '(' && i > 0 && text[i - 1] == '=') {
-            out += c;
-            i = elide_until(text, i + 1, ')', out);
-            continue;
-        }
-        // rmq2pg's mapping reasons quote values in single quotes after a colon or "got ".
-        bool after_got = i >= 4 && text.substr(i - 4, 4) == "got ";
-        if (c == '\'' && (after_colon || after_got)) {
-            out += c;
-            i = elide_until(text, i + 1, '\'', out);
-            continue;
-        }
-        out += c;
-        ++i;
-    }
-    return out;
-}
-
-namespace {
 
 // Where a long quoted value ends up cut: PostgreSQL quotes the value twice (message, CONTEXT),
 // and what matters is the wording around it and the SQLSTATE at the end.
@@ -80,33 +20,35 @@ std::size_t utf8_floor(std::string_view text, std::size_t at) {
     return at;
 }
 
-// Shortens every quoted value longer than kValueLimit to its start, an ellipsis and its length.
-std::string shorten_values(std::string_view text) {
+// Copies `text`, handing each value PostgreSQL and rmq2pg quote in their messages to
+// `rewrite(value, out)` instead of copying it:
+// - `…: "abc"` (PostgreSQL's `invalid input syntax for type bigint: "abc"`, its CONTEXT lines),
+// - `=(42)` (PostgreSQL's `DETAIL: Key (id)=(42) already exists.`),
+// - with `single_quotes`, `…: 'abc'` and `got 'abc'` (rmq2pg's mapping reasons).
+// A value that never closes runs to the end of the text.
+template <typename Rewrite>
+std::string rewrite_values(std::string_view text, bool single_quotes, Rewrite&& rewrite) {
     std::string out;
+    out.reserve(text.size());
     std::size_t i = 0;
     while (i < text.size()) {
         char c = text[i];
         bool after_colon = i >= 2 && text[i - 1] == ' ' && text[i - 2] == ':';
+        bool after_got = i >= 4 && text.substr(i - 4, 4) == "got ";
         char close = 0;
         if (c == '"' && after_colon)
             close = '"';
         else if (c == '(' && i > 0 && text[i - 1] == '=')
             close = ')';
-        if (close == 0) {
-            out += c;
-            ++i;
-            continue;
-        }
-        std::size_t end = text.find(close, i + 1);
-        std::size_t value_end = end == std::string_view::npos ? text.size() : end;
-        std::size_t length = value_end - (i + 1);
+        else if (single_quotes && c == '\'' && (after_colon || after_got))
+            close = '\'';
         out += c;
-        if (length > kValueLimit) {
-            out.append(text.substr(i + 1, utf8_floor(text, i + 1 + kValueLimit) - (i + 1)));
-            out += std::string(kEllipsis) + "(" + std::to_string(length) + " bytes)";
-        } else {
-            out.append(text.substr(i + 1, length));
-        }
+        ++i;
+        if (close == 0)
+            continue;
+        std::size_t end = text.find(close, i);
+        rewrite(text.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i),
+                out);
         if (end == std::string_view::npos)
             break;
         out += close;
@@ -115,7 +57,23 @@ std::string shorten_values(std::string_view text) {
     return out;
 }
 
+// Every quoted value longer than kValueLimit cut to its start, an ellipsis and its length.
+std::string shorten_values(std::string_view text) {
+    return rewrite_values(text, false, [](std::string_view value, std::string& out) {
+        if (value.size() <= kValueLimit) {
+            out.append(value);
+            return;
+        }
+        out.append(value.substr(0, utf8_floor(value, kValueLimit)));
+        out += std::string(kEllipsis) + "(" + std::to_string(value.size()) + " bytes)";
+    });
+}
+
 }  // namespace
+
+std::string redact_values(std::string_view text) {
+    return rewrite_values(text, true, [](std::string_view, std::string& out) { out += kEllipsis; });
+}
 
 std::string bounded_reason(std::string_view text, bool redact, std::size_t limit) {
     std::size_t original = text.size();
@@ -152,7 +110,7 @@ std::vector<std::pair<std::string, std::string>> dead_letter_headers(const Pipel
         {"x-rmq2pg-table", pipeline.qualified_table()},
         {"x-original-exchange", std::string(delivery.exchange)},
         {"x-original-routing-key", std::string(delivery.routing_key)},
-        {"x-rmq2pg-failed-at", now_rfc3339()},
+        {"x-rmq2pg-failed-at", rfc3339(std::chrono::system_clock::now(), true)},
     };
 }
 

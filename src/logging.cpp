@@ -4,6 +4,8 @@
 // of every worker of every pipeline).
 #include "logging.h"
 
+#include "rfc3339.h"
+
 #include <spdlog/formatter.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
@@ -148,18 +150,9 @@ namespace {
 class JsonFormatter : public spdlog::formatter {
   public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-        auto since_epoch = msg.time.time_since_epoch();
-        std::time_t seconds = std::chrono::duration_cast<std::chrono::seconds>(since_epoch).count();
-        int millis = static_cast<int>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch).count() % 1000);
-        std::tm tm{};
-        gmtime_r(&seconds, &tm);
-        char time[80];  // ample for any int the compiler imagines in tm
-        std::snprintf(time, sizeof time, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
         line_.clear();
         line_ += "{\"time\":\"";
-        line_ += time;
+        line_ += rfc3339(msg.time, /*milliseconds=*/true);
         line_ += "\",\"level\":";
         auto level = spdlog::level::to_string_view(msg.level);
         append_json_string(line_, std::string_view(level.data(), level.size()));

@@ -13,18 +13,11 @@
 #include "json_escape.h"
 #include "version.h"
 
+#include "rfc3339.h"
+
 namespace rmq2pg {
 
 namespace {
-
-std::string rfc3339(std::chrono::system_clock::time_point at) {
-    std::time_t t = std::chrono::system_clock::to_time_t(at);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 // JSON has no NaN or infinity; rates and quantiles are finite by construction, this makes sure.
 std::string json_number(double value) {

@@ -157,7 +157,7 @@ void Worker::fill(Batch& batch, Backlog& backlog) {
             delivery = std::move(backlog.deliveries.front());
             backlog.deliveries.pop_front();
             backlog.bytes -= delivery->body.size();
-        } else if (batch.body_bytes() + backlog.bytes >= pipeline_.max_inflight_bytes) {
+        } else if (held_bytes(batch, backlog) >= pipeline_.max_inflight_bytes) {
             return;  // write what is held before reading more (the batch is not empty here)
         } else {
             delivery = source_->next(policy_.wait_budget(BatchPolicy::Clock::now(), kIdlePoll));

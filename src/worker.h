@@ -78,6 +78,10 @@ class Worker {
         std::deque<Delivery> deliveries;
         std::size_t bytes = 0;
     };
+    // Body bytes the worker holds: what max_inflight_bytes bounds.
+    static std::size_t held_bytes(const Batch& batch, const Backlog& backlog) {
+        return batch.body_bytes() + backlog.bytes;
+    }
 
     void serve();
     void fill(Batch& batch, Backlog& backlog);

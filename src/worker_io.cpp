@@ -163,18 +163,18 @@ void Worker::wait(std::chrono::milliseconds delay, Backlog* backlog, const Batch
     static const Batch kNoBatch;
     static const Backlog kNoBacklog;
     const Batch& held_batch = batch ? *batch : kNoBatch;
+    const Backlog& held_backlog = backlog ? *backlog : kNoBacklog;
     while (std::chrono::steady_clock::now() < until) {
-        const Backlog& held_backlog = backlog ? *backlog : kNoBacklog;
         note_progress(held_batch, held_backlog);
-        bool holding = !held_batch.empty() || !held_backlog.deliveries.empty() || batch != nullptr;
+        // A caller that hands its batch is retrying it: that batch is held even when empty.
+        bool holding = batch != nullptr || !held_backlog.deliveries.empty();
         if (stop_.requested.load() && !holding)
             return;
         if (stop_.past_deadline() && holding)
             throw ShutdownDeadline{};
         auto slice = std::min(kIdlePoll, std::chrono::ceil<std::chrono::milliseconds>(
                                              until - std::chrono::steady_clock::now()));
-        bool room =
-            backlog && held_batch.body_bytes() + backlog->bytes < pipeline_.max_inflight_bytes;
+        bool room = backlog && held_bytes(held_batch, *backlog) < pipeline_.max_inflight_bytes;
         if (source_ && room) {
             if (auto delivery = source_->next(slice)) {
                 metrics_.received++;
