@@ -83,33 +83,15 @@ sql "DROP ROLE $role"
 
 # Through PgBouncer the server's numbers do not bound rmq2pg's connections (the pooler's do): the
 # check is skipped with a warning saying why, and the daemon goes on.
-bouncer_port=$((RMQ2PG_TEST_AMQP_PORT + 4)) # B+4 of this run's private port block
-bouncer_dir=$(mktemp -d "/tmp/rmq2pg-bouncer-XXXX")
-cat >"$bouncer_dir/pgbouncer.ini" <<INI
-[databases]
-rmq2pg_test = host=127.0.0.1 port=$RMQ2PG_TEST_PG_PORT dbname=rmq2pg_test
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bouncer_port
-unix_socket_dir =
-auth_type = trust
-auth_file = $bouncer_dir/users.txt
-pool_mode = session
-logfile = $bouncer_dir/pgbouncer.log
-INI
-echo '"rmq2pg" "rmq2pg"' >"$bouncer_dir/users.txt"
-chmod -R a+rwX "$bouncer_dir"
-if ((EUID == 0)); then # pgbouncer refuses to run as root
-    setpriv --reuid=postgres --regid=postgres --init-groups pgbouncer -q "$bouncer_dir/pgbouncer.ini" &
-else
-    pgbouncer -q "$bouncer_dir/pgbouncer.ini" &
-fi
-bouncer_pid=$!
-stop_bouncer() { kill "$bouncer_pid" 2>/dev/null && wait "$bouncer_pid" 2>/dev/null || true; }
+BOUNCER="$RMQ2PG_SOURCE_DIR/scripts/pgbouncer.sh"
+eval "$("$BOUNCER" env)"
+"$BOUNCER" start >/dev/null || fail "pgbouncer did not start"
+stop_bouncer() { "$BOUNCER" stop >/dev/null 2>&1 || true; }
 # A failure anywhere below stops it too; cleanup (lib.sh) still sees the script's exit status.
 trap 'rc=$?; stop_bouncer; set +e; (exit $rc); cleanup' EXIT
-bouncer_url="postgresql://rmq2pg:rmq2pg@127.0.0.1:$bouncer_port/rmq2pg_test"
-wait_until 20 "pgbouncer listening" psql "$bouncer_url" -XAtqc "SELECT 1" >/dev/null 2>&1
+bouncer_url=$RMQ2PG_TEST_PGBOUNCER_URL
+bouncer_port=${bouncer_url##*:}
+bouncer_port=${bouncer_port%%/*}
 sed "s#$RMQ2PG_TEST_PG_URL#$bouncer_url#" "$WORK/big.yaml" >"$WORK/bouncer.yaml"
 grep -q ":$bouncer_port/" "$WORK/bouncer.yaml" || fail "could not switch to pgbouncer"
 "$RMQ2PG_BUILD_DIR/rmq2pg" --check-config --config "$WORK/bouncer.yaml" 2>"$WORK/bouncer.out" ||
@@ -125,5 +107,4 @@ stop_bouncer
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
 grep -q "warning connection budget not checked: the server behind 127.0.0.1:$bouncer_port listens on port" \
     "$DAEMON_LOG" || fail "no pooler warning at start"
-rm -rf "$bouncer_dir"
 log "PASS"
