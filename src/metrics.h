@@ -129,6 +129,11 @@ struct PipelineMetrics {
     std::atomic<std::uint64_t> write_failures{0};
     std::atomic<std::uint64_t> amqp_connects{0};
     std::atomic<std::uint64_t> pg_connects{0};
+    // Body fields that no column takes (columns by name), and change-event tombstones and
+    // ignored truncates (format: debezium): acknowledged without a row.
+    std::atomic<std::uint64_t> unmapped_fields{0};
+    std::atomic<std::uint64_t> skipped_events{0};
+    std::atomic<bool> unmapped_logged{false};  // the first unmapped field name is logged once
 
     // Why these buckets: batches run from a handful of messages (idle trickle) to max_messages
     // (at most a few thousand); a commit takes about a millisecond on a local server and seconds

@@ -118,6 +118,12 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
         {"rmq2pg_pg_connects_total",
          "PostgreSQL connections opened by workers (>workers: reconnects).",
          &PipelineMetrics::pg_connects},
+        {"rmq2pg_unmapped_fields_total",
+         "Body fields no column takes (columns by name): ignored and counted.",
+         &PipelineMetrics::unmapped_fields},
+        {"rmq2pg_change_events_skipped_total",
+         "Debezium tombstones and ignored truncates, acknowledged without a row.",
+         &PipelineMetrics::skipped_events},
     };
     for (const auto& c : counters) {
         m.header(c.name, "counter", c.help);

@@ -181,6 +181,7 @@ void Worker::write_and_settle(Batch& batch, Backlog& backlog) {
     connect_writer_retrying(batch, backlog);
     set_state(WorkerState::writing);
     batch.map(pipeline_, mappers_, config_.log_redact_values);
+    count_mapping_outcomes(batch);
     write_pending(batch, backlog);
     settle_poison(batch, backlog);
     if (paused_)
