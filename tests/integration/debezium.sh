@@ -97,6 +97,7 @@ printf '%s\n' '{"after":{"id":1},"source":{"lsn":1}}' '{"op":"x","after":{"id":1
     '{"op":"u","before":{"id":1},"source":{"lsn":1}}' >"$WORK/bad.jsonl"
 publish --queue "${QUEUE}_pgb" --file "$WORK/bad.jsonl"
 wait_until 30 "3 dead letters" bash -c "(( \$(\"$RMQ2PG_BUILD_DIR/rmq2pg-publish\" --url \"$RMQ2PG_TEST_AMQP_URL\" --stats ${QUEUE}_pgb.dead | cut -d' ' -f1) == 3 ))"
+grep -q "truncate event (tag [0-9]*) ignored" "$DAEMON_LOG" || fail "the ignored truncate was not logged"
 grep -q "no op field" "$DAEMON_LOG" || fail "no reason for a missing op"
 grep -q "unknown op x" "$DAEMON_LOG" || fail "no reason for an unknown op"
 grep -q "op u without an after image" "$DAEMON_LOG" || fail "no reason for a missing after"
