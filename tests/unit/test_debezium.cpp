@@ -168,8 +168,12 @@ TEST_CASE("positions follow each connector's log order") {
 TEST_CASE("columns by name take the table's columns and its primary key") {
     PipelineConfig p;
     p.mode = WriteMode::upsert;
-    TargetConfig resolved = resolve_target(p, p, customers());
-    REQUIRE(resolved.columns.size() == 5);
+    TableSchema table = customers();
+    ColumnInfo generated{"full_name", "text", TypeCategory::text, false};
+    generated.generated = true;
+    table.columns.push_back(generated);
+    TargetConfig resolved = resolve_target(p, p, table);
+    REQUIRE(resolved.columns.size() == 5);  // not the generated column
     CHECK(resolved.columns_by_name);
     CHECK(resolved.columns[1].source.argument == "/first_name");
     CHECK(resolved.key == std::vector<std::string>{"id"});
