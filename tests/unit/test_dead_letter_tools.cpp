@@ -1,5 +1,6 @@
-// `rmq2pg dead-letters`: reasons folded into groups, --reason matching, and the subcommand's
-// arguments (the broker side is integration.dead_letter_tools).
+// The operators' tools without a server: dead-letter reasons folded into groups, --reason
+// matching, the status page's recent reasons, suggest's name folding, and both tools' arguments
+// (the broker side is integration.dead_letter_tools and integration.suggest).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include "dead_letter_reasons.h"
 #include "dead_letter_tools.h"
 #include "recent_reasons.h"
+#include "suggest.h"
 
 using namespace rmq2pg;
 
@@ -114,4 +116,34 @@ TEST_CASE("the status page's reasons: groups of the last hour, most frequent fir
         CHECK(std::any_of(all.begin(), all.end(),
                           [](const auto& e) { return e.reason == "(other reasons)"; }));
     }
+}
+
+TEST_CASE("suggest folds case, '_' and '-' so order_id meets orderId", "[suggest]") {
+    CHECK(fold_name("order_id") == fold_name("orderId"));
+    CHECK(fold_name("OrderID") == "orderid");
+    CHECK(fold_name("x-tenant") == fold_name("xTenant"));
+    CHECK(fold_name("order_id") != fold_name("order_ids"));
+}
+
+TEST_CASE("suggest arguments: a pipeline with --config, the URLs without", "[suggest]") {
+    CommandLine cli = parse_command_line({"suggest", "--config", "a.yaml", "--pipeline", "p"});
+    REQUIRE(cli.mode == CommandLine::Mode::suggest);
+    SuggestOptions options;
+    CHECK_FALSE(parse_suggest_options(cli.tool_args, true, options));
+    CHECK(options.pipeline == "p");
+    CHECK(options.samples == 20);
+
+    CommandLine bare = parse_command_line({"suggest", "--amqp-url", "amqp://h/", "--postgres-url",
+                                           "postgresql://h/db", "--queue", "q", "--table", "t",
+                                           "--samples", "5"});
+    REQUIRE(bare.mode == CommandLine::Mode::suggest);  // no --config needed
+    SuggestOptions urls;
+    CHECK_FALSE(parse_suggest_options(bare.tool_args, false, urls));
+    CHECK(urls.samples == 5);
+
+    SuggestOptions bad;
+    CHECK(parse_suggest_options({}, true, bad));             // which pipeline?
+    CHECK(parse_suggest_options({"--queue", "q"}, false, bad));  // no servers, no table
+    CHECK(parse_suggest_options({"--pipeline", "p", "--samples", "0"}, true, bad));
+    CHECK(parse_suggest_options({"--pipeline", "p", "--table", "t"}, true, bad));
 }
