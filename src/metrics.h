@@ -1,6 +1,7 @@
 // Counters shared between the workers of a pipeline and whoever reports them. The only mutable
-// state workers share: every field is an atomic (LastError aside: one named lock), written by
-// workers, read by the reporters (progress log, HTTP server, systemd status).
+// state workers share: every field is an atomic (LastError and RecentReasons aside: each has one
+// named lock), written by workers, read by the reporters (progress log, HTTP server, systemd
+// status).
 #pragma once
 
 #include <array>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "recent_reasons.h"
 #include "worker_state.h"
 
 namespace rmq2pg {
@@ -144,6 +146,7 @@ struct PipelineMetrics {
                              0.25,  0.5,    1,     2.5,  5,     10};
     Histogram latency_seconds{1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
     LastError last_error;
+    RecentReasons dead_letter_reasons;  // what was dead-lettered in the last hour, and why
 };
 
 }  // namespace rmq2pg
