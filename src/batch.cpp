@@ -1,12 +1,22 @@
 // The batch of a worker; see batch.h.
 #include "batch.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "dead_letter.h"
 #include "topic_match.h"
 
 namespace rmq2pg {
+
+namespace {
+
+// Positions are decimal digits without leading zeros: the longer is the larger.
+bool newer_position(const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() > b.size() : a > b;
+}
+
+}  // namespace
 
 void Batch::add(Delivery delivery) {
     body_bytes_ += delivery.body.size();
@@ -23,6 +33,8 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers,
     // Rows are counted, not inferred from an empty buffer: a row can be empty (one text column
     // holding ""), and it still needs its separator.
     std::vector<std::size_t> row_count(targets.size(), 0);
+    const bool truncates = pipeline.on_truncate == OnTruncate::truncate;
+    dropped_ = false;
     for (auto& m : messages_) {
         if (m.status != Status::pending)
             continue;
@@ -68,6 +80,15 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers,
             m.reason = bounded_reason(*error, redact);
             continue;
         }
+        if (truncates && mappers[m.target].skipped() &&
+            mappers[m.target].skip_reason() == "truncate") {
+            // Written with the batch, without a row: see drop_truncated().
+            if (row_count[m.target] > 0)
+                rows.pop_back();
+            m.truncates = true;
+            m.version = mappers[m.target].last_version();
+            continue;
+        }
         if (mappers[m.target].skipped()) {
             // Acknowledged with the batch, no row: a change-event tombstone or truncate.
             if (row_count[m.target] > 0)
@@ -80,8 +101,36 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers,
         m.row_offset = offset;
         m.row_length = rows.size() - offset;
         m.mapped = true;
+        if (truncates)
+            m.version = mappers[m.target].last_version();
         ++mapped_;
         ++row_count[m.target];
+    }
+    if (truncates)
+        drop_truncated();
+}
+
+void Batch::drop_truncated() {
+    for (const auto& t : messages_) {
+        if (!t.truncates || t.status != Status::pending)
+            continue;
+        // A change the truncate erases is dropped, settled with the batch: older than the
+        // truncate in the source's log, wherever the queue delivered it; for a truncate
+        // without a position, delivered before it. What is left is newer and is written
+        // after the truncate, which the write runs first.
+        for (auto& m : messages_) {
+            if (&m == &t && t.version.empty())
+                break;
+            if (m.status != Status::pending || !m.mapped || m.target != t.target)
+                continue;
+            if (!t.version.empty() && (m.version.empty() || newer_position(m.version, t.version)))
+                continue;
+            m.status = Status::committed;
+            m.mapped = false;
+            m.before_truncate = true;
+            --mapped_;
+            dropped_ = true;
+        }
     }
 }
 
@@ -95,7 +144,10 @@ Batch::Part Batch::pending() const {
 
 std::vector<TargetRows> Batch::rows_of(const Part& part) {
     // The first attempt sends the rows as mapped; retries send only what is left.
-    bool everything = part.size() == mapped_;
+    std::size_t mapped_in_part = 0;
+    for (std::size_t i : part)
+        mapped_in_part += messages_[i].mapped ? 1 : 0;
+    bool everything = !dropped_ && mapped_in_part == mapped_;
     subsets_.resize(rows_.size());
     std::vector<TargetRows> parts(rows_.size());
     for (std::size_t t = 0; t < rows_.size(); ++t) {
@@ -106,6 +158,15 @@ std::vector<TargetRows> Batch::rows_of(const Part& part) {
     for (std::size_t i : part) {
         const Message& m = messages_[i];
         TargetRows& target_rows = parts[m.target];
+        if (m.truncates) {
+            // Several truncates of one table in a part: the latest position guards them all.
+            target_rows.truncate = true;
+            if (newer_position(m.version, target_rows.truncate_version))
+                target_rows.truncate_version = m.version;
+            continue;
+        }
+        if (!m.mapped)
+            continue;
         if (!everything) {
             std::string& subset = subsets_[m.target];
             if (target_rows.count > 0)
@@ -144,12 +205,24 @@ std::vector<Batch::Part> Batch::split(const Part& part, std::optional<std::size_
                                       std::size_t failed_target) const {
     if (part.size() <= 1)
         return {};
+    // Truncates lead, so they stay in the part tried first: a truncate written after rows of
+    // its table would erase them.
+    Part ordered = part;
+    std::stable_partition(ordered.begin(), ordered.end(),
+                          [&](std::size_t i) { return messages_[i].truncates; });
+    return split_ordered(ordered, blamed_row, failed_target);
+}
+
+std::vector<Batch::Part> Batch::split_ordered(const Part& part,
+                                              std::optional<std::size_t> blamed_row,
+                                              std::size_t failed_target) const {
     // The blamed row counts within its target's rows, which follow `part`'s order.
     std::optional<std::size_t> blamed;
     if (blamed_row) {
         std::size_t seen = 0;
         for (std::size_t j = 0; j < part.size() && !blamed; ++j)
-            if (messages_[part[j]].target == failed_target && seen++ == *blamed_row)
+            if (messages_[part[j]].mapped && messages_[part[j]].target == failed_target &&
+                seen++ == *blamed_row)
                 blamed = j;
     }
     if (blamed) {
@@ -164,6 +237,7 @@ std::vector<Batch::Part> Batch::split(const Part& part, std::optional<std::size_
 
 void Batch::clear() {
     messages_.clear();
+    dropped_ = false;
     body_bytes_ = 0;
     mapped_ = 0;
 }

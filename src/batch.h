@@ -30,6 +30,12 @@ class Batch {
         std::size_t row_offset = 0, row_length = 0;
         bool mapped = false;   // has a row in the target's rows
         bool skipped = false;  // settled without a row (RowMapper::skipped), counted apart
+        // A truncate to apply (on_truncate: truncate): pending, without a row; its write
+        // truncates the target before that target's rows.
+        bool truncates = false;
+        bool before_truncate = false;  // settled without a row: a truncate of the batch erases it
+        // With on_truncate: truncate only, the change's source position ("" when none).
+        std::string version;
     };
     // Indices into messages(): the messages one write attempt carries.
     using Part = std::vector<std::size_t>;
@@ -75,6 +81,12 @@ class Batch {
     std::vector<Message> messages_;
     std::size_t body_bytes_ = 0;
     std::size_t mapped_ = 0;
+    bool dropped_ = false;  // rows_ holds rows of messages a truncate dropped
+
+    // on_truncate: truncate: settles the changes each truncate of the batch erases.
+    void drop_truncated();
+    std::vector<Part> split_ordered(const Part& part, std::optional<std::size_t> blamed_row,
+                                    std::size_t failed_target) const;
     std::vector<std::string> rows_;     // per target: COPY text of the mapped messages
     std::vector<std::string> subsets_;  // per target: the rows of a part smaller than all
 };

@@ -17,6 +17,10 @@ struct TargetRows {
     std::size_t target = 0;
     const std::string* rows = nullptr;
     std::size_t count = 0;
+    // A change-event truncate (on_truncate: truncate) comes first: every row here was
+    // delivered after it. truncate_version is its source position ("" when it had none).
+    bool truncate = false;
+    std::string truncate_version;
 };
 
 class BatchWriter {

@@ -196,6 +196,10 @@ std::optional<std::string> read_change_event(element root, ChangeEvent& event) {
                " (expected c, r, u, d or t)";
     event.op = op[0];
     if (event.op == 't') {
+        // The truncate's position, when it has one, keeps a redelivered truncate from wiping
+        // rows of later changes (on_truncate: truncate); without one it truncates as it is.
+        std::string ignored;
+        event.version = encode_position(payload, ignored).value_or("");
         event.kind = ChangeEvent::Kind::skip;
         event.skip_what = "truncate";
         return std::nullopt;

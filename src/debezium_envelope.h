@@ -23,7 +23,7 @@ struct ChangeEvent {
     bool has_image = false;              // a delete may come without before
     simdjson::dom::object image_schema;  // its struct schema (wrapped only)
     bool has_image_schema = false;
-    std::string version;    // decimal digits, compared as numeric
+    std::string version;    // decimal digits, compared as numeric ("" for a truncate without)
     std::string skip_what;  // for skip: "tombstone" or "truncate"
 };
 

@@ -350,6 +350,10 @@ std::uint64_t DebeziumMapper::take_unmapped() {
     return std::exchange(impl_->unmapped, 0);
 }
 
+const std::string& DebeziumMapper::last_version() const {
+    return impl_->event.version;
+}
+
 const std::string& DebeziumMapper::first_unmapped() const {
     return impl_->first_unmapped;
 }
@@ -358,6 +362,7 @@ DebeziumMapper::Result DebeziumMapper::append_row(const Delivery& d, std::string
                                                   std::string& reason) {
     Impl& m = *impl_;
     if (is_tombstone_body(d.body)) {
+        m.event.version.clear();
         reason = "tombstone";
         return Result::skip;
     }

@@ -28,6 +28,9 @@ class DebeziumMapper {
     // `reason` says which; poison: `out` untouched, `reason` says why.
     Result append_row(const Delivery& delivery, std::string& out, std::string& reason);
 
+    // The version of the last event appended or skipped ("" when it had none).
+    const std::string& last_version() const;
+
     // Fields of row images no column took (columns by name), since the last call.
     std::uint64_t take_unmapped();
     const std::string& first_unmapped() const;

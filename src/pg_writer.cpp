@@ -424,10 +424,15 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
                         setup += "; " + statement;
             tx.exec(setup);
             for (const auto& part : parts) {
-                if (part.count == 0)
+                if (part.count == 0 && !part.truncate)
                     continue;
                 current = part.target;
                 const WritePlan& plan = impl_->targets.at(part.target).plan;
+                // First: the batch kept only the changes newer than the truncate (batch.cpp).
+                if (part.truncate)
+                    tx.exec(truncate_statement(plan, part.truncate_version));
+                if (part.count == 0)
+                    continue;
                 {
                 // libpqxx 6.4 keeps stream_to's raw-line writer private; tablewriter exposes
                 // it, and the rows are already COPY text: one call sends them all.

@@ -357,6 +357,10 @@ const std::string& RowMapper::skip_reason() const {
     return impl_->skip_reason;
 }
 
+std::string RowMapper::last_version() const {
+    return impl_->debezium ? impl_->debezium->last_version() : std::string();
+}
+
 std::uint64_t RowMapper::take_unmapped() {
     if (impl_->debezium)
         return impl_->debezium->take_unmapped();

@@ -35,6 +35,9 @@ class RowMapper {
     bool skipped() const;
     // What was skipped: "tombstone" or "truncate".
     const std::string& skip_reason() const;
+    // format: debezium: the last change's (or truncate's) position in the source's log, ""
+    // when it had none or for another format.
+    std::string last_version() const;
 
     // Columns by name: body fields that no column took since the last call, and the first
     // such field's name ever seen (empty when none).

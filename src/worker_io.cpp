@@ -68,6 +68,16 @@ void Worker::record_commit(const Batch& batch, const Batch::Part& part,
             metrics_.latency_seconds.observe(
                 static_cast<double>(std::max<std::int64_t>(0, now_s - *ts)));
     metrics_.committed += part.size();
+    auto targets = pipeline_.targets();
+    for (std::size_t i : part) {
+        const Batch::Message& m = batch.messages()[i];
+        if (m.truncates)
+            spdlog::warn(
+                "{} truncate event (tag {}, position {}) applied (on_truncate: truncate): table "
+                "{} truncated in the batch's transaction, before the batch's newer changes",
+                identity(), m.delivery.delivery_tag, m.version.empty() ? "none" : m.version,
+                targets.at(m.target)->qualified_table());
+    }
 }
 
 void Worker::count_mapping_outcomes(const Batch& batch) {

@@ -57,6 +57,20 @@ std::string prefixed(const std::string& alias, const std::vector<std::string>& n
     return out;
 }
 
+std::string truncate_statement(const WritePlan& plan, const std::string& version) {
+    // Why not always TRUNCATE: a truncate redelivered after later changes committed (its ack
+    // lost, another worker faster) would erase their rows. A row with a newer position than
+    // the truncate's survives; only when there is none (the usual case) does the cheap
+    // TRUNCATE run. A plain DO block: no function is created, nothing outlives the statement
+    // (PgBouncer's transaction pooling is fine with it).
+    if (plan.version_column.empty() || version.empty())
+        return "TRUNCATE " + plan.table;
+    const std::string v = quote_ident(plan.version_column);
+    return "DO $rmq2pg$ BEGIN IF EXISTS (SELECT 1 FROM " + plan.table + " WHERE " + v + " > " +
+           version + ") THEN DELETE FROM " + plan.table + " WHERE " + v + " IS NULL OR " + v +
+           " <= " + version + "; ELSE TRUNCATE " + plan.table + "; END IF; END $rmq2pg$";
+}
+
 WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target,
                       std::size_t index) {
     WritePlan plan;
@@ -67,6 +81,8 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
     bool dedupe = !pipeline.dedupe.empty();
     bool deletes = target.delete_when.has_value();
     bool guarded = !target.version.empty();
+    plan.table = qualified;
+    plan.version_column = target.version;
     if (target.mode == WriteMode::insert && !dedupe) {
         plan.copy_target = qualified + " (" + column_list(columns) + ")";
         return plan;

@@ -18,7 +18,13 @@ struct WritePlan {
     std::string staging;                      // "" when COPY goes straight into the table
     std::vector<std::string> create_staging;  // creates `staging`; empty when there is none
     std::vector<std::string> then;            // statements after the COPY
+    std::string table;                        // "schema"."name"
+    std::string version_column;               // the version guard's column, "" without
 };
+
+// The statement that applies a change-event truncate at source position `version` ("" when it
+// has none) to the plan's table, before the rows of the same write.
+std::string truncate_statement(const WritePlan& plan, const std::string& version);
 
 // `index` is the target's position in PipelineConfig::targets(): it names the staging table.
 WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target,

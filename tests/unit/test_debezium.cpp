@@ -329,3 +329,53 @@ TEST_CASE("a batch settles tombstones and truncates without a row and writes the
     CHECK(*rows[0].rows == "1004\tAnne\tKretchmar\tannek@noanswer.org\t24023128\tu");
     CHECK(batch.last_ackable_tag() == std::uint64_t{4});
 }
+
+TEST_CASE("on_truncate: truncate drops the batch's older changes and truncates before the rest") {
+    PipelineConfig p = debezium_pipeline();
+    p.on_truncate = OnTruncate::truncate;
+    TableSchema t = customers();
+    std::vector<RowMapper> mappers;
+    mappers.emplace_back(resolve_target(p, p, t), t, p);
+    Batch batch;
+    std::string newer = fixture("postgres_update_bare.json");
+    REQUIRE(newer.find("24023200") != std::string::npos);
+    for (auto at = newer.find("24023200"); at != std::string::npos; at = newer.find("24023200"))
+        newer.replace(at, 8, "99999999");
+    // Delivery order: older, newer, the truncate (46523300), older again.
+    std::vector<std::string> bodies = {fixture("postgres_create_bare.json"), newer,
+                                       fixture("postgres_truncate.json"),
+                                       fixture("postgres_update_bare.json")};
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        Delivery d;
+        d.delivery_tag = i + 1;
+        d.body = bodies[i];
+        batch.add(std::move(d));
+    }
+    batch.map(p, mappers, false);
+    const auto& m = batch.messages();
+    CHECK((m[0].status == Batch::Status::committed && m[0].before_truncate && !m[0].mapped));
+    CHECK((m[1].status == Batch::Status::pending && m[1].mapped));
+    CHECK((m[2].status == Batch::Status::pending && m[2].truncates && !m[2].skipped));
+    CHECK(m[2].version == "46523300");
+    CHECK((m[3].status == Batch::Status::committed && m[3].before_truncate));
+    REQUIRE(batch.pending() == Batch::Part{1, 2});
+    auto rows = batch.rows_of(batch.pending());
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].truncate);
+    CHECK(rows[0].truncate_version == "46523300");
+    CHECK(rows[0].count == 1);
+    CHECK(*rows[0].rows == "1004\tAnne Marie\tKretchmar\tannek@noanswer.org\t99999999\tu");
+    // Halved after a refusal: the truncate goes with the part tried first (the last one).
+    auto halves = batch.split(batch.pending(), std::nullopt, 0);
+    REQUIRE(halves.size() == 2);
+    CHECK(halves[1] == Batch::Part{2});
+    auto first = batch.rows_of(halves[1]);
+    CHECK((first[0].truncate && first[0].count == 0));
+    auto second = batch.rows_of(halves[0]);
+    CHECK((!second[0].truncate && second[0].count == 1));
+    // Blamed row 0 (the newer change): the rest, the truncate, is tried first.
+    auto blamed = batch.split(batch.pending(), std::size_t{0}, 0);
+    REQUIRE(blamed.size() == 2);
+    CHECK(blamed[0] == Batch::Part{1});
+    CHECK(blamed[1] == Batch::Part{2});
+}

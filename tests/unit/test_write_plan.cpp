@@ -311,3 +311,16 @@ TEST_CASE("odd identifiers and names are quoted wherever they appear", "[write_p
     CHECK_FALSE(has(all, " My Schema"));
     CHECK_FALSE(has(all, "(k\"ey"));
 }
+
+TEST_CASE("a change-event truncate keeps rows of later changes", "[write_plan]") {
+    WritePlan plan;
+    plan.table = "\"public\".\"t\"";
+    CHECK(truncate_statement(plan, "42") == "TRUNCATE \"public\".\"t\"");
+    plan.version_column = "_rmq2pg_version";
+    CHECK(truncate_statement(plan, "") == "TRUNCATE \"public\".\"t\"");
+    CHECK(truncate_statement(plan, "42") ==
+          "DO $rmq2pg$ BEGIN IF EXISTS (SELECT 1 FROM \"public\".\"t\" WHERE "
+          "\"_rmq2pg_version\" > 42) THEN DELETE FROM \"public\".\"t\" WHERE "
+          "\"_rmq2pg_version\" IS NULL OR \"_rmq2pg_version\" <= 42; ELSE TRUNCATE "
+          "\"public\".\"t\"; END IF; END $rmq2pg$");
+}
