@@ -133,16 +133,16 @@ TEST_CASE("suggest arguments: a pipeline with --config, the URLs without", "[sug
     CHECK(options.pipeline == "p");
     CHECK(options.samples == 20);
 
-    CommandLine bare = parse_command_line({"suggest", "--amqp-url", "amqp://h/", "--postgres-url",
-                                           "postgresql://h/db", "--queue", "q", "--table", "t",
-                                           "--samples", "5"});
+    CommandLine bare =
+        parse_command_line({"suggest", "--amqp-url", "amqp://h/", "--postgres-url",
+                            "postgresql://h/db", "--queue", "q", "--table", "t", "--samples", "5"});
     REQUIRE(bare.mode == CommandLine::Mode::suggest);  // no --config needed
     SuggestOptions urls;
     CHECK_FALSE(parse_suggest_options(bare.tool_args, false, urls));
     CHECK(urls.samples == 5);
 
     SuggestOptions bad;
-    CHECK(parse_suggest_options({}, true, bad));             // which pipeline?
+    CHECK(parse_suggest_options({}, true, bad));                 // which pipeline?
     CHECK(parse_suggest_options({"--queue", "q"}, false, bad));  // no servers, no table
     CHECK(parse_suggest_options({"--pipeline", "p", "--samples", "0"}, true, bad));
     CHECK(parse_suggest_options({"--pipeline", "p", "--table", "t"}, true, bad));
