@@ -74,6 +74,7 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers,
                 rows.pop_back();
             m.status = Status::committed;
             m.skipped = true;
+            m.reason = mappers[m.target].skip_reason();
             continue;
         }
         m.row_offset = offset;

@@ -25,7 +25,7 @@ class Batch {
     struct Message {
         Delivery delivery;
         Status status = Status::pending;
-        std::string reason;      // why it is poison
+        std::string reason;      // why it is poison; what was skipped (tombstone, truncate)
         std::size_t target = 0;  // index into PipelineConfig::targets()
         std::size_t row_offset = 0, row_length = 0;
         bool mapped = false;   // has a row in the target's rows
