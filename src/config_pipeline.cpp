@@ -55,8 +55,20 @@ bool split_table_name(const std::string& text, std::string& schema, std::string&
     return true;
 }
 
-std::optional<ColumnSource> parse_source(const std::string& text, std::string& error) {
+std::optional<ColumnSource> parse_source(const std::string& text, std::string& error,
+                                         const TargetConfig* parent) {
     using Kind = ColumnSource::Kind;
+    if (parent != nullptr && text == "$index")
+        return ColumnSource{Kind::element_index, ""};
+    if (parent != nullptr && text.rfind("$parent.", 0) == 0) {
+        std::string column = text.substr(8);
+        for (const auto& c : parent->columns)
+            if (c.column == column)
+                return ColumnSource{Kind::parent_column, column};
+        error = "'" + text + "': the parent table " + parent->qualified_table() +
+                " maps no column '" + column + "'";
+        return std::nullopt;
+    }
     if (text.empty() || text[0] == '/') {
         if (auto problem = validate_json_pointer(text)) {
             error = "invalid JSON Pointer '" + text + "': " + *problem;
@@ -82,12 +94,13 @@ std::optional<ColumnSource> parse_source(const std::string& text, std::string& e
     }
     error = "unknown source '" + text +
             "' (a JSON Pointer such as /id, or one of $body, $routing_key, $exchange, "
-            "$message_id, $timestamp, $content_type, $header.NAME)";
+            "$message_id, $timestamp, $content_type, $header.NAME" +
+            (parent != nullptr ? ", $index, $parent.COLUMN)" : ")");
     return std::nullopt;
 }
 
 void read_columns(ConfigReader& r, const YAML::Node& parent, const std::string& path,
-                  TargetConfig& pipeline) {
+                  TargetConfig& pipeline, const TargetConfig* parent_target) {
     YAML::Node node = parent["columns"];
     if (!node.IsDefined() || node.IsNull()) {
         r.problem(node.IsDefined() ? node : parent, path, "is required (target column: source)");
@@ -127,7 +140,7 @@ void read_columns(ConfigReader& r, const YAML::Node& parent, const std::string& 
             continue;
         }
         std::string error;
-        auto source = parse_source(column.source_text, error);
+        auto source = parse_source(column.source_text, error, parent_target);
         if (!source) {
             r.problem(value, key, error);
             continue;
@@ -210,8 +223,11 @@ QueueDeclaration read_declaration(ConfigReader& r, const YAML::Node& node,
     return d;
 }
 
-void read_target(ConfigReader& r, const YAML::Node& node, const std::string& path,
-                 TargetConfig& p) {
+void read_children(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                   TargetConfig& parent, int depth);
+
+void read_target(ConfigReader& r, const YAML::Node& node, const std::string& path, TargetConfig& p,
+                 const TargetConfig* parent = nullptr, int depth = 0) {
     if (auto table = r.required_string(node, "table", path)) {
         if (!split_table_name(*table, p.table_schema, p.table_name))
             r.problem(node["table"], path + ".table",
@@ -222,7 +238,7 @@ void read_target(ConfigReader& r, const YAML::Node& node, const std::string& pat
               {"ignore", WriteMode::ignore},
               {"upsert", WriteMode::upsert}});
     p.key = r.string_list(node, "key", path);
-    read_columns(r, node, path + ".columns", p);
+    read_columns(r, node, path + ".columns", p, parent);
     if (p.mode != WriteMode::insert && p.key.empty())
         r.problem(node, path + ".key", std::string("is required by mode ") + to_string(p.mode));
     for (const auto& key_column : p.key) {
@@ -264,6 +280,56 @@ void read_target(ConfigReader& r, const YAML::Node& node, const std::string& pat
             p.delete_when = rule;
         }
     }
+    read_children(r, node, path, p, depth);
+}
+
+// children: each a target of its own whose rows come from one array of the parent's document.
+// Two levels (an order, its lines, their serial numbers) cover the aggregates producers send;
+// deeper ones would multiply the joins of every replace and delete.
+void read_children(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                   TargetConfig& parent, int depth) {
+    YAML::Node children = node["children"];
+    if (!ConfigReader::given(children))
+        return;
+    std::string cpath = path + ".children";
+    if (depth >= 2) {
+        r.problem(children, cpath, "children may nest one level only (children of a child)");
+        return;
+    }
+    if (!children.IsSequence() || children.size() == 0) {
+        r.problem(children, cpath, "expected a non-empty list of child tables");
+        return;
+    }
+    for (std::size_t i = 0; i < children.size(); ++i) {
+        std::string chpath = cpath + "[" + std::to_string(i) + "]";
+        if (!r.expect_map(children[i], chpath))
+            continue;
+        r.check_keys(children[i], chpath,
+                     {"table", "from", "mode", "key", "columns", "replace", "children"});
+        TargetConfig child;
+        if (auto from = r.required_string(children[i], "from", chpath)) {
+            child.from = *from;
+            if (child.from.empty() || child.from[0] != '/')
+                r.problem(children[i]["from"], chpath + ".from",
+                          "'" + child.from + "' is not a JSON Pointer such as /lines");
+            else if (auto problem = validate_json_pointer(child.from))
+                r.problem(children[i]["from"], chpath + ".from", *problem);
+        }
+        read_target(r, children[i], chpath, child, &parent, depth + 1);
+        r.boolean(children[i], "replace", chpath, child.replace);
+        bool linked = false;
+        for (const auto& c : child.columns)
+            linked = linked || c.source.kind == ColumnSource::Kind::parent_column;
+        if (child.replace && !linked)
+            r.problem(children[i]["replace"], chpath + ".replace",
+                      "needs a column mapped from $parent.COLUMN: it says which rows are the "
+                      "parent's children");
+        if (child.replace && parent.mode == WriteMode::insert && depth == 0)
+            r.problem(children[i]["replace"], chpath + ".replace",
+                      "needs the parent in mode upsert or ignore (an inserted parent has no "
+                      "children to replace)");
+        parent.children.push_back(std::move(child));
+    }
 }
 
 // batch: when a batch closes; it must be able to fill within prefetch.
@@ -296,7 +362,8 @@ void read_routes(ConfigReader& r, const YAML::Node& node, const std::string& pat
                  PipelineConfig& p) {
     YAML::Node routes = node["routes"];
     // With routes, where messages go is said by each route alone.
-    for (const char* key : {"table", "mode", "key", "columns", "version", "delete_when"})
+    for (const char* key :
+         {"table", "mode", "key", "columns", "version", "delete_when", "children"})
         if (node[key].IsDefined())
             r.problem(node[key], path + "." + key,
                       "with routes:, this key belongs to each route, not the pipeline");
@@ -308,8 +375,9 @@ void read_routes(ConfigReader& r, const YAML::Node& node, const std::string& pat
             TargetConfig route;
             if (!r.expect_map(routes[i], rpath))
                 continue;
-            r.check_keys(routes[i], rpath,
-                         {"match", "table", "mode", "key", "columns", "version", "delete_when"});
+            r.check_keys(
+                routes[i], rpath,
+                {"match", "table", "mode", "key", "columns", "version", "delete_when", "children"});
             if (auto match = r.required_string(routes[i], "match", rpath)) {
                 route.match = *match;
                 if (auto problem = validate_topic_pattern(route.match))
@@ -341,6 +409,7 @@ PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std:
                   "columns",
                   "version",
                   "delete_when",
+                  "children",
                   "routes",
                   "dedupe",
                   "dedupe_retention_s",
