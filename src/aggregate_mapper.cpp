@@ -8,6 +8,8 @@
 
 #include <simdjson.h>
 
+#include "columns_by_name.h"
+
 namespace rmq2pg {
 
 using simdjson::ondemand::json_type;
@@ -51,25 +53,53 @@ struct AggregateMapper::Impl {
     Impl(RowMapper mapper) : row(std::move(mapper)) {}
 };
 
+AggregateMapper::AggregateMapper(const PipelineConfig& pipeline,
+                                 const std::vector<TableTarget>& tables, std::size_t table,
+                                 const std::vector<const TableSchema*>& schemas) {
+    const TargetConfig resolved =
+        resolve_target(pipeline, *tables.at(table).config, *schemas.at(table));
+    impl_ = std::make_unique<Impl>(RowMapper(resolved, *schemas.at(table), pipeline));
+    impl_->table = table;
+    impl_->index_column = carries_message_index(tables[table]);
+    add_children(tables, schemas, resolved);
+}
+
 AggregateMapper::AggregateMapper(const std::vector<TableTarget>& tables, std::size_t table,
                                  const std::vector<const TableSchema*>& schemas,
-                                 const std::string& dedupe) {
-    const TableTarget& t = tables.at(table);
-    const TargetConfig* parent = t.parent ? tables[*t.parent].config : nullptr;
-    // dedupe, like delete_when, belongs to the message: only its parent row carries it.
-    impl_ = std::make_unique<Impl>(
-        RowMapper(*t.config, *schemas.at(table), t.parent ? std::string() : dedupe, parent));
+                                 const TargetConfig& parent) {
+    const TargetConfig& self = *tables.at(table).config;
+    // dedupe, like delete_when and the format, belongs to the message: its route's row.
+    impl_ = std::make_unique<Impl>(RowMapper(self, *schemas.at(table), "", &parent));
     impl_->table = table;
-    impl_->index_column = carries_message_index(t);
-    for (std::size_t i = table + 1; i < tables.size(); ++i) {
-        if (tables[i].parent != table)
+    impl_->index_column = true;
+    add_children(tables, schemas, self);
+}
+
+void AggregateMapper::add_children(const std::vector<TableTarget>& tables,
+                                   const std::vector<const TableSchema*>& schemas,
+                                   const TargetConfig& self) {
+    for (std::size_t i = impl_->table + 1; i < tables.size(); ++i) {
+        if (tables[i].parent != impl_->table)
             continue;
         Impl::Child child;
         child.from = tables[i].config->from;
         child.table = tables[i].config->qualified_table();
-        child.mapper = std::make_unique<AggregateMapper>(tables, i, schemas, dedupe);
+        child.mapper =
+            std::unique_ptr<AggregateMapper>(new AggregateMapper(tables, i, schemas, self));
         impl_->children.push_back(std::move(child));
     }
+}
+
+bool AggregateMapper::skipped() const {
+    return impl_->row.skipped();
+}
+
+std::uint64_t AggregateMapper::take_unmapped() {
+    return impl_->row.take_unmapped();
+}
+
+std::string AggregateMapper::first_unmapped() const {
+    return impl_->row.first_unmapped();
 }
 
 AggregateMapper::~AggregateMapper() = default;
@@ -90,6 +120,10 @@ std::optional<std::string> AggregateMapper::append(const Delivery& delivery, std
     if (auto error = m.row.append_row(delivery, body, out, context)) {
         out.resize(before);
         return error;
+    }
+    if (m.row.skipped()) {
+        out.resize(before);
+        return std::nullopt;
     }
     if (m.index_column) {
         out += '\t';

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,10 +19,11 @@ namespace rmq2pg {
 
 class AggregateMapper {
   public:
-    // The mapper of table `table` and its descendants; `schema(i)` is table i's catalog view.
+    // The mapper of route `table` and its descendants; `schemas[i]` is table i's catalog view.
+    // The route's columns are resolved against its table (columns by name, the format).
     // Throws std::invalid_argument as RowMapper does.
-    AggregateMapper(const std::vector<TableTarget>& tables, std::size_t table,
-                    const std::vector<const TableSchema*>& schemas, const std::string& dedupe);
+    AggregateMapper(const PipelineConfig& pipeline, const std::vector<TableTarget>& tables,
+                    std::size_t table, const std::vector<const TableSchema*>& schemas);
     ~AggregateMapper();
     AggregateMapper(AggregateMapper&&) noexcept;
     AggregateMapper& operator=(AggregateMapper&&) noexcept;
@@ -35,7 +37,19 @@ class AggregateMapper {
                                       std::vector<std::size_t>& counts,
                                       const RowContext* context = nullptr);
 
+    // RowMapper's of the route's row: the last append wrote no row and is no failure (a
+    // change-event tombstone); body fields no column took (columns by name).
+    bool skipped() const;
+    std::uint64_t take_unmapped();
+    std::string first_unmapped() const;
+
   private:
+    // A child's mapper (`parent` is its parent's config, as resolved).
+    AggregateMapper(const std::vector<TableTarget>& tables, std::size_t table,
+                    const std::vector<const TableSchema*>& schemas, const TargetConfig& parent);
+    void add_children(const std::vector<TableTarget>& tables,
+                      const std::vector<const TableSchema*>& schemas, const TargetConfig& self);
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

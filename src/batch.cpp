@@ -85,6 +85,12 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<AggregateMapper>& ma
             m.reason = bounded_reason(*error, redact);
             continue;
         }
+        if (mappers[m.target].skipped()) {
+            // Acknowledged with the batch, no row: a change-event tombstone or truncate.
+            m.status = Status::committed;
+            m.skipped = true;
+            continue;
+        }
         m.first_span = spans_.size();
         for (std::size_t t = 0; t < tables; ++t) {
             if (row_count[t] == counts_before[t])

@@ -36,7 +36,8 @@ class Batch {
         // Its spans: spans_[first_span, first_span + span_count), one per table it has rows in
         // (its route's table first, then its children's).
         std::size_t first_span = 0, span_count = 0;
-        bool mapped = false;  // has its rows in the tables' rows
+        bool mapped = false;   // has its rows in the tables' rows
+        bool skipped = false;  // settled without a row (RowMapper::skipped), counted apart
     };
     // Indices into messages(): the messages one write attempt carries.
     using Part = std::vector<std::size_t>;

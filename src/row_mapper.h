@@ -3,6 +3,7 @@
 // as a reason, not an exception.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +29,9 @@ class RowMapper {
     // the parent table's config for a child ($parent.COLUMN is its COLUMN's field).
     RowMapper(const TargetConfig& target, const TableSchema& table, const std::string& dedupe = "",
               const TargetConfig* parent = nullptr);
+    // `target` as resolve_target made it; the pipeline gives dedupe and the format (a debezium
+    // pipeline maps through DebeziumMapper).
+    RowMapper(const TargetConfig& target, const TableSchema& table, const PipelineConfig& pipeline);
     ~RowMapper();
     RowMapper(RowMapper&&) noexcept;
     RowMapper& operator=(RowMapper&&) noexcept;
@@ -41,6 +45,14 @@ class RowMapper {
     std::optional<std::string> append_row(const Delivery& delivery, std::string& out) {
         return append_row(delivery, delivery.body, out);
     }
+    // The last append_row added no row and is no failure: a change-event tombstone or an
+    // ignored truncate, to acknowledge as it is.
+    bool skipped() const;
+
+    // Columns by name: body fields that no column took since the last call, and the first
+    // such field's name ever seen (empty when none).
+    std::uint64_t take_unmapped();
+    std::string first_unmapped() const;
 
   private:
     struct Impl;

@@ -87,7 +87,7 @@ Mapped map_one(const PipelineConfig& p, const std::string& body, std::size_t mes
     std::vector<const TableSchema*> pointers;
     for (const auto& s : schemas)
         pointers.push_back(&s);
-    AggregateMapper mapper(tables, 0, pointers, "");
+    AggregateMapper mapper(p, tables, 0, pointers);
     Mapped m;
     m.rows.resize(tables.size());
     m.counts.resize(tables.size());
@@ -256,7 +256,7 @@ TEST_CASE("a batch keeps a message's parent and children together when it is spl
     for (const auto& s : schemas)
         pointers.push_back(&s);
     std::vector<AggregateMapper> mappers;
-    mappers.emplace_back(tables, 0, pointers, "");
+    mappers.emplace_back(p, tables, 0, pointers);
     std::vector<std::string> bodies = {
         R"({"id": 1, "lines": [{"sku": "a"}, {"sku": "b"}]})",
         R"({"id": 2, "lines": "oops"})",
