@@ -94,6 +94,10 @@ bool AggregateMapper::skipped() const {
     return impl_->row.skipped();
 }
 
+const std::string& AggregateMapper::skip_reason() const {
+    return impl_->row.skip_reason();
+}
+
 std::uint64_t AggregateMapper::take_unmapped() {
     return impl_->row.take_unmapped();
 }

@@ -40,6 +40,7 @@ class AggregateMapper {
     // RowMapper's of the route's row: the last append wrote no row and is no failure (a
     // change-event tombstone); body fields no column took (columns by name).
     bool skipped() const;
+    const std::string& skip_reason() const;
     std::uint64_t take_unmapped();
     std::string first_unmapped() const;
 

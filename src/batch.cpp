@@ -89,6 +89,7 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<AggregateMapper>& ma
             // Acknowledged with the batch, no row: a change-event tombstone or truncate.
             m.status = Status::committed;
             m.skipped = true;
+            m.reason = mappers[m.target].skip_reason();
             continue;
         }
         m.first_span = spans_.size();

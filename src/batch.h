@@ -31,7 +31,7 @@ class Batch {
     struct Message {
         Delivery delivery;
         Status status = Status::pending;
-        std::string reason;      // why it is poison
+        std::string reason;      // why it is poison; what was skipped (tombstone, truncate)
         std::size_t target = 0;  // index into PipelineConfig::targets()
         // Its spans: spans_[first_span, first_span + span_count), one per table it has rows in
         // (its route's table first, then its children's).

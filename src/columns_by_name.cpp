@@ -22,6 +22,8 @@ TargetConfig resolve_target(const PipelineConfig& pipeline, const TargetConfig& 
     if (resolved.columns.empty()) {
         resolved.columns_by_name = true;
         for (const auto& column : table.columns) {
+            if (column.generated)
+                continue;
             ColumnMapping mapping;
             mapping.column = column.name;
             mapping.source.kind = ColumnSource::Kind::json_pointer;

@@ -40,7 +40,7 @@ std::optional<std::string> read_change_event(simdjson::dom::element root, Change
 //   PostgreSQL  source.lsn                                  → lsn
 //   MySQL       source.file (binlog N), source.pos, .row    → N·10^40 + pos·10^20 + row
 //   SQL Server  source.commit_lsn, .change_lsn, .event_serial_no (hex a:b:c LSNs, 80 bits)
-//               → commit·10^50 + change·10^25 + serial
+//               → commit·10^45 + change·10^20 + serial
 //   otherwise   ts_ms of the payload, else of source
 // Nullopt with `error` set when no position can be read.
 std::optional<std::string> encode_position(simdjson::dom::object payload, std::string& error);

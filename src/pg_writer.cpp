@@ -142,7 +142,8 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
         throw WriteError(WriteError::Kind::schema, "table " + qualified + " does not exist");
     auto columns = tx.exec_params(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, t.typcategory, "
-        "a.attnotnull FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "a.attnotnull, a.attgenerated <> '' OR a.attidentity = 'a' "
+        "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
         "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
         "ORDER BY a.attnum",
         qualified);
@@ -152,6 +153,7 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
         column.type_name = row[1].as<std::string>();
         column.category = category_of(row[2].as<std::string>(), row[3].as<std::string>());
         column.not_null = row[4].as<bool>();
+        column.generated = row[5].as<bool>();
         table.columns.push_back(column);
     }
     auto primary = tx.exec_params(
@@ -162,7 +164,16 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
     for (const auto& row : primary)
         table.primary_key.push_back(row[0].as<std::string>());
     const TargetConfig resolved = resolve_target(pipeline, target, table);
-    if (pipeline.format == MessageFormat::debezium && table.find(resolved.version) == nullptr)
+    const ColumnInfo* version = table.find(resolved.version);
+    if (pipeline.format == MessageFormat::debezium && version != nullptr &&
+        version->type_name.rfind("numeric", 0) != 0)
+        throw WriteError(WriteError::Kind::schema,
+                         "pipeline '" + pipeline.name + "': format debezium orders changes by " +
+                             "positions of up to 70 digits, which column '" + resolved.version +
+                             "' of " + qualified + " (" + version->type_name +
+                             ") cannot hold or compare: ALTER TABLE " + qualified +
+                             " ALTER COLUMN " + quote_ident(resolved.version) + " TYPE numeric");
+    if (pipeline.format == MessageFormat::debezium && version == nullptr)
         throw WriteError(WriteError::Kind::schema,
                          "pipeline '" + pipeline.name + "': format debezium keeps each row's " +
                              "source position in column '" + resolved.version + "', which " +

@@ -141,6 +141,7 @@ struct RowMapper::Impl {
     std::string version;
     std::unique_ptr<DebeziumMapper> debezium;  // format: debezium maps through it
     bool skipped = false;
+    std::string skip_reason;
     // Columns by name: the field names that columns take, to count the others.
     std::vector<std::string> by_name_fields;
     std::uint64_t unmapped = 0;
@@ -370,6 +371,10 @@ bool RowMapper::skipped() const {
     return impl_->skipped;
 }
 
+const std::string& RowMapper::skip_reason() const {
+    return impl_->skip_reason;
+}
+
 std::uint64_t RowMapper::take_unmapped() {
     if (impl_->debezium)
         return impl_->debezium->take_unmapped();
@@ -413,6 +418,7 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string_
                 return std::nullopt;
             case DebeziumMapper::Result::skip:
                 m.skipped = true;
+                m.skip_reason = reason;
                 return std::nullopt;
             case DebeziumMapper::Result::poison:
                 return reason;

@@ -48,6 +48,8 @@ class RowMapper {
     // The last append_row added no row and is no failure: a change-event tombstone or an
     // ignored truncate, to acknowledge as it is.
     bool skipped() const;
+    // What was skipped: "tombstone" or "truncate".
+    const std::string& skip_reason() const;
 
     // Columns by name: body fields that no column took since the last call, and the first
     // such field's name ever seen (empty when none).

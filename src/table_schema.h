@@ -22,6 +22,9 @@ struct ColumnInfo {
     std::string type_name;  // as format_type() prints it, for messages
     TypeCategory category = TypeCategory::text;
     bool not_null = false;
+    // GENERATED ALWAYS (identity or stored expression): PostgreSQL computes it and refuses a
+    // value, so columns by name leave it out.
+    bool generated = false;
 };
 
 struct TableSchema {

@@ -71,9 +71,16 @@ void Worker::record_commit(const Batch& batch, const Batch::Part& part,
 }
 
 void Worker::count_mapping_outcomes(const Batch& batch) {
-    for (const auto& m : batch.messages())
-        if (m.skipped)
-            metrics_.skipped_events++;
+    for (const auto& m : batch.messages()) {
+        if (!m.skipped)
+            continue;
+        metrics_.skipped_events++;
+        if (m.reason == "truncate")
+            spdlog::warn(
+                "{} truncate event (tag {}) ignored (on_truncate: ignore): the table "
+                "keeps its rows",
+                identity(), m.delivery.delivery_tag);
+    }
     for (auto& mapper : mappers_) {
         std::uint64_t unmapped = mapper.take_unmapped();
         if (unmapped == 0)

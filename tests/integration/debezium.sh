@@ -3,7 +3,9 @@
 # (tests/fixtures/debezium: snapshot reads, creates, updates, deletes, tombstones, a truncate),
 # with and without the schema wrapper, published newest first: each target table equals the
 # source's final state row by row, and nothing is dead-lettered. (2) Every logical type, compared
-# exactly. (3) Bad envelopes are dead-lettered with a reason that says which.
+# exactly. (3) Bad envelopes are dead-lettered with a reason that says which. (4) Columns by name
+# in format json: fields without a column are counted and the first one logged once, generated
+# columns are left to PostgreSQL.
 source "$(dirname "$0")/lib.sh"
 FIX="$RMQ2PG_SOURCE_DIR/tests/fixtures/debezium"
 "$RMQ2PG_BUILD_DIR/rmq2pg" --migrate --config /dev/null 2>/dev/null || true
@@ -14,6 +16,10 @@ for t in "${tables[@]}"; do
            id int PRIMARY KEY, first_name text, last_name text, email text,
            _rmq2pg_version numeric)"
 done
+sql "ALTER TABLE ${TABLE}_pgw ADD COLUMN full_name text
+       GENERATED ALWAYS AS (first_name || ' ' || last_name) STORED"
+sql "DROP TABLE IF EXISTS ${TABLE}_plain; CREATE TABLE ${TABLE}_plain (
+       id int PRIMARY KEY, name text, n numeric, twice numeric GENERATED ALWAYS AS (n * 2) STORED)"
 sql "DROP TABLE IF EXISTS ${TABLE}_types; CREATE TABLE ${TABLE}_types (
        id bigint PRIMARY KEY, price numeric(10,2), ratio numeric, born date,
        at time, created timestamp, zoned timestamptz, doc jsonb, uid uuid, mood text,
@@ -32,6 +38,12 @@ sql "DROP TABLE IF EXISTS ${TABLE}_types; CREATE TABLE ${TABLE}_types (
     batch: { max_messages: 50, max_delay_ms: 20 }
 YAML
     done
+    cat <<YAML
+  - name: ${TEST_ID}_plain
+    queue: ${QUEUE}_plain
+    table: public.${TABLE}_plain
+    mode: upsert
+YAML
 } >"$WORK/rmq2pg.yaml"
 "$RMQ2PG_BUILD_DIR/rmq2pg" --migrate --config "$WORK/rmq2pg.yaml" || fail "--migrate failed"
 
@@ -52,12 +64,14 @@ my=(mysql_snapshot_read mysql_snapshot_read_1004 mysql_update mysql_create mysql
 { events "" "${my[@]}"; echo default; } >"$WORK/myw.jsonl"
 { events _bare "${my[@]}"; } >"$WORK/myb.jsonl"
 events "" postgres_types >"$WORK/types.jsonl"
-for t in "${tables[@]}" types; do
+printf '%s\n' '{"id":1,"name":"a","n":1.5,"extra":true}' '{"id":2,"n":2,"other":1}' \
+    '{"id":1,"name":"b","n":3}' >"$WORK/plain.jsonl"
+for t in "${tables[@]}" types plain; do
     publish --queue "${QUEUE}_$t" --declare-queue --file "$WORK/$t.jsonl"
 done
 
 start_daemon "$WORK/rmq2pg.yaml"
-for t in "${tables[@]}" types; do
+for t in "${tables[@]}" types plain; do
     wait_until 60 "queue ${QUEUE}_$t drained" queue_ready_equal "${QUEUE}_$t" 0
 done
 sleep 1
@@ -92,11 +106,20 @@ expected_types="1|-123.45|-0.0000000001|1969-12-31|23:59:59.999999|1969-12-31 23
   actual   $actual_types"
 log "logical types: exact"
 
+[[ $(sql "SELECT full_name FROM ${TABLE}_pgw WHERE id = 1004") == "Anne Marie Kretchmar" ]] ||
+    fail "generated column"
+[[ "$(sql "SELECT id, name, n, twice FROM ${TABLE}_plain ORDER BY id")" == "1|b|3|6
+2||2|4" ]] || fail "columns by name: $(sql "SELECT * FROM ${TABLE}_plain ORDER BY id")"
+[[ $(grep -c "field 'extra' has no column of the same name" "$DAEMON_LOG") == 1 ]] ||
+    fail "the first unmapped field was not logged exactly once"
+log "columns by name: generated columns left out, unmapped fields logged once"
+
 # Bad envelopes: dead-lettered with the reason.
 printf '%s\n' '{"after":{"id":1},"source":{"lsn":1}}' '{"op":"x","after":{"id":1},"source":{"lsn":1}}' \
     '{"op":"u","before":{"id":1},"source":{"lsn":1}}' >"$WORK/bad.jsonl"
 publish --queue "${QUEUE}_pgb" --file "$WORK/bad.jsonl"
 wait_until 30 "3 dead letters" bash -c "(( \$(\"$RMQ2PG_BUILD_DIR/rmq2pg-publish\" --url \"$RMQ2PG_TEST_AMQP_URL\" --stats ${QUEUE}_pgb.dead | cut -d' ' -f1) == 3 ))"
+grep -q "truncate event (tag [0-9]*) ignored" "$DAEMON_LOG" || fail "the ignored truncate was not logged"
 grep -q "no op field" "$DAEMON_LOG" || fail "no reason for a missing op"
 grep -q "unknown op x" "$DAEMON_LOG" || fail "no reason for an unknown op"
 grep -q "op u without an after image" "$DAEMON_LOG" || fail "no reason for a missing after"

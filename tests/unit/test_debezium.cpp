@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "batch.h"
 #include "columns_by_name.h"
 #include "debezium_envelope.h"
 #include "debezium_types.h"
@@ -168,8 +169,12 @@ TEST_CASE("positions follow each connector's log order") {
 TEST_CASE("columns by name take the table's columns and its primary key") {
     PipelineConfig p;
     p.mode = WriteMode::upsert;
-    TargetConfig resolved = resolve_target(p, p, customers());
-    REQUIRE(resolved.columns.size() == 5);
+    TableSchema table = customers();
+    ColumnInfo generated{"full_name", "text", TypeCategory::text, false};
+    generated.generated = true;
+    table.columns.push_back(generated);
+    TargetConfig resolved = resolve_target(p, p, table);
+    REQUIRE(resolved.columns.size() == 5);  // not the generated column
     CHECK(resolved.columns_by_name);
     CHECK(resolved.columns[1].source.argument == "/first_name");
     CHECK(resolved.key == std::vector<std::string>{"id"});
@@ -295,4 +300,33 @@ TEST_CASE("logical types with the schema wrapper are converted exactly") {
           "1\t-123.45\t-0.0000000001\t1969-12-31\t23:59:59.999999\t1969-12-31 "
           "23:59:59.999999+00\t2018-06-20T13:37:03Z\t{\"a\": [1, 2]}\t"
           "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\thappy\t\\\\x010203\t100\tu");
+}
+
+TEST_CASE("a batch settles tombstones and truncates without a row and writes the rest") {
+    PipelineConfig p = debezium_pipeline();
+    TableSchema t = customers();
+    // One route, no children: its AggregateMapper resolves the target as the worker does.
+    std::vector<AggregateMapper> mappers;
+    mappers.emplace_back(p, table_targets(p), 0, std::vector<const TableSchema*>{&t});
+    Batch batch;
+    std::vector<std::string> bodies = {fixture("postgres_create_bare.json"), "default",
+                                       fixture("postgres_truncate.json"), R"({"op":"x"})"};
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        Delivery d;
+        d.delivery_tag = i + 1;
+        d.body = bodies[i];
+        batch.add(std::move(d));
+    }
+    batch.map(p, mappers, false);
+    const auto& m = batch.messages();
+    CHECK(m[0].status == Batch::Status::pending);
+    CHECK(m[1].status == Batch::Status::committed);
+    CHECK((m[1].skipped && m[1].reason == "tombstone"));
+    CHECK((m[2].skipped && m[2].reason == "truncate"));
+    CHECK(m[3].status == Batch::Status::poison);
+    CHECK(batch.pending() == Batch::Part{0});
+    auto rows = batch.rows_of(batch.pending());
+    REQUIRE(rows.size() == 1);
+    CHECK(*rows[0].rows == "1004\tAnne\tKretchmar\tannek@noanswer.org\t24023128\tu");
+    CHECK(batch.last_ackable_tag() == std::uint64_t{4});
 }
