@@ -11,6 +11,8 @@ build_packages=(
     build-essential cmake pkg-config g++ git
     librabbitmq-dev libpqxx-dev libpq-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
     libsimdjson-dev libsystemd-dev libmicrohttpd-dev catch2 libssl-dev
+    # content_encoding gzip/deflate (src/body_decoding.cpp)
+    zlib1g-dev
 )
 # What the binary needs at run time (the Dockerfile's runtime stage runs `deps.sh --runtime`).
 runtime_packages=(

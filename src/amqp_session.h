@@ -105,6 +105,7 @@ class AmqpSession {
         std::string_view body;
         std::string_view message_id;
         std::string_view content_type = "application/json";
+        std::string_view content_encoding;  // "" = none
         std::optional<std::int64_t> timestamp;
         std::vector<std::pair<std::string, std::string>> headers;
     };
