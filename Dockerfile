@@ -9,10 +9,10 @@ RUN scripts/deps.sh --build-only && rm -rf /var/lib/apt/lists/* \
  && cmake --install build
 
 FROM debian:bookworm-slim
-RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librabbitmq4 libpqxx-6.4 libspdlog1.10 libyaml-cpp0.7 libsimdjson14 libmicrohttpd12 \
-      libsystemd0 \
- && rm -rf /var/lib/apt/lists/* && useradd --system --no-create-home rmq2pg
+# The runtime libraries (scripts/deps.sh lists them); apt runs only for those missing.
+COPY scripts/deps.sh /tmp/deps.sh
+RUN /tmp/deps.sh --runtime && rm -rf /var/lib/apt/lists/* /tmp/deps.sh \
+ && useradd --system --no-create-home rmq2pg
 COPY --from=build /opt/rmq2pg /opt/rmq2pg
 COPY config/rmq2pg.example.yaml /etc/rmq2pg/rmq2pg.yaml
 USER rmq2pg

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages rmq2pg needs to build, test and run the demo (or, with
-# --build-only, just to build). Idempotent: when everything is already there it only asks dpkg
-# (well under a second) and never touches apt.
+# --build-only, just to build; with --runtime, just to run the binary). Idempotent: when
+# everything is already there it only asks dpkg (well under a second) and never touches apt, so
+# the Dockerfile's stages need no network on a base image that has them.
+#   scripts/deps.sh --print build|runtime   lists those packages (scripts/compose_images.sh)
 set -euo pipefail
 
 # What building needs (the Dockerfile's build stage runs `deps.sh --build-only`).
@@ -9,6 +11,13 @@ build_packages=(
     build-essential cmake pkg-config g++ git
     librabbitmq-dev libpqxx-dev libpq-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
     libsimdjson-dev libsystemd-dev libmicrohttpd-dev catch2 libssl-dev
+    # content_encoding gzip/deflate (src/body_decoding.cpp)
+    zlib1g-dev
+)
+# What the binary needs at run time (the Dockerfile's runtime stage runs `deps.sh --runtime`).
+runtime_packages=(
+    librabbitmq4 libpqxx-6.4 libspdlog1.10 libyaml-cpp0.7 libsimdjson14 libmicrohttpd12
+    libsystemd0
 )
 packages=(
     "${build_packages[@]}"
@@ -27,11 +36,23 @@ packages=(
     openssl
     # a pooler in front of PostgreSQL (tests/integration/connection_budget.sh)
     pgbouncer
+    # docker-compose for real (tests/integration/compose.sh): the engine, and mmdebstrap to make
+    # the base images from Debian's packages where public images cannot be pulled
+    docker.io mmdebstrap
 )
 
-if [[ "${1:-}" == "--build-only" ]]; then
-    packages=("${build_packages[@]}")
-fi
+case "${1:-}" in
+    --build-only) packages=("${build_packages[@]}") ;;
+    --runtime) packages=("${runtime_packages[@]}") ;;
+    --print)
+        case "${2:-}" in
+            build) echo "${build_packages[*]}" ;;
+            runtime) echo "${runtime_packages[*]}" ;;
+            *) echo "usage: $0 --print build|runtime" >&2; exit 64 ;;
+        esac
+        exit 0
+        ;;
+esac
 
 missing=()
 for pkg in "${packages[@]}"; do

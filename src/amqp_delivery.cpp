@@ -186,6 +186,8 @@ std::optional<Delivery> AmqpSession::next_delivery(std::chrono::milliseconds tim
         d.message_id = as_view(properties.message_id);
     if (properties._flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
         d.content_type = as_view(properties.content_type);
+    if (properties._flags & AMQP_BASIC_CONTENT_ENCODING_FLAG)
+        d.content_encoding = as_view(properties.content_encoding);
     if (properties._flags & AMQP_BASIC_TIMESTAMP_FLAG)
         d.timestamp = static_cast<std::int64_t>(properties.timestamp);
     if ((properties._flags & AMQP_BASIC_HEADERS_FLAG) && properties.headers.num_entries > 0) {

@@ -194,6 +194,10 @@ void AmqpSession::publish(const std::string& exchange, const std::string& routin
         properties._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
         properties.content_type = as_bytes(message.content_type);
     }
+    if (!message.content_encoding.empty()) {
+        properties._flags |= AMQP_BASIC_CONTENT_ENCODING_FLAG;
+        properties.content_encoding = as_bytes(message.content_encoding);
+    }
     if (message.timestamp) {
         properties._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
         properties.timestamp = static_cast<std::uint64_t>(*message.timestamp);

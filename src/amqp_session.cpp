@@ -304,4 +304,18 @@ void AmqpSession::reject(std::uint64_t delivery_tag, bool requeue) {
                            "basic.nack " + std::to_string(delivery_tag) + " on");
 }
 
+void AmqpSession::give_back_unacked(const std::string& consumer_tag) {
+    AmqpConnection& connection = *connection_;
+    amqp_basic_cancel(connection.state, kChannel, as_bytes(consumer_tag));
+    check_rpc(connection, "basic.cancel on");
+    // Delivery tag 0 with multiple: every delivery of the channel not settled yet, including
+    // those that arrived while the cancel was under way.
+    if (int status = amqp_basic_nack(connection.state, kChannel, 0, 1, 1); status != AMQP_STATUS_OK)
+        throw status_error(connection, status, "basic.nack (requeue all) on");
+    // A synchronous method after the nack: its reply means the broker has handled the acks and
+    // the nack before it, in order, so closing cannot overtake them.
+    amqp_basic_qos(connection.state, kChannel, 0, 0, 0);
+    check_rpc(connection, "basic.qos on");
+}
+
 }  // namespace rmq2pg

@@ -85,6 +85,11 @@ class AmqpSession {
     void ack_up_to(std::uint64_t delivery_tag);  // basic.ack multiple=true
     void ack_one(std::uint64_t delivery_tag);
     void reject(std::uint64_t delivery_tag, bool requeue);  // basic.nack, one message
+    // Ends the consumer and puts every delivery not acked back in its queue (basic.nack
+    // multiple, requeue), and returns once the broker has handled that and every ack before it.
+    // Closing the connection would requeue them too, but a quorum queue may then apply the close
+    // before acks still on their way and requeue messages that were acked (seen on 3.10).
+    void give_back_unacked(const std::string& consumer_tag);
 
     // Publishes `original` (body and properties) with extra headers, mandatory, and waits for the
     // broker's confirm. Throws AmqpError(publish) on nack or when no queue took the message,
@@ -100,6 +105,7 @@ class AmqpSession {
         std::string_view body;
         std::string_view message_id;
         std::string_view content_type = "application/json";
+        std::string_view content_encoding;  // "" = none
         std::optional<std::int64_t> timestamp;
         std::vector<std::pair<std::string, std::string>> headers;
     };

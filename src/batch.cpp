@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "body_decoding.h"
 #include "dead_letter.h"
 #include "topic_match.h"
 
@@ -24,18 +25,23 @@ void Batch::add(Delivery delivery) {
     messages_.back().delivery = std::move(delivery);
 }
 
-void Batch::map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers, bool redact) {
+void Batch::map(const PipelineConfig& pipeline, std::vector<AggregateMapper>& mappers,
+                bool redact) {
     auto targets = pipeline.targets();
-    rows_.resize(targets.size());
+    const std::size_t tables = table_targets(pipeline).size();
+    rows_.resize(tables);
     for (auto& rows : rows_)
         rows.clear();
+    spans_.clear();
     mapped_ = 0;
     // Rows are counted, not inferred from an empty buffer: a row can be empty (one text column
     // holding ""), and it still needs its separator.
-    std::vector<std::size_t> row_count(targets.size(), 0);
+    std::vector<std::size_t> row_count(tables, 0);
+    std::vector<std::size_t> sizes_before(tables), counts_before(tables);
     const bool truncates = pipeline.on_truncate == OnTruncate::truncate;
     dropped_ = false;
-    for (auto& m : messages_) {
+    for (std::size_t index = 0; index < messages_.size(); ++index) {
+        Message& m = messages_[index];
         if (m.status != Status::pending)
             continue;
         if (m.delivery.body.size() > pipeline.max_message_bytes) {
@@ -69,13 +75,24 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers,
                 redact);
             continue;
         }
-        std::string& rows = rows_[m.target];
-        if (row_count[m.target] > 0)
-            rows += '\n';
-        std::size_t offset = rows.size();
-        if (auto error = mappers[m.target].append_row(m.delivery, rows)) {
-            if (row_count[m.target] > 0)
-                rows.pop_back();
+        std::string_view body;
+        if (auto error = decode_body(m.delivery.content_encoding, m.delivery.body,
+                                     pipeline.max_message_bytes, decoded_, body)) {
+            m.status = Status::poison;
+            m.reason = bounded_reason(*error, redact);
+            continue;
+        }
+        for (std::size_t t = 0; t < tables; ++t) {
+            sizes_before[t] = rows_[t].size();
+            counts_before[t] = row_count[t];
+        }
+        if (auto error = mappers[m.target].append(m.delivery, body, index, rows_, row_count)) {
+            // A message is all its rows or none: a child that failed takes its parent's and
+            // its siblings' rows with it.
+            for (std::size_t t = 0; t < tables; ++t) {
+                rows_[t].resize(sizes_before[t]);
+                row_count[t] = counts_before[t];
+            }
             m.status = Status::poison;
             m.reason = bounded_reason(*error, redact);
             continue;
@@ -83,28 +100,31 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers,
         if (truncates && mappers[m.target].skipped() &&
             mappers[m.target].skip_reason() == "truncate") {
             // Written with the batch, without a row: see drop_truncated().
-            if (row_count[m.target] > 0)
-                rows.pop_back();
             m.truncates = true;
             m.version = mappers[m.target].last_version();
             continue;
         }
         if (mappers[m.target].skipped()) {
             // Acknowledged with the batch, no row: a change-event tombstone or truncate.
-            if (row_count[m.target] > 0)
-                rows.pop_back();
             m.status = Status::committed;
             m.skipped = true;
             m.reason = mappers[m.target].skip_reason();
             continue;
         }
-        m.row_offset = offset;
-        m.row_length = rows.size() - offset;
+        m.first_span = spans_.size();
+        for (std::size_t t = 0; t < tables; ++t) {
+            if (row_count[t] == counts_before[t])
+                continue;
+            // Not the separator before the message's first row: rows_of puts its own.
+            std::size_t offset = sizes_before[t] + (counts_before[t] > 0 ? 1 : 0);
+            spans_.push_back(
+                {t, offset, rows_[t].size() - offset, row_count[t] - counts_before[t]});
+        }
+        m.span_count = spans_.size() - m.first_span;
         m.mapped = true;
         if (truncates)
             m.version = mappers[m.target].last_version();
         ++mapped_;
-        ++row_count[m.target];
     }
     if (truncates)
         drop_truncated();
@@ -157,9 +177,9 @@ std::vector<TargetRows> Batch::rows_of(const Part& part) {
     }
     for (std::size_t i : part) {
         const Message& m = messages_[i];
-        TargetRows& target_rows = parts[m.target];
         if (m.truncates) {
             // Several truncates of one table in a part: the latest position guards them all.
+            TargetRows& target_rows = parts[m.target];
             target_rows.truncate = true;
             if (newer_position(m.version, target_rows.truncate_version))
                 target_rows.truncate_version = m.version;
@@ -167,13 +187,17 @@ std::vector<TargetRows> Batch::rows_of(const Part& part) {
         }
         if (!m.mapped)
             continue;
-        if (!everything) {
-            std::string& subset = subsets_[m.target];
-            if (target_rows.count > 0)
-                subset += '\n';
-            subset.append(rows_[m.target], m.row_offset, m.row_length);
+        for (std::size_t s = m.first_span; s < m.first_span + m.span_count; ++s) {
+            const Span& span = spans_[s];
+            TargetRows& target_rows = parts[span.table];
+            if (!everything) {
+                std::string& subset = subsets_[span.table];
+                if (target_rows.count > 0)
+                    subset += '\n';
+                subset.append(rows_[span.table], span.offset, span.length);
+            }
+            target_rows.count += span.count;
         }
-        target_rows.count++;
     }
     for (std::size_t t = 0; t < rows_.size(); ++t)
         parts[t].rows = everything ? &rows_[t] : &subsets_[t];
@@ -220,10 +244,16 @@ std::vector<Batch::Part> Batch::split_ordered(const Part& part,
     std::optional<std::size_t> blamed;
     if (blamed_row) {
         std::size_t seen = 0;
-        for (std::size_t j = 0; j < part.size() && !blamed; ++j)
-            if (messages_[part[j]].mapped && messages_[part[j]].target == failed_target &&
-                seen++ == *blamed_row)
-                blamed = j;
+        for (std::size_t j = 0; j < part.size() && !blamed; ++j) {
+            const Message& m = messages_[part[j]];
+            for (std::size_t s = m.first_span; s < m.first_span + m.span_count; ++s) {
+                if (spans_[s].table != failed_target)
+                    continue;
+                if (*blamed_row < seen + spans_[s].count)
+                    blamed = j;
+                seen += spans_[s].count;
+            }
+        }
     }
     if (blamed) {
         // The rest first (tried last-in-first-out: pushed last), then the blamed row alone.
@@ -247,6 +277,8 @@ void Batch::release() {
     std::vector<Message>().swap(messages_);
     std::vector<std::string>().swap(rows_);
     std::vector<std::string>().swap(subsets_);
+    std::vector<Span>().swap(spans_);
+    std::string().swap(decoded_);
 }
 
 }  // namespace rmq2pg

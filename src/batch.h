@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregate_mapper.h"
 #include "batch_writer.h"
 #include "config.h"
 #include "delivery.h"
@@ -22,13 +23,20 @@ class Batch {
     // poison: set aside, still to settle (dead letter or reject); rejected: refused at the
     // broker already, so no ack may name its tag any more.
     enum class Status { pending, committed, poison, rejected };
+    // A message's rows in one table: `count` rows at [offset, offset + length) of its buffer.
+    struct Span {
+        std::size_t table = 0;  // index into table_targets() (aggregate.h)
+        std::size_t offset = 0, length = 0, count = 0;
+    };
     struct Message {
         Delivery delivery;
         Status status = Status::pending;
         std::string reason;      // why it is poison; what was skipped (tombstone, truncate)
         std::size_t target = 0;  // index into PipelineConfig::targets()
-        std::size_t row_offset = 0, row_length = 0;
-        bool mapped = false;   // has a row in the target's rows
+        // Its spans: spans_[first_span, first_span + span_count), one per table it has rows in
+        // (its route's table first, then its children's).
+        std::size_t first_span = 0, span_count = 0;
+        bool mapped = false;   // has its rows in the tables' rows
         bool skipped = false;  // settled without a row (RowMapper::skipped), counted apart
         // A truncate to apply (on_truncate: truncate): pending, without a row; its write
         // truncates the target before that target's rows.
@@ -52,14 +60,17 @@ class Batch {
     std::optional<std::uint64_t> last_ackable_tag() const;
     const std::vector<Message>& messages() const { return messages_; }
 
-    // Turns every message into its row, or into poison with the reason: a body over
-    // max_message_bytes, a delivery count over max_redeliveries, no matching route, a mapping
-    // failure (reasons bounded by bounded_reason, values elided with `redact`).
-    void map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers, bool redact);
+    // Turns every message into its rows (its route's table and its children's), or into poison
+    // with the reason: a body over max_message_bytes (received or decompressed), an encoding it
+    // cannot decode, a delivery count over max_redeliveries, no matching route, a mapping
+    // failure of the parent or of any child (reasons bounded by bounded_reason, values elided
+    // with `redact`). `mappers` has one per route.
+    void map(const PipelineConfig& pipeline, std::vector<AggregateMapper>& mappers, bool redact);
 
     // The messages still to write.
     Part pending() const;
-    // The rows of `part`, per target, for one write. Valid until the next call or map().
+    // The rows of `part`, per table (table_targets() order), for one write. Valid until the next
+    // call or map().
     std::vector<TargetRows> rows_of(const Part& part);
     void mark_committed(const Part& part);
     void mark_poison(std::size_t message, std::string reason);
@@ -68,8 +79,9 @@ class Batch {
     // After PostgreSQL refused `part` for bad data: the parts to try next, in the order to try
     // them (last first), or none when `part` is a single message (which is then poison). The row
     // PostgreSQL blamed (counted within `failed_target`'s rows of the part) is tried alone after
-    // the rest; without a blame the part is halved. Only a row that fails alone is poison, so a
-    // misread blame costs one transaction, never a good message.
+    // the rest; without a blame the part is halved. `failed_target` is a table index: a row of
+    // a child table points back to the message that made it. Only a row that fails alone is poison,
+    // so a misread blame costs one transaction, never a good message.
     std::vector<Part> split(const Part& part, std::optional<std::size_t> blamed_row,
                             std::size_t failed_target) const;
 
@@ -87,8 +99,10 @@ class Batch {
     void drop_truncated();
     std::vector<Part> split_ordered(const Part& part, std::optional<std::size_t> blamed_row,
                                     std::size_t failed_target) const;
-    std::vector<std::string> rows_;     // per target: COPY text of the mapped messages
-    std::vector<std::string> subsets_;  // per target: the rows of a part smaller than all
+    std::vector<Span> spans_;
+    std::vector<std::string> rows_;     // per table: COPY text of the mapped messages
+    std::vector<std::string> subsets_;  // per table: the rows of a part smaller than all
+    std::string decoded_;               // a decompressed body, reused across messages
 };
 
 }  // namespace rmq2pg

@@ -28,8 +28,11 @@ class BatchWriter {
     virtual ~BatchWriter() = default;
     // Connects and reads every target table from the catalog. Throws WriteError.
     virtual void connect() = 0;
-    // The catalog's view of target `target` (same order as PipelineConfig::targets()).
+    // The catalog's view of table `target` (table_targets() order: routes, then children).
     virtual const TableSchema& table(std::size_t target) const = 0;
+    // What the startup line says about the tables beyond their names (children and how their
+    // deletes are done); "" when nothing.
+    virtual std::string describe() const { return {}; }
     // Writes every part in one transaction whose last statement is COMMIT; returns only after
     // COMMIT succeeded. Throws WriteError.
     virtual void write(const std::vector<TargetRows>& parts) = 0;

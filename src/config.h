@@ -16,17 +16,20 @@ namespace rmq2pg {
 // Where a column's value comes from in a delivery.
 struct ColumnSource {
     enum class Kind {
-        json_pointer,  // RFC 6901 pointer into a JSON body
-        body,          // $body
-        routing_key,   // $routing_key
-        exchange,      // $exchange
-        message_id,    // $message_id
-        timestamp,     // $timestamp (AMQP basic.properties timestamp)
-        content_type,  // $content_type
-        header,        // $header.NAME
+        json_pointer,   // RFC 6901 pointer into a JSON body
+        body,           // $body
+        routing_key,    // $routing_key
+        exchange,       // $exchange
+        message_id,     // $message_id
+        timestamp,      // $timestamp (AMQP basic.properties timestamp)
+        content_type,   // $content_type
+        header,         // $header.NAME
+        parent_column,  // $parent.COLUMN: the parent row's value of COLUMN (children only)
+        element_index,  // $index: the element's position in its array, from 0 (children only)
     };
     Kind kind = Kind::body;
-    std::string argument;  // the pointer for json_pointer, the header name for header
+    std::string argument;  // the pointer for json_pointer, the header name for header, the
+                           // parent's column for parent_column
 };
 
 struct ColumnMapping {
@@ -108,6 +111,12 @@ struct TargetConfig {
     bool columns_by_name = false;  // set by resolve_target when `columns` was omitted
     std::string version;  // upsert applies only when this column's incoming value is greater
     std::optional<DeleteRule> delete_when;
+    // children: rows of other tables made from arrays of the same message and written in the
+    // same transaction (aggregate.h). A child's own `from` is the JSON Pointer of its array in
+    // its parent's document; with `replace`, the parent's existing children are deleted first.
+    std::vector<TargetConfig> children;
+    std::string from;
+    bool replace = false;
 
     std::string qualified_table() const { return table_schema + "." + table_name; }
 };

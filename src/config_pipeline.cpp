@@ -55,8 +55,20 @@ bool split_table_name(const std::string& text, std::string& schema, std::string&
     return true;
 }
 
-std::optional<ColumnSource> parse_source(const std::string& text, std::string& error) {
+std::optional<ColumnSource> parse_source(const std::string& text, std::string& error,
+                                         const TargetConfig* parent) {
     using Kind = ColumnSource::Kind;
+    if (parent != nullptr && text == "$index")
+        return ColumnSource{Kind::element_index, ""};
+    if (parent != nullptr && text.rfind("$parent.", 0) == 0) {
+        std::string column = text.substr(8);
+        for (const auto& c : parent->columns)
+            if (c.column == column)
+                return ColumnSource{Kind::parent_column, column};
+        error = "'" + text + "': the parent table " + parent->qualified_table() +
+                " maps no column '" + column + "'";
+        return std::nullopt;
+    }
     if (text.empty() || text[0] == '/') {
         if (auto problem = validate_json_pointer(text)) {
             error = "invalid JSON Pointer '" + text + "': " + *problem;
@@ -82,12 +94,13 @@ std::optional<ColumnSource> parse_source(const std::string& text, std::string& e
     }
     error = "unknown source '" + text +
             "' (a JSON Pointer such as /id, or one of $body, $routing_key, $exchange, "
-            "$message_id, $timestamp, $content_type, $header.NAME)";
+            "$message_id, $timestamp, $content_type, $header.NAME" +
+            (parent != nullptr ? ", $index, $parent.COLUMN)" : ")");
     return std::nullopt;
 }
 
 void read_columns(ConfigReader& r, const YAML::Node& parent, const std::string& path,
-                  TargetConfig& pipeline) {
+                  TargetConfig& pipeline, const TargetConfig* parent_target) {
     YAML::Node node = parent["columns"];
     if (!node.IsDefined())
         return;  // by name: the writer takes the table's columns from the catalog
@@ -129,7 +142,7 @@ void read_columns(ConfigReader& r, const YAML::Node& parent, const std::string& 
             continue;
         }
         std::string error;
-        auto source = parse_source(column.source_text, error);
+        auto source = parse_source(column.source_text, error, parent_target);
         if (!source) {
             r.problem(value, key, error);
             continue;
@@ -212,8 +225,11 @@ QueueDeclaration read_declaration(ConfigReader& r, const YAML::Node& node,
     return d;
 }
 
+void read_children(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                   TargetConfig& parent, int depth);
+
 void read_target(ConfigReader& r, const YAML::Node& node, const std::string& path, TargetConfig& p,
-                 bool debezium) {
+                 bool debezium, const TargetConfig* parent = nullptr, int depth = 0) {
     if (auto table = r.required_string(node, "table", path)) {
         if (!split_table_name(*table, p.table_schema, p.table_name))
             r.problem(node["table"], path + ".table",
@@ -224,7 +240,10 @@ void read_target(ConfigReader& r, const YAML::Node& node, const std::string& pat
               {"ignore", WriteMode::ignore},
               {"upsert", WriteMode::upsert}});
     p.key = r.string_list(node, "key", path);
-    read_columns(r, node, path + ".columns", p);
+    read_columns(r, node, path + ".columns", p, parent);
+    // A child's rows come from its array elements and its parent: its columns are mapped.
+    if (parent != nullptr && !node["columns"].IsDefined())
+        r.problem(node, path + ".columns", "is required for a child table (target column: source)");
     // By name, the key defaults to the table's primary key (read from the catalog).
     if (p.mode != WriteMode::insert && p.key.empty() && !p.columns.empty())
         r.problem(node, path + ".key",
@@ -268,6 +287,56 @@ void read_target(ConfigReader& r, const YAML::Node& node, const std::string& pat
                 r.problem(dw, dpath, "needs mode: upsert");
             p.delete_when = rule;
         }
+    }
+    read_children(r, node, path, p, depth);
+}
+
+// children: each a target of its own whose rows come from one array of the parent's document.
+// Two levels (an order, its lines, their serial numbers) cover the aggregates producers send;
+// deeper ones would multiply the joins of every replace and delete.
+void read_children(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                   TargetConfig& parent, int depth) {
+    YAML::Node children = node["children"];
+    if (!ConfigReader::given(children))
+        return;
+    std::string cpath = path + ".children";
+    if (depth >= 2) {
+        r.problem(children, cpath, "children may nest one level only (children of a child)");
+        return;
+    }
+    if (!children.IsSequence() || children.size() == 0) {
+        r.problem(children, cpath, "expected a non-empty list of child tables");
+        return;
+    }
+    for (std::size_t i = 0; i < children.size(); ++i) {
+        std::string chpath = cpath + "[" + std::to_string(i) + "]";
+        if (!r.expect_map(children[i], chpath))
+            continue;
+        r.check_keys(children[i], chpath,
+                     {"table", "from", "mode", "key", "columns", "replace", "children"});
+        TargetConfig child;
+        if (auto from = r.required_string(children[i], "from", chpath)) {
+            child.from = *from;
+            if (child.from.empty() || child.from[0] != '/')
+                r.problem(children[i]["from"], chpath + ".from",
+                          "'" + child.from + "' is not a JSON Pointer such as /lines");
+            else if (auto problem = validate_json_pointer(child.from))
+                r.problem(children[i]["from"], chpath + ".from", *problem);
+        }
+        read_target(r, children[i], chpath, child, false, &parent, depth + 1);
+        r.boolean(children[i], "replace", chpath, child.replace);
+        bool linked = false;
+        for (const auto& c : child.columns)
+            linked = linked || c.source.kind == ColumnSource::Kind::parent_column;
+        if (child.replace && !linked)
+            r.problem(children[i]["replace"], chpath + ".replace",
+                      "needs a column mapped from $parent.COLUMN: it says which rows are the "
+                      "parent's children");
+        if (child.replace && parent.mode == WriteMode::insert && depth == 0)
+            r.problem(children[i]["replace"], chpath + ".replace",
+                      "needs the parent in mode upsert or ignore (an inserted parent has no "
+                      "children to replace)");
+        parent.children.push_back(std::move(child));
     }
 }
 
@@ -338,7 +407,8 @@ void read_routes(ConfigReader& r, const YAML::Node& node, const std::string& pat
                  PipelineConfig& p) {
     YAML::Node routes = node["routes"];
     // With routes, where messages go is said by each route alone.
-    for (const char* key : {"table", "mode", "key", "columns", "version", "delete_when"})
+    for (const char* key :
+         {"table", "mode", "key", "columns", "version", "delete_when", "children"})
         if (node[key].IsDefined())
             r.problem(node[key], path + "." + key,
                       "with routes:, this key belongs to each route, not the pipeline");
@@ -350,8 +420,9 @@ void read_routes(ConfigReader& r, const YAML::Node& node, const std::string& pat
             TargetConfig route;
             if (!r.expect_map(routes[i], rpath))
                 continue;
-            r.check_keys(routes[i], rpath,
-                         {"match", "table", "mode", "key", "columns", "version", "delete_when"});
+            r.check_keys(
+                routes[i], rpath,
+                {"match", "table", "mode", "key", "columns", "version", "delete_when", "children"});
             if (auto match = r.required_string(routes[i], "match", rpath)) {
                 route.match = *match;
                 if (auto problem = validate_topic_pattern(route.match))
@@ -386,6 +457,7 @@ PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std:
                   "columns",
                   "version",
                   "delete_when",
+                  "children",
                   "routes",
                   "dedupe",
                   "dedupe_retention_s",

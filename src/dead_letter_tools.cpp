@@ -1,9 +1,9 @@
 // `rmq2pg dead-letters` (dead_letter_tools.h). Design: a command consumes the dead-letter queue
 // with manual acks and no prefetch limit, looks at as many messages as the queue held when it
 // started, and acks only those it acted on (purged, or replayed once the broker confirmed the
-// copy). Closing the connection hands every other message back to the broker, which puts it
-// where it was: classic queues requeue to the original position, quorum queues return a
-// consumer's messages in their order ahead of the rest. Replays are published on a second
+// copy). Then it cancels its consumer and nacks (requeue) every other message, which the broker
+// puts back where it was: classic queues requeue to the original position, quorum queues return
+// them in their order ahead of the rest. Replays are published on a second
 // connection (the consuming channel streams deliveries while confirms are awaited), each window
 // of them confirmed before its dead letters are acked: a crash leaves a message in the
 // dead-letter queue, or in both places, never in neither.
@@ -183,7 +183,8 @@ void scan(const Config& config, const DeadLetterOptions& options, const DeadLett
     if (replaying)
         publisher = connect(config, "rmq2pg dead-letters replay " + target.queue);
     // No prefetch limit: unmatched messages stay unacked while later ones are looked at.
-    consumer->start_consuming(target.queue, 0, "rmq2pg-dead-letters");
+    const std::string consumer_tag = "rmq2pg-dead-letters";
+    consumer->start_consuming(target.queue, 0, consumer_tag);
 
     std::vector<std::uint64_t> unconfirmed;
     auto settle = [&] {
@@ -249,6 +250,9 @@ void scan(const Config& config, const DeadLetterOptions& options, const DeadLett
         }
     }
     settle();
+    // Explicitly, not by closing (see give_back_unacked); an exception above still closes the
+    // connection, which requeues the rest all the same.
+    consumer->give_back_unacked(consumer_tag);
 }
 
 int run_on(const Config& config, const DeadLetterOptions& options, const DeadLetterQueue& target) {

@@ -358,18 +358,18 @@ const std::string& DebeziumMapper::first_unmapped() const {
     return impl_->first_unmapped;
 }
 
-DebeziumMapper::Result DebeziumMapper::append_row(const Delivery& d, std::string& out,
-                                                  std::string& reason) {
+DebeziumMapper::Result DebeziumMapper::append_row(const Delivery& d, std::string_view body,
+                                                  std::string& out, std::string& reason) {
     Impl& m = *impl_;
-    if (is_tombstone_body(d.body)) {
+    if (is_tombstone_body(body)) {
         m.event.version.clear();
         reason = "tombstone";
         return Result::skip;
     }
-    m.padded.assign(d.body.data(), d.body.size());
-    m.padded.resize(d.body.size() + simdjson::SIMDJSON_PADDING);
+    m.padded.assign(body.data(), body.size());
+    m.padded.resize(body.size() + simdjson::SIMDJSON_PADDING);
     element root;
-    auto code = m.parser.parse(m.padded.data(), d.body.size(), false).get(root);
+    auto code = m.parser.parse(m.padded.data(), body.size(), false).get(root);
     if (code == simdjson::NUMBER_ERROR) {
         reason =
             "a number in the change event is beyond 64 bits or a double's range; send "
@@ -377,7 +377,7 @@ DebeziumMapper::Result DebeziumMapper::append_row(const Delivery& d, std::string
         return Result::poison;
     }
     if (code != simdjson::SUCCESS) {
-        reason = invalid_json_reason(d.body, simdjson::error_message(code));
+        reason = invalid_json_reason(body, simdjson::error_message(code));
         return Result::poison;
     }
     if (auto error = read_change_event(root, m.event)) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config.h"
 #include "delivery.h"
@@ -26,7 +27,9 @@ class DebeziumMapper {
     enum class Result { row, skip, poison };
     // row: appended to `out`; skip: a tombstone or an ignored truncate, nothing appended,
     // `reason` says which; poison: `out` untouched, `reason` says why.
-    Result append_row(const Delivery& delivery, std::string& out, std::string& reason);
+    // `body` is the delivery's body as decoded (content_encoding, body_decoding.h).
+    Result append_row(const Delivery& delivery, std::string_view body, std::string& out,
+                      std::string& reason);
 
     // The version of the last event appended or skipped ("" when it had none).
     const std::string& last_version() const;

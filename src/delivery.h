@@ -23,8 +23,9 @@ struct Delivery {
     std::string_view exchange;
     std::string_view routing_key;
     std::string_view body;
-    std::string_view message_id;    // empty when absent
-    std::string_view content_type;  // empty when absent
+    std::string_view message_id;        // empty when absent
+    std::string_view content_type;      // empty when absent
+    std::string_view content_encoding;  // empty when absent (body_decoding.h reads it)
     std::optional<std::int64_t> timestamp;
     // Looks a header up in the delivery's own table; null when the message has no headers.
     std::optional<HeaderValue> (*find_header)(const void* headers, std::string_view name) = nullptr;

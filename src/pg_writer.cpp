@@ -21,6 +21,7 @@
 #include <set>
 #include <utility>
 
+#include "aggregate_plan.h"
 #include "columns_by_name.h"
 #include "migration_sql.h"
 #include "write_plan.h"
@@ -237,6 +238,18 @@ std::string conninfo_value(const std::string& value) {
     return out + "'";
 }
 
+// Whether the foreign key of `child` to `parent` deletes it ON DELETE CASCADE: then a parent's
+// delete leaves the children to PostgreSQL (aggregate_plan.h).
+bool cascades_from(pqxx::transaction_base& tx, const TargetConfig& child,
+                   const TargetConfig& parent) {
+    auto rows = tx.exec_params(
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conrelid = "
+        "$1::regclass AND confrelid = $2::regclass AND confdeltype = 'c')",
+        quote_ident(child.table_schema) + "." + quote_ident(child.table_name),
+        quote_ident(parent.table_schema) + "." + quote_ident(parent.table_name));
+    return rows[0][0].as<bool>();
+}
+
 // A target's catalog description and the statements that write its rows.
 struct TargetPlan {
     TableSchema table;
@@ -254,7 +267,8 @@ struct PgWriter::Impl {
     int socket = -1;
     std::string interrupted;  // the reason, once interrupted
     std::unique_ptr<pqxx::connection> conn;
-    std::vector<TargetPlan> targets;
+    std::vector<TargetPlan> targets;  // per table (aggregate.h): routes, then children
+    AggregateShape shape;
     std::string context;
     std::string pipeline_name;
     std::vector<std::string> tombstone_tables;
@@ -372,12 +386,21 @@ void PgWriter::connect_now() {
 #pragma GCC diagnostic pop
         pqxx::work tx(*impl_->conn, "setup");
         tx.exec(statement_timeout(impl_->settings));
-        auto targets = pipeline.targets();
-        for (std::size_t i = 0; i < targets.size(); ++i) {
-            const TargetConfig& target = *targets[i];
+        AggregateShape& shape = impl_->shape;
+        shape.tables = table_targets(pipeline);
+        shape.cascades.assign(shape.tables.size(), false);
+        for (std::size_t i = 0; i < shape.tables.size(); ++i)
+            if (shape.tables[i].parent)
+                shape.cascades[i] = cascades_from(tx, *shape.tables[i].config,
+                                                  *shape.tables[*shape.tables[i].parent].config);
+        for (std::size_t i = 0; i < shape.tables.size(); ++i) {
+            const TargetConfig& target = *shape.tables[i].config;
             TableSchema table = read_table(tx, pipeline, target);
-            TargetPlan plan{table,
-                            plan_target(pipeline, resolve_target(pipeline, target, table), i)};
+            TargetPlan plan{
+                table,
+                shape.tables[i].parent
+                    ? plan_child(pipeline, shape, i)
+                    : plan_target(pipeline, resolve_target(pipeline, target, table), i, &shape)};
             if (target.delete_when && !target.version.empty())
                 impl_->tombstone_tables.push_back(target.qualified_table());
             impl_->targets.push_back(std::move(plan));
@@ -396,6 +419,11 @@ const TableSchema& PgWriter::table(std::size_t target) const {
     return impl_->targets.at(target).table;
 }
 
+std::string PgWriter::describe() const {
+    std::string children = describe_children(impl_->shape);
+    return children.empty() ? "" : "children: " + children;
+}
+
 void PgWriter::write(const std::vector<TargetRows>& parts) {
     try {
         write_now(parts);
@@ -409,9 +437,22 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
     std::size_t rows = 0;
     for (const auto& part : parts)
         rows += part.count;
+    // A child table runs whenever its route has rows: `replace` deletes children even when the
+    // new aggregates carry none.
+    const auto& tables = impl_->shape.tables;
+    std::vector<bool> runs(parts.size(), false);
+    for (const auto& part : parts)
+        runs.at(part.target) = part.count > 0 || part.truncate;
+    for (const auto& part : parts)
+        if (part.target < tables.size() && tables[part.target].parent)
+            runs[part.target] = runs[tables[part.target].root];
     std::size_t current = 0;
+    const std::string batch_context = impl_->context + " (batch of " + std::to_string(rows) + ")";
+    // Names the table whose statement failed: translate_errors reads it when it reports, so a
+    // refused child row is reported with its table.
+    std::string context = batch_context;
     translate_errors(
-        impl_->context + " (batch of " + std::to_string(rows) + ")",
+        context,
         [&] {
             if (!impl_->conn->is_open())
                 throw WriteError(WriteError::Kind::connection, "connection is closed");
@@ -419,21 +460,23 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
             // One round trip: the deadline, then every staging table this batch needs.
             std::string setup = statement_timeout(impl_->settings);
             for (const auto& part : parts)
-                if (part.count > 0)
+                if (runs[part.target])
                     for (const auto& statement : impl_->targets.at(part.target).plan.create_staging)
                         setup += "; " + statement;
             tx.exec(setup);
             for (const auto& part : parts) {
-                if (part.count == 0 && !part.truncate)
+                if (!runs[part.target])
                     continue;
                 current = part.target;
-                const WritePlan& plan = impl_->targets.at(part.target).plan;
+                const TargetPlan& target = impl_->targets.at(part.target);
+                if (tables.size() > 1)
+                    context =
+                        batch_context + ", table " + target.table.schema + "." + target.table.name;
+                const WritePlan& plan = target.plan;
                 // First: the batch kept only the changes newer than the truncate (batch.cpp).
                 if (part.truncate)
                     tx.exec(truncate_statement(plan, part.truncate_version));
-                if (part.count == 0)
-                    continue;
-                {
+                if (part.count > 0) {
                 // libpqxx 6.4 keeps stream_to's raw-line writer private; tablewriter exposes
                 // it, and the rows are already COPY text: one call sends them all.
 #pragma GCC diagnostic push
@@ -446,6 +489,7 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
                 for (const auto& statement : plan.then)
                     tx.exec(statement);
             }
+            context = batch_context;
             tx.commit();
             return 0;
         },
@@ -476,8 +520,8 @@ TableSchema check_pipeline_against_database(const PgConnectionSettings& settings
         pqxx::connection conn(connection_string(settings));
         pqxx::read_transaction tx(conn, "check");
         std::vector<TableSchema> tables;
-        for (const TargetConfig* target : pipeline.targets())
-            tables.push_back(read_table(tx, pipeline, *target));
+        for (const TableTarget& target : table_targets(pipeline))
+            tables.push_back(read_table(tx, pipeline, *target.config));
         return tables.front();
     });
 }

@@ -56,6 +56,9 @@ class PgWriter : public BatchWriter {
     // The catalog's view of target `target` (same order as PipelineConfig::targets()).
     const TableSchema& table(std::size_t target = 0) const override;
 
+    // "children: public.order_lines child of public.orders (...)", or "".
+    std::string describe() const override;
+
     // Writes every part in one transaction whose last statement is COMMIT. Returns only after
     // COMMIT succeeded.
     void write(const std::vector<TargetRows>& parts) override;

@@ -128,6 +128,7 @@ struct RowMapper::Impl {
         ColumnMapping mapping;
         TypeCategory category;
         NumberTarget numbers;
+        std::size_t parent_field = 0;  // parent_column: the field's position in the parent row
     };
     std::vector<Column> columns;
     bool parses_json = false;
@@ -166,9 +167,10 @@ struct RowMapper::Impl {
     }
     simdjson::dom::parser validator;
     simdjson::ondemand::parser parser;
-    std::string padded;       // body + SIMDJSON_PADDING, reused across messages
-    std::string neutralized;  // body with numbers blanked, for validating huge numbers
-    std::string field;        // scratch for values built before escaping
+    std::string padded;          // body + SIMDJSON_PADDING, reused across messages
+    std::string neutralized;     // body with numbers blanked, for validating huge numbers
+    std::string field;           // scratch for values built before escaping
+    std::string element_string;  // a child's element that is a JSON string, unescaped
 
     enum class Outcome { value, missing, error };
 
@@ -317,7 +319,7 @@ struct RowMapper::Impl {
 };
 
 RowMapper::RowMapper(const TargetConfig& pipeline, const TableSchema& table,
-                     const std::string& dedupe)
+                     const std::string& dedupe, const TargetConfig* parent)
     : impl_(std::make_unique<Impl>()) {
     impl_->dedupe = dedupe;
     impl_->delete_when = pipeline.delete_when;
@@ -330,12 +332,28 @@ RowMapper::RowMapper(const TargetConfig& pipeline, const TableSchema& table,
         if (info == nullptr)
             throw std::invalid_argument("column '" + mapping.column + "' does not exist in " +
                                         table.schema + "." + table.name);
-        impl_->columns.push_back({mapping, info->category, number_target_of(*info)});
+        std::size_t parent_field = 0;
+        if (mapping.source.kind == ColumnSource::Kind::parent_column) {
+            if (parent == nullptr)
+                throw std::invalid_argument("column '" + mapping.column + "' reads " +
+                                            mapping.source_text + " but has no parent");
+            while (parent_field < parent->columns.size() &&
+                   parent->columns[parent_field].column != mapping.source.argument)
+                ++parent_field;
+            if (parent_field == parent->columns.size())
+                throw std::invalid_argument("column '" + mapping.column + "' reads " +
+                                            mapping.source_text +
+                                            ", which the parent does not map");
+        }
+        impl_->columns.push_back({mapping, info->category, number_target_of(*info), parent_field});
         const bool is_pointer = mapping.source.kind == ColumnSource::Kind::json_pointer;
         impl_->parses_json = impl_->parses_json || is_pointer;
         impl_->needs_container =
             impl_->needs_container || (is_pointer && !mapping.source.argument.empty());
     }
+    // Children read arrays of the document: it must be valid JSON (validated here first).
+    if (!pipeline.children.empty())
+        impl_->parses_json = impl_->needs_container = true;
 }
 
 RowMapper::RowMapper(const TargetConfig& target, const TableSchema& table,
@@ -375,12 +393,31 @@ RowMapper::~RowMapper() = default;
 RowMapper::RowMapper(RowMapper&&) noexcept = default;
 RowMapper& RowMapper::operator=(RowMapper&&) noexcept = default;
 
-std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string& out) {
+namespace {
+
+// Field `n` of a COPY row (tab-separated; tabs inside values are escaped as \t, so every raw
+// tab separates), still COPY-escaped.
+std::string_view copy_field(std::string_view row, std::size_t n) {
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        std::size_t tab = row.find('\t', start);
+        if (tab == std::string_view::npos)
+            return kNull;
+        start = tab + 1;
+    }
+    std::size_t end = row.find('\t', start);
+    return row.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+}
+
+}  // namespace
+
+std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string_view raw_body,
+                                                 std::string& out, const RowContext* context) {
     Impl& m = *impl_;
     m.skipped = false;
     if (m.debezium) {
         std::string reason;
-        switch (m.debezium->append_row(d, out, reason)) {
+        switch (m.debezium->append_row(d, raw_body, out, reason)) {
             case DebeziumMapper::Result::row:
                 return std::nullopt;
             case DebeziumMapper::Result::skip:
@@ -394,8 +431,9 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
     const std::size_t row_start = out.size();
     // The JSON text: the body without a leading byte order mark. Only bytea columns get the
     // body's bytes as they came.
-    const std::string_view body = without_bom(d.body);
+    const std::string_view body = without_bom(raw_body);
     simdjson::ondemand::document document;
+    bool element_is_string = false;
     if (m.parses_json) {
         // Full validation by the DOM parser first: On-Demand only checks what it reads, and
         // simdjson 3.0's On-Demand can crash on malformed input (e.g. '{"id":1,,}'). The DOM
@@ -414,7 +452,15 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
         }
         if (error != simdjson::SUCCESS)
             return invalid_json_reason(body, simdjson::error_message(error));
-        if (m.needs_container && !root.is_object() && !root.is_array())
+        // A child's element that is a string ("serials": ["s1", "s2"]): its pointer "" reads the
+        // string, as a pointer to a string field does, not its JSON text.
+        element_is_string = context != nullptr && root.is_string();
+        if (element_is_string) {
+            std::string_view text;
+            if (root.get_string().get(text) == simdjson::SUCCESS)
+                m.element_string.assign(text.data(), text.size());
+        }
+        if (m.needs_container && !element_is_string && !root.is_object() && !root.is_array())
             return std::string("body is ") + json_kind_name(root.type()) +
                    ", not a JSON object or array: the columns' JSON Pointers find nothing in it";
         if (!m.by_name_fields.empty() && root.is_object()) {
@@ -448,8 +494,12 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
         std::string error;
         switch (mapping.source.kind) {
             case Kind::json_pointer: {
+                if (mapping.source.argument.empty() && element_is_string) {
+                    m.render_text(m.element_string, HeaderValue::Kind::text, column.category);
+                    break;
+                }
                 if (mapping.source.argument.empty()) {  // "" = the whole document
-                    m.render_text(column.category == TypeCategory::bytea ? d.body : body,
+                    m.render_text(column.category == TypeCategory::bytea ? raw_body : body,
                                   HeaderValue::Kind::json, column.category);
                     break;
                 }
@@ -471,9 +521,24 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
                 break;
             }
             case Kind::body:
-                m.render_text(column.category == TypeCategory::bytea ? d.body : body,
+                m.render_text(column.category == TypeCategory::bytea ? raw_body : body,
                               HeaderValue::Kind::json, column.category);
                 break;
+            case Kind::element_index:
+                m.field = std::to_string(context != nullptr ? context->index : 0);
+                break;
+            case Kind::parent_column: {
+                // Already COPY text of the parent's row: copied as it is.
+                std::string_view value = context != nullptr
+                                             ? copy_field(context->parent_row, column.parent_field)
+                                             : kNull;
+                if (value == kNull) {
+                    outcome = Impl::Outcome::missing;
+                    break;
+                }
+                out.append(value);
+                continue;
+            }
             case Kind::routing_key:
                 m.render_text(d.routing_key, HeaderValue::Kind::text, column.category);
                 break;

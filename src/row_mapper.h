@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config.h"
 #include "delivery.h"
@@ -14,12 +15,20 @@
 
 namespace rmq2pg {
 
+// What a child row reads besides its own element (aggregate_mapper.cpp hands it).
+struct RowContext {
+    std::size_t index = 0;        // $index: the element's position in its array
+    std::string_view parent_row;  // the parent's COPY row: $parent.COLUMN reads its fields
+};
+
 class RowMapper {
   public:
     // Throws std::invalid_argument naming the column when a mapped column is not in `table`.
     // `dedupe` is PipelineConfig::dedupe: when set, each row ends with the message's dedupe id;
-    // with target.delete_when, each row then ends with its operation ('u' or 'd').
-    RowMapper(const TargetConfig& target, const TableSchema& table, const std::string& dedupe = "");
+    // with target.delete_when, each row then ends with its operation ('u' or 'd'). `parent` is
+    // the parent table's config for a child ($parent.COLUMN is its COLUMN's field).
+    RowMapper(const TargetConfig& target, const TableSchema& table, const std::string& dedupe = "",
+              const TargetConfig* parent = nullptr);
     // `target` as resolve_target made it; the pipeline gives dedupe and the format (a debezium
     // pipeline maps through DebeziumMapper).
     RowMapper(const TargetConfig& target, const TableSchema& table, const PipelineConfig& pipeline);
@@ -29,7 +38,13 @@ class RowMapper {
 
     // Appends the delivery's row (tab-separated COPY text, no newline) to `out`. On failure
     // `out` is left as it was and the reason is returned.
-    std::optional<std::string> append_row(const Delivery& delivery, std::string& out);
+    // `body` is what the mapping reads: the delivery's body, decoded (body_decoding.h) or
+    // converted to JSON (a protobuf message), or a child's array element.
+    std::optional<std::string> append_row(const Delivery& delivery, std::string_view body,
+                                          std::string& out, const RowContext* context = nullptr);
+    std::optional<std::string> append_row(const Delivery& delivery, std::string& out) {
+        return append_row(delivery, delivery.body, out);
+    }
     // The last append_row added no row and is no failure: a change-event tombstone or an
     // ignored truncate, to acknowledge as it is.
     bool skipped() const;

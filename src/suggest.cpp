@@ -111,8 +111,7 @@ std::unique_ptr<AmqpSession> connect(const Config& config) {
     throw AmqpError(AmqpError::Kind::connection, "no broker answered: " + errors);
 }
 
-// Up to `limit` messages of `queue`, left in place: unacked, they go back (in order) when the
-// session closes on return.
+// Up to `limit` messages of `queue`, left in place: nacked with requeue, they go back in order.
 std::vector<Delivery> peek(const Config& config, const std::string& queue, std::size_t limit) {
     auto session = connect(config);
     QueueState state = session->inspect_queue(queue);
@@ -130,6 +129,7 @@ std::vector<Delivery> peek(const Config& config, const std::string& queue, std::
             last = Clock::now();
         }
     }
+    session->give_back_unacked("rmq2pg-suggest");
     return out;
 }
 

@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "aggregate_mapper.h"
 #include "backoff.h"
 #include "batch.h"
 #include "batch_policy.h"
 #include "config.h"
 #include "endpoints.h"
 #include "metrics.h"
-#include "row_mapper.h"
 #include "write_guard.h"
 
 namespace rmq2pg {
@@ -131,7 +131,7 @@ class Worker {
     std::unique_ptr<Endpoints> endpoints_;
     std::unique_ptr<Source> source_;
     std::unique_ptr<BatchWriter> writer_;
-    std::vector<RowMapper> mappers_;  // one per target, from the writer's catalog reading
+    std::vector<AggregateMapper> mappers_;  // one per route, from the writer's catalog reading
     // Declared after the connections it lends, so it stops before they close.
     WriteGuard guard_;
     Backoff backoff_;

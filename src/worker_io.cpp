@@ -113,14 +113,17 @@ void Worker::connect_writer() {
                 std::chrono::milliseconds(config_.postgres_write_timeout_ms),
             "connecting to PostgreSQL", "postgres.connect_timeout_s + write_timeout_ms",
             [&] { writer_->connect(); });
-    auto targets = pipeline_.targets();
-    for (std::size_t t = 0; t < targets.size(); ++t)
-        mappers_.emplace_back(resolve_target(pipeline_, *targets[t], writer_->table(t)),
-                              writer_->table(t), pipeline_);
+    auto tables = table_targets(pipeline_);
+    std::vector<const TableSchema*> schemas;
+    for (std::size_t t = 0; t < tables.size(); ++t)
+        schemas.push_back(&writer_->table(t));
+    for (std::size_t t = 0; t < pipeline_.targets().size(); ++t)
+        mappers_.emplace_back(pipeline_, tables, t, schemas);
     database_connected_ = true;
     metrics_.pg_connects++;
-    spdlog::info("{} connected to PostgreSQL ({})", identity(),
-                 mask_url_password(config_.postgres_url));
+    std::string described = writer_->describe();
+    spdlog::info("{} connected to PostgreSQL ({}){}{}", identity(),
+                 mask_url_password(config_.postgres_url), described.empty() ? "" : "; ", described);
 }
 
 void Worker::connect_writer_retrying(const Batch& batch, Backlog& backlog) {

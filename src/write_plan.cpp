@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "aggregate_plan.h"
+
 namespace rmq2pg {
 
 namespace {
@@ -71,8 +73,8 @@ std::string truncate_statement(const WritePlan& plan, const std::string& version
            " <= " + version + "; ELSE TRUNCATE " + plan.table + "; END IF; END $rmq2pg$";
 }
 
-WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target,
-                      std::size_t index) {
+WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target, std::size_t index,
+                      const AggregateShape* shape) {
     WritePlan plan;
     std::vector<std::string> columns;
     for (const auto& c : target.columns)
@@ -83,7 +85,11 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
     bool guarded = !target.version.empty();
     plan.table = qualified;
     plan.version_column = target.version;
-    if (target.mode == WriteMode::insert && !dedupe) {
+    // A parent of children: its rows carry their message's index, and the messages it applies
+    // are collected for the children's statements (aggregate.h).
+    const bool aggregate = shape != nullptr && !target.children.empty();
+    const std::string applied = aggregate ? applied_table(index) : "";
+    if (target.mode == WriteMode::insert && !dedupe && !aggregate) {
         plan.copy_target = qualified + " (" + column_list(columns) + ")";
         return plan;
     }
@@ -96,16 +102,22 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
         copied.push_back(kStagingDedupe);
     if (deletes)
         copied.push_back(kStagingOp);
+    if (aggregate)
+        copied.push_back(kStagingMessage);
     plan.copy_target = plan.staging + " (" + column_list(copied) + ")";
     const std::string& stage = plan.staging;
     // Same column types as the target, none of its constraints: conversion errors surface in
     // COPY with a line number; constraint errors in the statements after. Created in each
     // batch's transaction and dropped at its end: nothing is left on the server connection,
     // which a pooler may hand to another client for the next transaction.
-    plan.create_staging.push_back("CREATE TEMP TABLE " + stage + " ON COMMIT DROP AS SELECT " +
-                                  column_list(columns) + ", NULL::text AS " + kStagingDedupe +
-                                  ", NULL::text AS " + kStagingOp + " FROM " + qualified +
-                                  " WITH NO DATA");
+    plan.create_staging.push_back(
+        "CREATE TEMP TABLE " + stage + " ON COMMIT DROP AS SELECT " + column_list(columns) +
+        ", NULL::text AS " + kStagingDedupe + ", NULL::text AS " + kStagingOp +
+        (aggregate ? std::string(", NULL::integer AS ") + kStagingMessage : std::string()) +
+        " FROM " + qualified + " WITH NO DATA");
+    if (aggregate)
+        plan.create_staging.push_back("CREATE TEMP TABLE " + applied +
+                                      " (msg integer) ON COMMIT DROP");
 
     if (dedupe) {
         // In-batch duplicates keep their first delivery; then ids already in the inbox (an
@@ -125,6 +137,9 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
             kStagingDedupe + ")");
     }
     if (target.mode == WriteMode::insert) {
+        if (aggregate)
+            plan.then.push_back("INSERT INTO " + applied + " SELECT " + kStagingMessage + " FROM " +
+                                stage);
         plan.then.push_back("INSERT INTO " + qualified + " (" + column_list(columns) + ") SELECT " +
                             column_list(columns) + " FROM " + stage + " ORDER BY " + kStagingSeq);
         return plan;
@@ -153,6 +168,20 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
         std::string guard = guarded ? " AND t." + quote_ident(target.version) + " <= l." +
                                           quote_ident(target.version)
                                     : "";
+        if (aggregate) {
+            // The children of the rows about to be deleted go first (or by their foreign key's
+            // ON DELETE CASCADE), so no foreign key refuses the delete and no child is orphaned.
+            std::string rows_match, rows_guard;
+            for (const auto& k : target.key)
+                rows_match += " AND a0." + quote_ident(k) + " = l." + quote_ident(k);
+            if (guarded)
+                rows_guard = " AND a0." + quote_ident(target.version) + " <= l." +
+                             quote_ident(target.version);
+            for (auto& statement : delete_descendants(
+                     *shape, index, "a0", qualified + " a0, " + latest + " l",
+                     std::string("l.") + kStagingOp + " = 'd'" + rows_match + rows_guard))
+                plan.then.push_back(std::move(statement));
+        }
         plan.then.push_back("DELETE FROM " + qualified + " t USING " + latest + " l WHERE l." +
                             kStagingOp + " = 'd'" + match + guard);
         if (guarded) {
@@ -191,6 +220,16 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
         if (guarded)
             sql += " WHERE t." + quote_ident(target.version) + " IS NULL OR t." +
                    quote_ident(target.version) + " < EXCLUDED." + quote_ident(target.version);
+    }
+    if (aggregate) {
+        // RETURNING names the rows written: not those the version guard or ignore refused. Their
+        // messages' children are written; an older aggregate's replace nothing.
+        std::string on;
+        for (const auto& k : target.key)
+            on += (on.empty() ? "" : " AND ") + std::string("l.") + quote_ident(k) + " = w." +
+                  quote_ident(k);
+        sql = "WITH w AS (" + sql + " RETURNING " + prefixed("t", target.key) + ") INSERT INTO " +
+              applied + " SELECT l." + kStagingMessage + " FROM " + latest + " l JOIN w ON " + on;
     }
     plan.then.push_back(sql);
     return plan;

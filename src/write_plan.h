@@ -26,9 +26,13 @@ struct WritePlan {
 // has none) to the plan's table, before the rows of the same write.
 std::string truncate_statement(const WritePlan& plan, const std::string& version);
 
+struct AggregateShape;  // aggregate_plan.h
+
 // `index` is the target's position in PipelineConfig::targets(): it names the staging table.
-WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target,
-                      std::size_t index);
+// A target with children needs `shape` (its staging rows then carry rmq2pg_msg, the messages it
+// applies are collected, and its deletes delete the children first).
+WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target, std::size_t index,
+                      const AggregateShape* shape = nullptr);
 
 // "name" with embedded quotes doubled: any identifier, whatever its characters.
 std::string quote_ident(const std::string& name);

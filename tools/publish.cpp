@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <thread>
@@ -20,6 +21,9 @@ constexpr const char* kUsage =
     "usage: rmq2pg-publish --url AMQP_URL (--queue Q | --exchange X --routing-key K) [options]\n"
     "  --file PATH            JSON lines to publish (default: stdin)\n"
     "  --generate orders      publish generated order messages instead (with --count)\n"
+    "  --body-file PATH       publish this file's bytes as one message (repeatable; binary ok)\n"
+    "  --content-encoding E   content_encoding of every message (gzip, deflate, ...)\n"
+    "  --content-type T       content_type of every message (default application/json)\n"
     "  --count N              how many to generate (default 1000)\n"
     "  --start N              first order id (default 1)\n"
     "  --seed N               generator seed (default 1)\n"
@@ -44,8 +48,9 @@ constexpr const char* kUsage =
     "                         amqp.tls keys, which these mirror\n";
 
 struct Options {
-    std::string url, queue, exchange, routing_key, file, generate, prefix = "msg-", stats, drain,
-                                                                   headers;
+    std::string url, queue, exchange, routing_key, file, generate,
+        prefix = "msg-", stats, drain, headers, content_encoding, content_type = "application/json";
+    std::vector<std::string> body_files;
     rmq2pg::AmqpTlsOptions tls;  // the same meaning as the daemon's amqp.tls keys
     long count = 1000, start = 1, seed = 1, pad = 0, window = 2000, rate = 0, probe = 0;
     double poison_percent = 0;
@@ -112,6 +117,12 @@ bool parse(int argc, char** argv, Options& o) {
             ok = value(o.routing_key);
         else if (a == "--file")
             ok = value(o.file);
+        else if (a == "--body-file")
+            ok = value(o.body_files.emplace_back());
+        else if (a == "--content-encoding")
+            ok = value(o.content_encoding);
+        else if (a == "--content-type")
+            ok = value(o.content_type);
         else if (a == "--generate")
             ok = value(o.generate);
         else if (a == "--message-id-prefix")
@@ -304,6 +315,8 @@ int main(int argc, char** argv) {
             message.body = payload;
             message.message_id = message_id;
             message.headers = o.published_headers;
+            message.content_encoding = o.content_encoding;
+            message.content_type = o.content_type;
             message.timestamp = std::chrono::duration_cast<std::chrono::seconds>(
                                     std::chrono::system_clock::now().time_since_epoch())
                                     .count();
@@ -319,7 +332,18 @@ int main(int argc, char** argv) {
             if (++sent % o.window == 0)
                 session.wait_for_confirms();
         };
-        if (!o.generate.empty()) {
+        if (!o.body_files.empty()) {
+            for (const auto& path : o.body_files) {
+                std::ifstream file(path, std::ios::binary);
+                if (!file) {
+                    std::fprintf(stderr, "rmq2pg-publish: cannot read %s: %s\n", path.c_str(),
+                                 std::strerror(errno));
+                    return 66;
+                }
+                body.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+                send(body);
+            }
+        } else if (!o.generate.empty()) {
             for (long i = 0; i < o.count; ++i) {
                 long id = o.start + i;
                 if (o.poison_percent > 0 && percent(random) < o.poison_percent) {

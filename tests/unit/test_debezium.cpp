@@ -305,8 +305,9 @@ TEST_CASE("logical types with the schema wrapper are converted exactly") {
 TEST_CASE("a batch settles tombstones and truncates without a row and writes the rest") {
     PipelineConfig p = debezium_pipeline();
     TableSchema t = customers();
-    std::vector<RowMapper> mappers;
-    mappers.emplace_back(resolve_target(p, p, t), t, p);
+    // One route, no children: its AggregateMapper resolves the target as the worker does.
+    std::vector<AggregateMapper> mappers;
+    mappers.emplace_back(p, table_targets(p), 0, std::vector<const TableSchema*>{&t});
     Batch batch;
     std::vector<std::string> bodies = {fixture("postgres_create_bare.json"), "default",
                                        fixture("postgres_truncate.json"), R"({"op":"x"})"};
@@ -334,8 +335,8 @@ TEST_CASE("on_truncate: truncate drops the batch's older changes and truncates b
     PipelineConfig p = debezium_pipeline();
     p.on_truncate = OnTruncate::truncate;
     TableSchema t = customers();
-    std::vector<RowMapper> mappers;
-    mappers.emplace_back(resolve_target(p, p, t), t, p);
+    std::vector<AggregateMapper> mappers;
+    mappers.emplace_back(p, table_targets(p), 0, std::vector<const TableSchema*>{&t});
     Batch batch;
     std::string newer = fixture("postgres_update_bare.json");
     REQUIRE(newer.find("24023200") != std::string::npos);
