@@ -16,10 +16,12 @@ constexpr int kExitConfig = 78;  // an invalid configuration: restarting will no
 extern const char* const kUsage;
 
 struct CommandLine {
-    enum class Mode { run, check_config, migrate, version, help, usage_error };
+    enum class Mode { run, check_config, migrate, replay, version, help, usage_error };
     Mode mode = Mode::run;
     std::string config_path;
     std::string error;  // usage_error: what is wrong, e.g. "unknown argument '--x'"
+    // replay: `rmq2pg replay --config FILE --pipeline NAME --from WHERE [--stream S]`.
+    std::string pipeline, from, stream;
 };
 
 // `args` without the program name. --version and --help win as soon as they are seen (what

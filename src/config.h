@@ -7,23 +7,26 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "amqp_url.h"
+#include "stream_start.h"
 
 namespace rmq2pg {
 
 // Where a column's value comes from in a delivery.
 struct ColumnSource {
     enum class Kind {
-        json_pointer,  // RFC 6901 pointer into a JSON body
-        body,          // $body
-        routing_key,   // $routing_key
-        exchange,      // $exchange
-        message_id,    // $message_id
-        timestamp,     // $timestamp (AMQP basic.properties timestamp)
-        content_type,  // $content_type
-        header,        // $header.NAME
+        json_pointer,   // RFC 6901 pointer into a JSON body
+        body,           // $body
+        routing_key,    // $routing_key
+        exchange,       // $exchange
+        message_id,     // $message_id
+        timestamp,      // $timestamp (AMQP basic.properties timestamp)
+        content_type,   // $content_type
+        header,         // $header.NAME
+        stream_offset,  // $stream_offset (streams: the delivery's x-stream-offset)
     };
     Kind kind = Kind::body;
     std::string argument;  // the pointer for json_pointer, the header name for header
@@ -109,6 +112,11 @@ struct TargetConfig {
 struct PipelineConfig : TargetConfig {
     std::string name;
     std::string queue;
+    // Streams (instead of `queue`): each is read from its offset stored in rmq2pg_state, written
+    // in the batch's own transaction; the workers of all instances share them by leases.
+    std::vector<std::string> streams;
+    StreamStart start;  // where a stream with no stored offset begins
+    int lease_s = 10;   // a partition's owner that stops renewing loses it after this
     int workers = 1;
     int prefetch = 2000;
     BatchLimits batch;
@@ -139,9 +147,13 @@ struct PipelineConfig : TargetConfig {
             out.push_back(&r);
         return out;
     }
+    bool is_stream() const { return !streams.empty(); }
     bool declares_dead_letter_queue() const { return dead_letter.exchange.empty(); }
-    std::string dead_letter_routing_key() const {
-        return dead_letter.routing_key.empty() ? queue + ".dead" : dead_letter.routing_key;
+    // `source`: the queue, or the stream a message was read from.
+    std::string dead_letter_routing_key(std::string_view source = {}) const {
+        if (!dead_letter.routing_key.empty())
+            return dead_letter.routing_key;
+        return (source.empty() ? queue : std::string(source)) + ".dead";
     }
 };
 

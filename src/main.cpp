@@ -40,5 +40,7 @@ int main(int argc, char** argv) {
         return rmq2pg::check_config_command(config);
     if (cli.mode == CommandLine::Mode::migrate)
         return rmq2pg::migrate_command(config);
+    if (cli.mode == CommandLine::Mode::replay)
+        return rmq2pg::replay_command(config, cli.pipeline, cli.from, cli.stream);
     return rmq2pg::run_daemon(cli.config_path, config);
 }

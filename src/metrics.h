@@ -129,6 +129,7 @@ struct PipelineMetrics {
     std::atomic<std::uint64_t> write_failures{0};
     std::atomic<std::uint64_t> amqp_connects{0};
     std::atomic<std::uint64_t> pg_connects{0};
+    std::atomic<std::uint64_t> lease_changes{0};  // streams: leases taken, lost or released
 
     // Why these buckets: batches run from a handful of messages (idle trickle) to max_messages
     // (at most a few thousand); a commit takes about a millisecond on a local server and seconds

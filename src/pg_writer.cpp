@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "migration_sql.h"
+#include "pg_stream_state.h"
 #include "write_plan.h"
 
 namespace rmq2pg {
@@ -180,6 +181,14 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
                                  " needs a unique index or constraint on (" + wanted + ") of " +
                                  qualified + ", and there is none");
     }
+    if (pipeline.is_stream() &&
+        !tx.exec("SELECT to_regclass('rmq2pg_state.stream_offsets') IS NOT NULL AND "
+                 "to_regclass('rmq2pg_state.stream_members') IS NOT NULL")[0][0]
+             .as<bool>())
+        throw WriteError(WriteError::Kind::schema,
+                         "pipeline '" + pipeline.name +
+                             "': streams keep their offsets in rmq2pg_state.stream_offsets: run "
+                             "rmq2pg --migrate --config FILE");
     bool needs_state = !pipeline.dedupe.empty() || (target.delete_when && !target.version.empty());
     if (needs_state && !state_tables_exist(tx))
         throw WriteError(WriteError::Kind::schema,
@@ -363,16 +372,18 @@ const TableSchema& PgWriter::table(std::size_t target) const {
     return impl_->targets.at(target).table;
 }
 
-void PgWriter::write(const std::vector<TargetRows>& parts) {
+void PgWriter::write(const std::vector<TargetRows>& parts,
+                     const std::vector<OffsetWrite>& offsets) {
     try {
-        write_now(parts);
+        write_now(parts, offsets);
     } catch (const WriteError& e) {
         throw_if_interrupted(e);
         throw;
     }
 }
 
-void PgWriter::write_now(const std::vector<TargetRows>& parts) {
+void PgWriter::write_now(const std::vector<TargetRows>& parts,
+                         const std::vector<OffsetWrite>& offsets) {
     std::size_t rows = 0;
     for (const auto& part : parts)
         rows += part.count;
@@ -408,10 +419,29 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
                 for (const auto& statement : plan.then)
                     tx.exec(statement);
             }
+            // Last before COMMIT: a lost lease throws here and the rows roll back with it.
+            store_offsets(tx, impl_->pipeline_name, impl_->pipeline->lease_s, offsets);
             tx.commit();
             return 0;
         },
         &current);
+}
+
+Coordination PgWriter::coordinate(const CoordinationRequest& request) {
+    try {
+        return translate_errors(impl_->context + " (stream leases)", [&] {
+            if (!impl_->conn->is_open())
+                throw WriteError(WriteError::Kind::connection, "connection is closed");
+            pqxx::work tx(*impl_->conn, "leases");
+            tx.exec(statement_timeout(impl_->settings));
+            Coordination out = coordinate_streams(tx, impl_->pipeline_name, request);
+            tx.commit();
+            return out;
+        });
+    } catch (const WriteError& e) {
+        throw_if_interrupted(e);
+        throw;
+    }
 }
 
 void PgWriter::prune() {
@@ -441,6 +471,17 @@ TableSchema check_pipeline_against_database(const PgConnectionSettings& settings
         for (const TargetConfig* target : pipeline.targets())
             tables.push_back(read_table(tx, pipeline, *target));
         return tables.front();
+    });
+}
+
+void replay(const PgConnectionSettings& settings, const std::string& pipeline,
+            const std::vector<std::string>& streams, const StreamStart& from) {
+    translate_errors("replay", [&] {
+        pqxx::connection conn(connection_string(settings));
+        pqxx::work tx(conn, "replay");
+        replay_streams(tx, pipeline, streams, from);
+        tx.commit();
+        return 0;
     });
 }
 
