@@ -139,14 +139,15 @@ Coordination coordinate_streams(pqxx::transaction_base& tx, const std::string& p
     return out;
 }
 
-std::vector<StreamRow> read_stream_rows(pqxx::transaction_base& tx, const std::string& pipeline) {
-    std::vector<StreamRow> out;
+std::vector<StreamReading> read_stream_rows(pqxx::transaction_base& tx,
+                                            const std::string& pipeline) {
+    std::vector<StreamReading> out;
     for (const auto& row :
          tx.exec_params("SELECT stream, next_offset, coalesce(owner, ''), "
                         "coalesce(lease_until >= now(), false), lease_changes FROM "
                         "rmq2pg_state.stream_offsets WHERE pipeline = $1 ORDER BY stream",
                         pipeline)) {
-        StreamRow r;
+        StreamReading r;
         r.stream = row[0].as<std::string>();
         if (!row[1].is_null())
             r.next_offset = row[1].as<std::int64_t>();

@@ -22,15 +22,8 @@ void store_offsets(pqxx::transaction_base& tx, const std::string& pipeline, int 
 Coordination coordinate_streams(pqxx::transaction_base& tx, const std::string& pipeline,
                                 const CoordinationRequest& request);
 
-// What a stream's row holds, for the status page and /metrics.
-struct StreamRow {
-    std::string stream;
-    std::optional<std::int64_t> next_offset;
-    std::string owner;  // "" = none
-    bool leased = false;
-    std::int64_t lease_changes = 0;
-};
-std::vector<StreamRow> read_stream_rows(pqxx::transaction_base& tx, const std::string& pipeline);
+std::vector<StreamReading> read_stream_rows(pqxx::transaction_base& tx,
+                                            const std::string& pipeline);
 
 // `rmq2pg replay`: moves `streams` of `pipeline` to `from` and bumps their epochs, so the
 // workers reading them now fail their next commit or renewal and read again from there.

@@ -474,6 +474,15 @@ TableSchema check_pipeline_against_database(const PgConnectionSettings& settings
     });
 }
 
+std::vector<StreamReading> read_streams(const PgConnectionSettings& settings,
+                                        const std::string& pipeline) {
+    return translate_errors("stream offsets", [&] {
+        pqxx::connection conn(connection_string(settings));
+        pqxx::read_transaction tx(conn, "streams");
+        return read_stream_rows(tx, pipeline);
+    });
+}
+
 void replay(const PgConnectionSettings& settings, const std::string& pipeline,
             const std::vector<std::string>& streams, const StreamStart& from) {
     translate_errors("replay", [&] {

@@ -85,6 +85,10 @@ void migrate(const PgConnectionSettings& settings);
 TableSchema check_pipeline_against_database(const PgConnectionSettings& settings,
                                             const PipelineConfig& pipeline);
 
+// What rmq2pg_state holds for `pipeline`'s streams; its own short connection. Throws WriteError.
+std::vector<StreamReading> read_streams(const PgConnectionSettings& settings,
+                                        const std::string& pipeline);
+
 // `rmq2pg replay`: moves `streams` of `pipeline` to `from` (see pg_stream_state.h). Throws
 // WriteError.
 void replay(const PgConnectionSettings& settings, const std::string& pipeline,

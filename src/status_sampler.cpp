@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "amqp_session.h"
+#include "pg_writer.h"
 
 namespace rmq2pg {
 
@@ -32,8 +33,35 @@ void StatusSampler::start() {
             // Copied each round: a reload may change the pipelines and the broker URLs.
             std::shared_ptr<const Config> config = shared->config;
             std::vector<std::pair<std::string, std::string>> targets;  // pipeline, queue
-            for (const auto& p : shared->pipelines)
-                targets.emplace_back(p.name, p.queue_name);
+            std::vector<std::string> stream_pipelines;
+            for (const auto& p : shared->pipelines) {
+                if (p.is_stream)
+                    stream_pipelines.push_back(p.name);
+                else
+                    targets.emplace_back(p.name, p.queue_name);
+            }
+            for (std::size_t i = 0; i < stream_pipelines.size() && !shared->stopping; ++i) {
+                guard.unlock();  // never hold the lock across network calls
+                std::vector<StreamReading> streams;
+                std::string error;
+                try {
+                    streams =
+                        read_streams(PgConnectionSettings::of(*config, "rmq2pg status poller"),
+                                     stream_pipelines[i]);
+                } catch (const WriteError& e) {
+                    error = e.what();
+                }
+                guard.lock();
+                for (auto& p : shared->pipelines) {
+                    if (p.name != stream_pipelines[i])
+                        continue;
+                    p.streams_error = error;
+                    if (error.empty()) {
+                        p.streams = streams;
+                        p.streams_known = true;
+                    }
+                }
+            }
             for (std::size_t i = 0; i < targets.size() && !shared->stopping; ++i) {
                 guard.unlock();  // never hold the lock across network calls
                 QueueState state;
@@ -157,6 +185,7 @@ void StatusSampler::take_sample() {
         if (status.queue_name != views[i].config->queue)
             status.queue = QueueReading{};
         status.queue_name = views[i].config->queue;
+        status.is_stream = views[i].config->is_stream();
         auto& ring = status.samples;
         if (ring.size() == kRingSize)
             ring.erase(ring.begin());  // 150 elements every 2 s: a deque buys nothing here

@@ -47,6 +47,11 @@ class StatusSampler {
         std::vector<Sample> samples;  // oldest first, at most kRingSize
         Rates rates;                  // over the last kRateWindow
         QueueReading queue;
+        // Streams: what rmq2pg_state holds (polled with the queue depth); empty for a queue.
+        bool is_stream = false;
+        bool streams_known = false;  // false until the first successful poll
+        std::vector<StreamReading> streams;
+        std::string streams_error;
     };
 
     // `poll_queues`: open the queue-depth connection (only worth it when someone reads it).

@@ -45,6 +45,15 @@ struct Coordination {
     std::size_t changes = 0;        // claims taken, lost or released in this round
 };
 
+// What rmq2pg_state holds for one stream of a pipeline (the status page, /metrics, /readyz).
+struct StreamReading {
+    std::string stream;
+    std::optional<std::int64_t> next_offset;
+    std::string owner;  // "" = none
+    bool leased = false;
+    std::int64_t lease_changes = 0;
+};
+
 // Which live member (index into `members`, sorted) should own each of `streams`: a stream's
 // rank in sorted order, modulo the number of members, so each gets its share ±1.
 std::vector<std::size_t> preferred_owners(const std::vector<std::string>& streams,

@@ -35,6 +35,7 @@ bool Worker::open_stream_source() {
     coordinate_streams(false);
     if (claims_.empty()) {
         // Another member holds every stream this round: heartbeat again at the next one.
+        set_state(WorkerState::standby);
         note_progress(Batch(), Backlog());
         auto until = next_coordination_;
         while (!stop_.requested.load() && std::chrono::steady_clock::now() < until)

@@ -18,6 +18,7 @@ stream_config() {
         config_header
         cat <<YAML
 log: { level: info }
+${HTTP_LINE:-}
 pipelines:
   - name: $2
     streams: [$STREAM]
@@ -42,7 +43,10 @@ stored_offset() {
 }
 offset_equal() { [[ $(stored_offset "$1") == "$2" ]]; }
 stream_table "$TABLE"
+HTTP_PORT=$((RMQ2PG_TEST_AMQP_PORT + 23))
+HTTP_LINE="http: { listen: \"127.0.0.1:$HTTP_PORT\" }"
 stream_config "$WORK/rmq2pg.yaml" "$TEST_ID" "$TABLE" first
+HTTP_LINE=""
 "$RMQ2PG_BUILD_DIR/rmq2pg" --migrate --config "$WORK/rmq2pg.yaml" >/dev/null 2>&1 ||
     fail "--migrate failed"
 
@@ -82,6 +86,21 @@ wait_until 60 "$((good + 100)) rows" rows_equal "$TABLE" $((good + 100))
 wait_until 30 "offset $((N + 100)) stored" offset_equal "$TEST_ID" $((N + 100))
 [[ $(row_count "$TABLE") == $((good + 100)) ]] || fail "rows written twice after a restart"
 [[ $(queue_ready "$STREAM.dead") == "$poison" ]] || fail "dead letters published twice"
+
+# Observability: /readyz says ready once the stream has an owner, /metrics and /api/status show
+# the stored offset and the owner.
+ready() { curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null; }
+wait_until 30 "/readyz ready" ready
+metric_offset() {
+    curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" |
+        grep -q "^rmq2pg_stream_next_offset{pipeline=\"$TEST_ID\",stream=\"$STREAM\"} $((N + 100))$"
+}
+wait_until 30 "the offset in /metrics" metric_offset
+curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep -q "^rmq2pg_stream_owned{.*stream=\"$STREAM\",owner=\".* pid $DAEMON_PID\..*\"} 1$" ||
+    fail "/metrics does not name the owner: $(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep rmq2pg_stream_owned)"
+curl -sf "http://127.0.0.1:$HTTP_PORT/api/status" | grep -q "\"next_offset\":$((N + 100)),\"owner\":\"" ||
+    fail "/api/status does not show the stream"
+log "/readyz ready; /metrics: $(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep "^rmq2pg_stream_owned" | cut -c1-160)"
 
 # Replay from an offset while the daemon runs: the rows from there are written again, once.
 again=$(sql "SELECT count(*) FROM \"$TABLE\" WHERE stream_offset >= 4000")
