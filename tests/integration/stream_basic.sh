@@ -129,5 +129,31 @@ wait_until 60 "$expected rows from offset 1000" rows_equal "$TABLE2" "$expected"
 (($(sql "SELECT min(stream_offset) FROM \"$TABLE2\"") >= 1000)) || fail "start: 1000 read earlier"
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
-sql "DROP TABLE \"$TABLE\"; DROP TABLE \"$TABLE2\""
+
+# start: a time, mode upsert; then a replay from a time (an interval back from now) while the
+# daemon runs: everything is written again onto itself and the table ends unchanged.
+TABLE3="${TABLE}_upsert"
+stream_table "$TABLE3"
+sql "ALTER TABLE \"$TABLE3\" ADD PRIMARY KEY (id)"
+stream_config "$WORK/upsert.yaml" "${TEST_ID}_upsert" "$TABLE3" "2000-01-01T00:00:00Z"
+sed -i 's/^    mode: insert$/    mode: upsert\n    key: [id]/' "$WORK/upsert.yaml"
+start_daemon "$WORK/upsert.yaml"
+wait_until 60 "$good rows (start: a time)" rows_equal "$TABLE3" $((good + 100))
+wait_until 30 "offset stored" offset_equal "${TEST_ID}_upsert" $((N + 100))
+before=$(sql "SELECT md5(string_agg(id || ':' || stream_offset || ':' || amount, ',' ORDER BY id)) FROM \"$TABLE3\"")
+first_id=$(sql "SELECT min(id) FROM \"$TABLE3\"")
+sql "UPDATE \"$TABLE3\" SET currency = 'XXX' WHERE id = $first_id"
+"$RMQ2PG_BUILD_DIR/rmq2pg" replay --config "$WORK/upsert.yaml" --pipeline "${TEST_ID}_upsert" \
+    --from 1h --stream "$STREAM" >"$WORK/replay.out" 2>&1 || fail "replay: $(cat "$WORK/replay.out")"
+log "$(cat "$WORK/replay.out")"
+currency_restored() { [[ $(sql "SELECT currency FROM \"$TABLE3\" WHERE id = $first_id") != XXX ]]; }
+wait_until 30 "the replay by time rewrote row $first_id" currency_restored
+wait_until 30 "offset stored again" offset_equal "${TEST_ID}_upsert" $((N + 100))
+[[ $(row_count "$TABLE3") == $((good + 100)) ]] || fail "upsert replay changed the row count"
+[[ $(sql "SELECT md5(string_agg(id || ':' || stream_offset || ':' || amount, ',' ORDER BY id)) FROM \"$TABLE3\"") == "$before" ]] ||
+    fail "upsert replay changed the table"
+stop_daemon
+((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
+log "start: a time and replay --from 1h (upsert): table unchanged"
+sql "DROP TABLE \"$TABLE\"; DROP TABLE \"$TABLE2\"; DROP TABLE \"$TABLE3\""
 log "PASS"
