@@ -172,4 +172,16 @@ amqp_basic_properties_t with_headers(amqp_basic_properties_t properties,
     return properties;
 }
 
+std::vector<std::pair<std::string, std::string>> delivery_headers(const Delivery& delivery) {
+    std::vector<std::pair<std::string, std::string>> out;
+    const amqp_basic_properties_t* properties = delivery_properties(delivery);
+    if (properties == nullptr || !(properties->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return out;
+    const amqp_table_t& table = properties->headers;
+    for (int i = 0; i < table.num_entries; ++i)
+        out.emplace_back(std::string(as_view(table.entries[i].key)),
+                         convert_field(table.entries[i].value).text);
+    return out;
+}
+
 }  // namespace rmq2pg

@@ -155,6 +155,32 @@ void AmqpSession::publish_confirmed(
         throw AmqpError(AmqpError::Kind::publish, "no queue is bound to " + what);
 }
 
+void AmqpSession::publish_copy(const std::string& exchange, const std::string& routing_key,
+                               const Delivery& original, const std::vector<std::string>& drop,
+                               const std::vector<std::pair<std::string, std::string>>& extra) {
+    AmqpConnection& connection = *connection_;
+    enable_confirms(connection);
+    amqp_basic_properties_t properties{};
+    amqp_table_t kept{0, nullptr};
+    std::vector<amqp_table_entry_t> kept_entries;
+    if (const amqp_basic_properties_t* received = delivery_properties(original)) {
+        properties = *received;
+        if (properties._flags & AMQP_BASIC_HEADERS_FLAG) {
+            const amqp_table_t& headers = received->headers;
+            for (int i = 0; i < headers.num_entries; ++i) {
+                std::string_view key = as_view(headers.entries[i].key);
+                if (std::find(drop.begin(), drop.end(), key) == drop.end())
+                    kept_entries.push_back(headers.entries[i]);
+            }
+            kept = amqp_table_t{static_cast<int>(kept_entries.size()), kept_entries.data()};
+        }
+        properties._flags &= ~AMQP_BASIC_HEADERS_FLAG;
+    }
+    std::vector<amqp_table_entry_t> entries;
+    properties = with_headers(properties, &kept, extra, entries);
+    send_publish(connection, exchange, routing_key, properties, original.body);
+}
+
 void AmqpSession::publish(const std::string& exchange, const std::string& routing_key,
                           const OutgoingMessage& message) {
     AmqpConnection& connection = *connection_;

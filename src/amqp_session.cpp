@@ -251,6 +251,21 @@ QueueState AmqpSession::inspect_queue(const std::string& queue) {
     return QueueState{ok->message_count, ok->consumer_count};
 }
 
+std::optional<QueueState> AmqpSession::inspect_queue_if_exists(const std::string& queue) {
+    try {
+        return inspect_queue(queue);
+    } catch (const AmqpError& e) {
+        // 404 NOT_FOUND closes the channel (server_closed() answered close-ok); anything else
+        // is the caller's to handle.
+        if (e.kind() != AmqpError::Kind::channel ||
+            std::string_view(e.what()).find(" 404 ") == std::string_view::npos)
+            throw;
+    }
+    amqp_channel_open(connection_->state, kChannel);
+    check_rpc(*connection_, "channel.open on");
+    return std::nullopt;
+}
+
 void AmqpSession::start_consuming(const std::string& queue, std::uint16_t prefetch,
                                   const std::string& consumer_tag, std::optional<int> priority) {
     amqp_basic_qos(connection_->state, kChannel, 0, prefetch, 0);

@@ -47,6 +47,10 @@ struct QueueState {
     std::uint32_t consumers = 0;
 };
 
+// Every header of a delivery (as received: a dead letter's reason, the producer's own headers),
+// in the table's order, each value as text (tables and arrays as JSON).
+std::vector<std::pair<std::string, std::string>> delivery_headers(const Delivery& delivery);
+
 class AmqpSession {
   public:
     // Opens the socket (TCP, or TLS for amqps://), logs in and opens the channel.
@@ -66,6 +70,9 @@ class AmqpSession {
     void declare_queue(const std::string& queue, const QueueDeclaration& declaration);
     // queue.declare passive: throws AmqpError(channel) when the queue does not exist.
     QueueState inspect_queue(const std::string& queue);
+    // The same, nullopt when the queue does not exist (the channel is reopened: the session
+    // stays usable), e.g. a dead-letter queue declared at the first dead letter.
+    std::optional<QueueState> inspect_queue_if_exists(const std::string& queue);
     // `priority`: the consumer's x-priority (RabbitMQ delivers to the highest-priority consumer
     // that has prefetch room; unset = the broker's default, 0).
     void start_consuming(const std::string& queue, std::uint16_t prefetch,
@@ -110,6 +117,12 @@ class AmqpSession {
     };
     void publish(const std::string& exchange, const std::string& routing_key,
                  const OutgoingMessage& message);
+    // Publishes a copy of a received message (body, properties, its headers except those named
+    // in `drop`, then `extra`) to `exchange`/`routing_key`, mandatory, without waiting:
+    // wait_for_confirms() says when the broker has it (dead-letter replay, windowed).
+    void publish_copy(const std::string& exchange, const std::string& routing_key,
+                      const Delivery& original, const std::vector<std::string>& drop,
+                      const std::vector<std::pair<std::string, std::string>>& extra);
     void wait_for_confirms();
     // Reads the confirms that have already arrived, without waiting (a paced publisher keeps its
     // schedule instead of stalling on a round trip); returns how many publishes are unconfirmed.

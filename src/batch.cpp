@@ -68,6 +68,14 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<RowMapper>& mappers,
             m.reason = bounded_reason(*error, redact);
             continue;
         }
+        if (mappers[m.target].skipped()) {
+            // Acknowledged with the batch, no row: a change-event tombstone or truncate.
+            if (row_count[m.target] > 0)
+                rows.pop_back();
+            m.status = Status::committed;
+            m.skipped = true;
+            continue;
+        }
         m.row_offset = offset;
         m.row_length = rows.size() - offset;
         m.mapped = true;

@@ -29,7 +29,8 @@ class Batch {
         std::string reason;      // why it is poison
         std::size_t target = 0;  // index into PipelineConfig::targets()
         std::size_t row_offset = 0, row_length = 0;
-        bool mapped = false;  // has a row in the target's rows
+        bool mapped = false;   // has a row in the target's rows
+        bool skipped = false;  // settled without a row (RowMapper::skipped), counted apart
     };
     // Indices into messages(): the messages one write attempt carries.
     using Part = std::vector<std::size_t>;

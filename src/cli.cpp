@@ -18,6 +18,15 @@ const char* const kUsage =
     "       rmq2pg replay --config FILE --pipeline NAME --from first|OFFSET|TIME [--stream S]\n"
     "                                     move a stream pipeline's stored offsets (every stream,\n"
     "                                     or S); running instances pick it up within 10 s\n"
+    "       rmq2pg dead-letters list|show|replay|purge --config FILE [--pipeline P]\n"
+    "              [--reason TEXT] [--limit N] [--queue Q] [--full (show)] [--dry-run (replay)]\n"
+    "                                     triage a pipeline's dead letters: group them by reason,\n"
+    "                                     show them, move them back where they were first\n"
+    "                                     published, or remove them (docs/operations.md)\n"
+    "       rmq2pg suggest (--config FILE --pipeline P | --amqp-url URL --postgres-url URL\n"
+    "              --queue Q --table T) [--samples N]\n"
+    "                                     print a pipeline YAML mapping the table's columns to\n"
+    "                                     the fields of messages peeked at in the queue\n"
     "       rmq2pg --version\n";
 
 namespace {
@@ -61,7 +70,14 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     CommandLine out;
     bool check_only = false;
     bool migrate_only = false;
-    for (std::size_t i = 0; i < args.size(); ++i) {
+    std::size_t first = 0;
+    if (!args.empty() && (args[0] == "dead-letters" || args[0] == "suggest")) {
+        out.mode =
+            args[0] == "suggest" ? CommandLine::Mode::suggest : CommandLine::Mode::dead_letters;
+        first = 1;
+    }
+    const bool tool = first == 1;
+    for (std::size_t i = first; i < args.size(); ++i) {
         const std::string& arg = args[i];
         if (arg == "--config" && i + 1 < args.size()) {
             out.config_path = args[++i];
@@ -77,13 +93,23 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
         } else if (arg == "--help" || arg == "-h") {
             out.mode = CommandLine::Mode::help;
             return out;
+        } else if (tool) {
+            out.tool_args.push_back(arg);
         } else {
             out.mode = CommandLine::Mode::usage_error;
             out.error = "unknown argument '" + arg + "'";
             return out;
         }
     }
-    if (out.config_path.empty()) {
+    if (tool) {
+        if (check_only || migrate_only) {
+            out.mode = CommandLine::Mode::usage_error;
+            out.error = std::string("--check-config and --migrate do not go with ") + args[0];
+        } else if (out.config_path.empty() && out.mode == CommandLine::Mode::dead_letters) {
+            out.mode = CommandLine::Mode::usage_error;
+            out.error = "--config FILE is required";
+        }
+    } else if (out.config_path.empty()) {
         out.mode = CommandLine::Mode::usage_error;
         out.error = "--config FILE is required";
     } else if (check_only) {

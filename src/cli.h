@@ -1,5 +1,6 @@
 // The command line: what rmq2pg was asked to do (run, --check-config, --migrate, --version,
-// --help) and the config file, parsed without side effects so it can be unit-tested.
+// --help, the operator's tools `dead-letters` and `suggest`) and the config file, parsed without
+// side effects so it can be unit-tested.
 #pragma once
 
 #include <string>
@@ -16,9 +17,22 @@ constexpr int kExitConfig = 78;  // an invalid configuration: restarting will no
 extern const char* const kUsage;
 
 struct CommandLine {
-    enum class Mode { run, check_config, migrate, replay, version, help, usage_error };
+    enum class Mode {
+        run,
+        check_config,
+        migrate,
+        version,
+        help,
+        usage_error,
+        dead_letters,
+        suggest,
+        replay
+    };
     Mode mode = Mode::run;
     std::string config_path;
+    // dead_letters, suggest: the arguments after the subcommand's name other than --config,
+    // parsed by the tool (dead_letter_tools.h, suggest.h).
+    std::vector<std::string> tool_args;
     std::string error;  // usage_error: what is wrong, e.g. "unknown argument '--x'"
     // replay: `rmq2pg replay --config FILE --pipeline NAME --from WHERE [--stream S]`.
     std::string pipeline, from, stream;

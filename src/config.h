@@ -41,6 +41,11 @@ struct ColumnMapping {
 };
 
 enum class WriteMode { insert, ignore, upsert };
+// How a body is read: a JSON document (columns are pointers into it), or a Debezium change
+// event (columns are fields of its row image; see debezium_envelope.h).
+enum class MessageFormat { json, debezium };
+enum class OnTruncate { ignore, truncate };
+enum class SchemaEvolution { none, basic };
 enum class OnError { dead_letter, reject, stop };
 
 struct BatchLimits {
@@ -99,8 +104,11 @@ struct TargetConfig {
     std::string table_schema = "public";
     std::string table_name;
     WriteMode mode = WriteMode::insert;
-    std::vector<std::string> key;
+    std::vector<std::string> key;  // empty with columns by name: the table's primary key
+    // Empty = by name: every column of the table takes the top-level field of the same name
+    // (the catalog's columns, resolved by the writer at connect; see resolve_by_name).
     std::vector<ColumnMapping> columns;
+    bool columns_by_name = false;  // set by resolve_target when `columns` was omitted
     std::string version;  // upsert applies only when this column's incoming value is greater
     std::optional<DeleteRule> delete_when;
 
@@ -117,6 +125,9 @@ struct PipelineConfig : TargetConfig {
     std::vector<std::string> streams;
     StreamStart start;  // where a stream with no stored offset begins
     int lease_s = 10;   // a partition's owner that stops renewing loses it after this
+    MessageFormat format = MessageFormat::json;
+    OnTruncate on_truncate = OnTruncate::ignore;               // debezium: what op "t" does
+    SchemaEvolution schema_evolution = SchemaEvolution::none;  // debezium
     int workers = 1;
     int prefetch = 2000;
     BatchLimits batch;

@@ -93,8 +93,10 @@ std::optional<ColumnSource> parse_source(const std::string& text, std::string& e
 void read_columns(ConfigReader& r, const YAML::Node& parent, const std::string& path,
                   TargetConfig& pipeline) {
     YAML::Node node = parent["columns"];
-    if (!node.IsDefined() || node.IsNull()) {
-        r.problem(node.IsDefined() ? node : parent, path, "is required (target column: source)");
+    if (!node.IsDefined())
+        return;  // by name: the writer takes the table's columns from the catalog
+    if (node.IsNull()) {
+        r.problem(node, path, "is empty: omit it to map columns by name, or map some");
         return;
     }
     std::set<std::string> seen;
@@ -214,8 +216,8 @@ QueueDeclaration read_declaration(ConfigReader& r, const YAML::Node& node,
     return d;
 }
 
-void read_target(ConfigReader& r, const YAML::Node& node, const std::string& path,
-                 TargetConfig& p) {
+void read_target(ConfigReader& r, const YAML::Node& node, const std::string& path, TargetConfig& p,
+                 bool debezium) {
     if (auto table = r.required_string(node, "table", path)) {
         if (!split_table_name(*table, p.table_schema, p.table_name))
             r.problem(node["table"], path + ".table",
@@ -227,8 +229,11 @@ void read_target(ConfigReader& r, const YAML::Node& node, const std::string& pat
               {"upsert", WriteMode::upsert}});
     p.key = r.string_list(node, "key", path);
     read_columns(r, node, path + ".columns", p);
-    if (p.mode != WriteMode::insert && p.key.empty())
-        r.problem(node, path + ".key", std::string("is required by mode ") + to_string(p.mode));
+    // By name, the key defaults to the table's primary key (read from the catalog).
+    if (p.mode != WriteMode::insert && p.key.empty() && !p.columns.empty())
+        r.problem(node, path + ".key",
+                  std::string("is required by mode ") + to_string(p.mode) +
+                      " when columns are mapped (omit columns to use the primary key)");
     for (const auto& key_column : p.key) {
         bool mapped = false;
         for (const auto& c : p.columns)
@@ -242,7 +247,7 @@ void read_target(ConfigReader& r, const YAML::Node& node, const std::string& pat
         bool mapped = false;
         for (const auto& c : p.columns)
             mapped = mapped || c.column == p.version;
-        if (!mapped)
+        if (!mapped && !p.columns.empty() && !debezium)
             r.problem(node["version"], path + ".version",
                       "version column '" + p.version + "' is not one of the mapped columns");
         if (p.mode != WriteMode::upsert)
@@ -268,6 +273,43 @@ void read_target(ConfigReader& r, const YAML::Node& node, const std::string& pat
             p.delete_when = rule;
         }
     }
+}
+
+// format, on_truncate, schema_evolution: how bodies are read (docs/cdc.md for debezium).
+void read_format(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                 PipelineConfig& p) {
+    r.choice(node, "format", path, p.format,
+             {{"json", MessageFormat::json}, {"debezium", MessageFormat::debezium}});
+    r.choice(node, "on_truncate", path, p.on_truncate,
+             {{"ignore", OnTruncate::ignore}, {"truncate", OnTruncate::truncate}});
+    // basic (DDL from the event's schema) is not built yet: refused rather than ignored.
+    r.choice(node, "schema_evolution", path, p.schema_evolution, {{"none", SchemaEvolution::none}});
+    if (p.format != MessageFormat::debezium)
+        for (const char* key : {"on_truncate", "schema_evolution"})
+            if (node[key].IsDefined())
+                r.problem(node[key], path + "." + key, "applies only to format: debezium");
+}
+
+// A change event says itself whether it deletes, and its position in the source's log is the
+// version: every target upserts, orders by that position (stored in the `version` column,
+// _rmq2pg_version unless named) and keeps tombstones.
+void check_debezium_targets(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                            PipelineConfig& p) {
+    auto check = [&](const YAML::Node& at, const std::string& tpath, TargetConfig& t) {
+        if (t.mode != WriteMode::upsert)
+            r.problem(at["mode"].IsDefined() ? at["mode"] : at, tpath + ".mode",
+                      "format: debezium needs mode: upsert (changes are applied by key)");
+        if (at["delete_when"].IsDefined())
+            r.problem(at["delete_when"], tpath + ".delete_when",
+                      "format: debezium deletes on op \"d\" by itself");
+        if (t.version.empty())
+            t.version = "_rmq2pg_version";
+        t.delete_when = DeleteRule{"/op", "d"};
+    };
+    if (p.routes.empty())
+        check(node, path, p);
+    for (std::size_t i = 0; i < p.routes.size(); ++i)
+        check(node["routes"][i], path + ".routes[" + std::to_string(i) + "]", p.routes[i]);
 }
 
 // batch: when a batch closes; it must be able to fill within prefetch.
@@ -320,7 +362,7 @@ void read_routes(ConfigReader& r, const YAML::Node& node, const std::string& pat
                     r.problem(routes[i]["match"], rpath + ".match",
                               "'" + route.match + "': " + *problem);
             }
-            read_target(r, routes[i], rpath, route);
+            read_target(r, routes[i], rpath, route, p.format == MessageFormat::debezium);
             p.routes.push_back(std::move(route));
         }
     }
@@ -401,6 +443,9 @@ PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std:
     r.check_keys(node, path,
                  {"name",
                   "queue",
+                  "format",
+                  "on_truncate",
+                  "schema_evolution",
                   "workers",
                   "prefetch",
                   "batch",
@@ -434,10 +479,13 @@ PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std:
     // basic.qos carries prefetch_count as a 16-bit number.
     r.integer(node, "prefetch", path, p.prefetch, 1, 65535);
     read_batch(r, node, path, p);
+    read_format(r, node, path, p);
     if (ConfigReader::given(node["routes"]))
         read_routes(r, node, path, p);
     else
-        read_target(r, node, path, p);
+        read_target(r, node, path, p, p.format == MessageFormat::debezium);
+    if (p.format == MessageFormat::debezium)
+        check_debezium_targets(r, node, path, p);
     if (auto dedupe = r.string(node, "dedupe", path)) {
         p.dedupe = *dedupe;
         if (p.dedupe != "message_id" && (p.dedupe.empty() || p.dedupe[0] != '/'))

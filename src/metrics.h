@@ -1,6 +1,7 @@
 // Counters shared between the workers of a pipeline and whoever reports them. The only mutable
-// state workers share: every field is an atomic (LastError aside: one named lock), written by
-// workers, read by the reporters (progress log, HTTP server, systemd status).
+// state workers share: every field is an atomic (LastError and RecentReasons aside: each has one
+// named lock), written by workers, read by the reporters (progress log, HTTP server, systemd
+// status).
 #pragma once
 
 #include <array>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "recent_reasons.h"
 #include "worker_state.h"
 
 namespace rmq2pg {
@@ -130,6 +132,11 @@ struct PipelineMetrics {
     std::atomic<std::uint64_t> amqp_connects{0};
     std::atomic<std::uint64_t> pg_connects{0};
     std::atomic<std::uint64_t> lease_changes{0};  // streams: leases taken, lost or released
+    // Body fields that no column takes (columns by name), and change-event tombstones and
+    // ignored truncates (format: debezium): acknowledged without a row.
+    std::atomic<std::uint64_t> unmapped_fields{0};
+    std::atomic<std::uint64_t> skipped_events{0};
+    std::atomic<bool> unmapped_logged{false};  // the first unmapped field name is logged once
 
     // Why these buckets: batches run from a handful of messages (idle trickle) to max_messages
     // (at most a few thousand); a commit takes about a millisecond on a local server and seconds
@@ -140,6 +147,7 @@ struct PipelineMetrics {
                              0.25,  0.5,    1,     2.5,  5,     10};
     Histogram latency_seconds{1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
     LastError last_error;
+    RecentReasons dead_letter_reasons;  // what was dead-lettered in the last hour, and why
 };
 
 }  // namespace rmq2pg

@@ -121,6 +121,12 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
         {"rmq2pg_stream_lease_changes_total",
          "Streams: leases this instance's workers took, lost or released.",
          &PipelineMetrics::lease_changes},
+        {"rmq2pg_unmapped_fields_total",
+         "Body fields no column takes (columns by name): ignored and counted.",
+         &PipelineMetrics::unmapped_fields},
+        {"rmq2pg_change_events_skipped_total",
+         "Debezium tombstones and ignored truncates, acknowledged without a row.",
+         &PipelineMetrics::skipped_events},
     };
     for (const auto& c : counters) {
         m.header(c.name, "counter", c.help);
@@ -176,6 +182,15 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
             m.value("rmq2pg_queue_consumers",
                     pipeline_label(views[i]) + ",queue=\"" + label(views[i].config->queue) + "\"",
                     sampled[i]->queue.consumers);
+    m.header("rmq2pg_dead_letter_queue_messages", "gauge",
+             "Messages in the pipeline's dead-letter queue at the last poll (every 5 s; 0 until "
+             "the queue exists).");
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->dead_letter_queue.known)
+            m.value("rmq2pg_dead_letter_queue_messages",
+                    pipeline_label(views[i]) + ",queue=\"" +
+                        label(sampled[i]->dead_letter_queue_name) + "\"",
+                    sampled[i]->dead_letter_queue.messages);
     m.header("rmq2pg_queue_poll_ok", "gauge", "1 when the last queue-depth poll succeeded.");
     for (std::size_t i = 0; i < views.size(); ++i)
         m.value("rmq2pg_queue_poll_ok", pipeline_label(views[i]),

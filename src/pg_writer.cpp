@@ -21,6 +21,7 @@
 #include <set>
 #include <utility>
 
+#include "columns_by_name.h"
 #include "migration_sql.h"
 #include "pg_stream_state.h"
 #include "write_plan.h"
@@ -153,7 +154,26 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
         column.not_null = row[4].as<bool>();
         table.columns.push_back(column);
     }
-    for (const auto& mapping : target.columns) {
+    auto primary = tx.exec_params(
+        "SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY "
+        "AS k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+        "WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.n",
+        qualified);
+    for (const auto& row : primary)
+        table.primary_key.push_back(row[0].as<std::string>());
+    const TargetConfig resolved = resolve_target(pipeline, target, table);
+    if (pipeline.format == MessageFormat::debezium && table.find(resolved.version) == nullptr)
+        throw WriteError(WriteError::Kind::schema,
+                         "pipeline '" + pipeline.name + "': format debezium keeps each row's " +
+                             "source position in column '" + resolved.version + "', which " +
+                             qualified + " lacks: ALTER TABLE " + qualified + " ADD COLUMN " +
+                             quote_ident(resolved.version) + " numeric");
+    if (resolved.mode != WriteMode::insert && resolved.key.empty())
+        throw WriteError(WriteError::Kind::schema,
+                         "pipeline '" + pipeline.name + "': " + qualified +
+                             " has no primary key, so mode " + to_string(target.mode) +
+                             " needs key: in the config");
+    for (const auto& mapping : resolved.columns) {
         if (table.find(mapping.column) == nullptr)
             throw WriteError(WriteError::Kind::schema, "pipeline '" + pipeline.name +
                                                            "': column '" + mapping.column +
@@ -167,7 +187,7 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
             "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::regclass AND i.indisunique "
             "AND i.indpred IS NULL AND i.indexprs IS NULL GROUP BY i.indexrelid",
             qualified);
-        std::vector<std::string> key = target.key;
+        std::vector<std::string> key = resolved.key;
         std::sort(key.begin(), key.end());
         std::string wanted;
         for (const auto& k : key)
@@ -353,7 +373,9 @@ void PgWriter::connect_now() {
         auto targets = pipeline.targets();
         for (std::size_t i = 0; i < targets.size(); ++i) {
             const TargetConfig& target = *targets[i];
-            TargetPlan plan{read_table(tx, pipeline, target), plan_target(pipeline, target, i)};
+            TableSchema table = read_table(tx, pipeline, target);
+            TargetPlan plan{table,
+                            plan_target(pipeline, resolve_target(pipeline, target, table), i)};
             if (target.delete_when && !target.version.empty())
                 impl_->tombstone_tables.push_back(target.qualified_table());
             impl_->targets.push_back(std::move(plan));

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "column_conversion.h"
+#include "debezium_mapper.h"
 #include "json_escape.h"
 #include "mapping_reasons.h"
 
@@ -137,6 +138,12 @@ struct RowMapper::Impl {
     std::optional<DeleteRule> delete_when;
     std::vector<std::string> key;
     std::string version;
+    std::unique_ptr<DebeziumMapper> debezium;  // format: debezium maps through it
+    bool skipped = false;
+    // Columns by name: the field names that columns take, to count the others.
+    std::vector<std::string> by_name_fields;
+    std::uint64_t unmapped = 0;
+    std::string first_unmapped;
 
     // A scalar at `pointer` as text (strings unescaped, other scalars as their JSON token).
     std::optional<std::string> scalar_at(simdjson::ondemand::document& document,
@@ -330,12 +337,50 @@ RowMapper::RowMapper(const TargetConfig& pipeline, const TableSchema& table,
     }
 }
 
+RowMapper::RowMapper(const TargetConfig& target, const TableSchema& table,
+                     const PipelineConfig& pipeline)
+    : RowMapper(target, table, pipeline.dedupe) {
+    if (pipeline.format == MessageFormat::debezium) {
+        impl_->debezium = std::make_unique<DebeziumMapper>(target, table, pipeline);
+    } else if (target.columns_by_name) {
+        for (const auto& c : target.columns)
+            impl_->by_name_fields.push_back(c.column);
+    }
+}
+
+bool RowMapper::skipped() const {
+    return impl_->skipped;
+}
+
+std::uint64_t RowMapper::take_unmapped() {
+    if (impl_->debezium)
+        return impl_->debezium->take_unmapped();
+    return std::exchange(impl_->unmapped, 0);
+}
+
+std::string RowMapper::first_unmapped() const {
+    return impl_->debezium ? impl_->debezium->first_unmapped() : impl_->first_unmapped;
+}
+
 RowMapper::~RowMapper() = default;
 RowMapper::RowMapper(RowMapper&&) noexcept = default;
 RowMapper& RowMapper::operator=(RowMapper&&) noexcept = default;
 
 std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string& out) {
     Impl& m = *impl_;
+    m.skipped = false;
+    if (m.debezium) {
+        std::string reason;
+        switch (m.debezium->append_row(d, out, reason)) {
+            case DebeziumMapper::Result::row:
+                return std::nullopt;
+            case DebeziumMapper::Result::skip:
+                m.skipped = true;
+                return std::nullopt;
+            case DebeziumMapper::Result::poison:
+                return reason;
+        }
+    }
     const std::size_t row_start = out.size();
     // The JSON text: the body without a leading byte order mark. Only bytea columns get the
     // body's bytes as they came.
@@ -362,6 +407,16 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string&
         if (m.needs_container && !root.is_object() && !root.is_array())
             return std::string("body is ") + json_kind_name(root.type()) +
                    ", not a JSON object or array: the columns' JSON Pointers find nothing in it";
+        if (!m.by_name_fields.empty() && root.is_object()) {
+            for (auto [key, value] : simdjson::dom::object(root)) {
+                if (std::find(m.by_name_fields.begin(), m.by_name_fields.end(), key) ==
+                    m.by_name_fields.end()) {
+                    ++m.unmapped;
+                    if (m.first_unmapped.empty())
+                        m.first_unmapped = std::string(key);
+                }
+            }
+        }
         error = m.parser.iterate(m.padded.data(), body.size(), m.padded.size()).get(document);
         if (error != simdjson::SUCCESS)
             return invalid_json_reason(body, simdjson::error_message(error));

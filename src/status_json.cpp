@@ -1,5 +1,6 @@
-// The /api/status body (JSON): per pipeline its workers, counters, rates, queue depth, recent
-// commit latency, last error and the rate history the status page charts.
+// The /api/status body (JSON): per pipeline its workers, counters, rates, queue depth, dead-letter
+// queue and top reasons, recent commit latency, last error and the rate history the status page
+// charts.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -25,6 +26,9 @@ std::string json_number(double value) {
         return "null";
     return fmt::format("{:.3f}", value);
 }
+
+// The status page shows a short list; `rmq2pg dead-letters list` has them all.
+constexpr std::size_t kTopReasons = 5;
 
 }  // namespace
 
@@ -113,6 +117,26 @@ std::string render_status(const Supervisor& supervisor, const StatusSampler& sam
             else
                 append_json_string(out, s.streams_error);
         }
+        // The dead-letter queue and why messages went there lately: reason groups only (the
+        // values folded out), never a body.
+        out += ",\"dead_letters\":{\"queue\":";
+        if (s.dead_letter_queue_name.empty())
+            out += "null";
+        else
+            append_json_string(out, s.dead_letter_queue_name);
+        if (s.dead_letter_queue.known)
+            put(",\"messages\":{},\"at\":\"{}\"", s.dead_letter_queue.messages,
+                rfc3339(s.dead_letter_queue.at));
+        else
+            out += ",\"messages\":null,\"at\":null";
+        out += ",\"top_reasons_last_hour\":[";
+        auto reasons = m.dead_letter_reasons.top(kTopReasons, now);
+        for (std::size_t r = 0; r < reasons.size(); ++r) {
+            out += r > 0 ? ",{\"reason\":" : "{\"reason\":";
+            append_json_string(out, reasons[r].reason);
+            put(",\"count\":{}}}", reasons[r].count);
+        }
+        out += "]}";
         // Commit latency over the ring (up to 5 minutes), not since start: what is happening now.
         Histogram::Snapshot recent = m.commit_seconds.snapshot();
         double window_s = 0;

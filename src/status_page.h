@@ -46,6 +46,8 @@ main { padding:12px; display:grid; gap:12px; grid-template-columns:repeat(auto-f
 .w.paused, .w.stopped { border-color:var(--bad); color:var(--bad); }
 .error { margin-top:10px; padding:8px 10px; border-radius:8px; font-size:13px; overflow-wrap:anywhere;
          background:rgba(198,40,40,.08); border:1px solid rgba(198,40,40,.35); }
+.reasons { margin-top:10px; font-size:13px; overflow-wrap:anywhere; }
+.reasons div span { display:inline-block; min-width:4em; text-align:right; margin-right:.5em; }
 .chart { margin-top:12px; }
 .chart svg { width:100%; height:150px; display:block; }
 .legend { display:flex; flex-wrap:wrap; gap:4px 14px; font-size:12px; color:var(--muted); }
@@ -98,6 +100,12 @@ function chart(history) {
     `<span>top: ${rate(max)}/s · last ${duration(span)}</span></div>`;
 }
 
+function reasons(d) {
+  if (!d.top_reasons_last_hour.length) return "";
+  return `<div class="reasons"><b>Dead-lettered in the last hour</b> <span class="muted">${esc(d.queue || "")}</span>` +
+    d.top_reasons_last_hour.map((r) => `<div><span>${fmt(r.count)}</span> ${esc(r.reason)}</div>`).join("") + `</div>`;
+}
+
 function card(p) {
   const c = p.counters, q = p.queue_depth;
   const workers = p.workers.map((w) =>
@@ -110,6 +118,7 @@ function card(p) {
     stat("received/s", rate(p.rates.received), p.rates.received, "received_rate", p.name) +
     stat("dead-lettered/s", rate(p.rates.dead_lettered), p.rates.dead_lettered, "dead_lettered_rate", p.name) +
     stat("queue depth", fmt(q.messages), q.messages, "queue_depth", p.name) +
+    stat("dead-letter queue", fmt(p.dead_letters.messages), p.dead_letters.messages, "dead_letter_queue", p.name) +
     stat("in flight", fmt(p.in_flight), p.in_flight, "in_flight", p.name) +
     stat("commit p50 / p99 ms", ms(p.commit_latency_ms.p50) + " / " + ms(p.commit_latency_ms.p99), p.commit_latency_ms.p99, "commit_p99_ms", p.name) +
     `</div><div class="totals">` +
@@ -122,7 +131,7 @@ function card(p) {
     `<div><span>write failures</span><span>${fmt(c.write_failures)}</span></div>` +
     `<div><span>connects AMQP / PG</span><span>${fmt(c.amqp_connects)} / ${fmt(c.pg_connects)}</span></div>` +
     `<div><span>consumers on queue</span><span>${fmt(q.consumers)}</span></div>` +
-    `</div><div class="workers">${workers}</div>${error}` +
+    `</div><div class="workers">${workers}</div>${error}${reasons(p.dead_letters)}` +
     (q.error ? `<div class="error"><b>Queue poll</b><br>${esc(q.error)}</div>` : "") +
     `<div class="chart">${chart(p.history)}</div></section>`;
 }

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "amqp_session.h"
+#include "dead_letter_tools.h"
 #include "pg_writer.h"
 
 namespace rmq2pg {
@@ -32,14 +33,10 @@ void StatusSampler::start() {
         while (!shared->stopping) {
             // Copied each round: a reload may change the pipelines and the broker URLs.
             std::shared_ptr<const Config> config = shared->config;
-            std::vector<std::pair<std::string, std::string>> targets;  // pipeline, queue
             std::vector<std::string> stream_pipelines;
-            for (const auto& p : shared->pipelines) {
+            for (const auto& p : shared->pipelines)
                 if (p.is_stream)
                     stream_pipelines.push_back(p.name);
-                else
-                    targets.emplace_back(p.name, p.queue_name);
-            }
             for (std::size_t i = 0; i < stream_pipelines.size() && !shared->stopping; ++i) {
                 guard.unlock();  // never hold the lock across network calls
                 std::vector<StreamReading> streams;
@@ -62,6 +59,17 @@ void StatusSampler::start() {
                     }
                 }
             }
+            struct Target {
+                std::string pipeline, queue;
+                bool dead_letters;  // the pipeline's dead-letter queue, which may not exist yet
+            };
+            std::vector<Target> targets;
+            for (const auto& p : shared->pipelines) {
+                if (!p.is_stream)  // a stream's backlog is its offsets (polled above)
+                    targets.push_back({p.name, p.queue_name, false});
+                if (!p.dead_letter_queue_name.empty())
+                    targets.push_back({p.name, p.dead_letter_queue_name, true});
+            }
             for (std::size_t i = 0; i < targets.size() && !shared->stopping; ++i) {
                 guard.unlock();  // never hold the lock across network calls
                 QueueState state;
@@ -76,20 +84,26 @@ void StatusSampler::start() {
                         session = std::make_unique<AmqpSession>(config->amqp_urls[url_index],
                                                                 config->heartbeat_s,
                                                                 "rmq2pg status poller");
-                    state = session->inspect_queue(targets[i].second);
+                    if (!targets[i].dead_letters)
+                        state = session->inspect_queue(targets[i].queue);
+                    else
+                        state = session->inspect_queue_if_exists(targets[i].queue)
+                                    .value_or(QueueState{});
                 } catch (const AmqpError& e) {
                     // A missing queue closes the channel, a broker outage the connection:
                     // either way the next poll starts on a fresh connection (the next URL).
                     error = e.what();
                     session.reset();
                     url_index = (url_index + 1) % config->amqp_urls.size();
-                    spdlog::debug("status poller: queue '{}': {}", targets[i].second, error);
+                    spdlog::debug("status poller: queue '{}': {}", targets[i].queue, error);
                 }
                 guard.lock();
                 for (auto& p : shared->pipelines) {
-                    if (p.name != targets[i].first || p.queue_name != targets[i].second)
+                    const Target& t = targets[i];
+                    if (p.name != t.pipeline ||
+                        (t.dead_letters ? p.dead_letter_queue_name : p.queue_name) != t.queue)
                         continue;
-                    QueueReading& q = p.queue;
+                    QueueReading& q = t.dead_letters ? p.dead_letter_queue : p.queue;
                     q.error = error;
                     if (error.empty()) {
                         q.known = true;
@@ -186,6 +200,14 @@ void StatusSampler::take_sample() {
             status.queue = QueueReading{};
         status.queue_name = views[i].config->queue;
         status.is_stream = views[i].config->is_stream();
+        std::string why;
+        std::string dead_letter_queue =
+            views[i].config->is_stream()
+                ? std::string()  // one per stream: <stream>.dead
+                : dead_letter_queue_of(*config, *views[i].config, why).value_or("");
+        if (status.dead_letter_queue_name != dead_letter_queue)
+            status.dead_letter_queue = QueueReading{};
+        status.dead_letter_queue_name = std::move(dead_letter_queue);
         auto& ring = status.samples;
         if (ring.size() == kRingSize)
             ring.erase(ring.begin());  // 150 elements every 2 s: a deque buys nothing here

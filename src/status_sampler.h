@@ -1,6 +1,7 @@
 // Samples every pipeline's counters every 2 s into a 5-minute ring (the rates of /api/status,
-// of systemd's STATUS= line and the page's chart), and polls each pipeline queue's depth every
-// 5 s over an AMQP connection of its own: a worker's session is never shared across threads.
+// of systemd's STATUS= line and the page's chart), and polls the depth of each pipeline's queue
+// and dead-letter queue every 5 s over an AMQP connection of its own: a worker's session is never
+// shared across threads.
 #pragma once
 
 #include <chrono>
@@ -52,6 +53,11 @@ class StatusSampler {
         bool streams_known = false;  // false until the first successful poll
         std::vector<StreamReading> streams;
         std::string streams_error;
+        // The pipeline's dead-letter queue ("" when rmq2pg cannot know it: on_error other than
+        // dead_letter, or a dead_letter.exchange of the user's that no declared queue is bound
+        // to); a queue not declared yet reads as 0 messages.
+        std::string dead_letter_queue_name;
+        QueueReading dead_letter_queue;
     };
 
     // `poll_queues`: open the queue-depth connection (only worth it when someone reads it).

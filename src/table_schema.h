@@ -28,6 +28,7 @@ struct TableSchema {
     std::string schema;
     std::string name;
     std::vector<ColumnInfo> columns;
+    std::vector<std::string> primary_key;  // in the index's column order; empty when none
 
     const ColumnInfo* find(const std::string& column) const {
         for (const auto& c : columns)

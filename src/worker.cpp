@@ -203,6 +203,7 @@ void Worker::write_and_settle(Batch& batch, Backlog& backlog) {
     connect_writer_retrying(batch, backlog);
     set_state(WorkerState::writing);
     batch.map(pipeline_, mappers_, config_.log_redact_values);
+    count_mapping_outcomes(batch);
     if (pipeline_.is_stream()) {
         write_stream_batch(batch, backlog);
     } else {
@@ -334,6 +335,7 @@ bool Worker::dead_letter(const Batch::Message& m, const Batch& batch, Backlog& b
             keep_source_alive_during(
                 [&] { endpoints_->dead_letters().publish(m.delivery, m.reason); });
             metrics_.dead_lettered++;
+            metrics_.dead_letter_reasons.add(m.reason, std::chrono::system_clock::now());
             return true;
         } catch (const AmqpError& e) {
             if (e.kind() == AmqpError::Kind::unpublishable) {

@@ -116,6 +116,9 @@ class Worker {
 
     void set_state(WorkerState state);
     void note_progress(const Batch& batch, const Backlog& backlog);
+    // After mapping: change events settled without a row, and body fields no column took
+    // (columns by name; the first such name of the pipeline is logged once).
+    void count_mapping_outcomes(const Batch& batch);
     void record_commit(const Batch& batch, const Batch::Part& part,
                        std::chrono::steady_clock::time_point started);
     std::size_t large_batch_bytes() const;

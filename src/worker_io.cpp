@@ -10,6 +10,8 @@
 
 #include "dead_letter.h"
 #include "worker.h"
+
+#include "columns_by_name.h"
 #include "worker_internal.h"
 
 namespace rmq2pg {
@@ -68,6 +70,23 @@ void Worker::record_commit(const Batch& batch, const Batch::Part& part,
     metrics_.committed += part.size();
 }
 
+void Worker::count_mapping_outcomes(const Batch& batch) {
+    for (const auto& m : batch.messages())
+        if (m.skipped)
+            metrics_.skipped_events++;
+    for (auto& mapper : mappers_) {
+        std::uint64_t unmapped = mapper.take_unmapped();
+        if (unmapped == 0)
+            continue;
+        metrics_.unmapped_fields += unmapped;
+        if (!metrics_.unmapped_logged.exchange(true))
+            spdlog::warn(
+                "{} field '{}' has no column of the same name in the table: ignored "
+                "(rmq2pg_unmapped_fields_total counts such fields; logged once)",
+                identity(), mapper.first_unmapped());
+    }
+}
+
 void Worker::connect_writer() {
     set_state(WorkerState::connecting);
     disconnect_writer();
@@ -79,7 +98,8 @@ void Worker::connect_writer() {
             [&] { writer_->connect(); });
     auto targets = pipeline_.targets();
     for (std::size_t t = 0; t < targets.size(); ++t)
-        mappers_.emplace_back(*targets[t], writer_->table(t), pipeline_.dedupe);
+        mappers_.emplace_back(resolve_target(pipeline_, *targets[t], writer_->table(t)),
+                              writer_->table(t), pipeline_);
     database_connected_ = true;
     metrics_.pg_connects++;
     spdlog::info("{} connected to PostgreSQL ({})", identity(),

@@ -522,11 +522,19 @@ TEST_CASE("each malformed config is rejected with its own error line", "[config]
          std::string(kHead) +
              lines({"pipelines:", "  - name: p", "    queue: q", "    columns: {id: /id}"}),
          "pipelines[0].table: is required", 6},
-        {"missing columns",
-         std::string(kHead) + lines({"pipelines:", "  - name: p", "    queue: q", "    table: t"}),
-         "pipelines[0].columns: is required (target column: source)", 6},
+        {"empty columns",
+         std::string(kHead) +
+             lines({"pipelines:", "  - name: p", "    queue: q", "    table: t", "    columns:"}),
+         "pipelines[0].columns: is empty: omit it to map columns by name, or map some", 10},
+        {"debezium with insert",
+         std::string(kHead) + lines({"pipelines:", "  - name: p", "    queue: q", "    table: t",
+                                     "    format: debezium", "    mode: insert"}),
+         "pipelines[0].mode: format: debezium needs mode: upsert", 10},
+        {"on_truncate without debezium", minimal_with({"    on_truncate: ignore"}),
+         "pipelines[0].on_truncate: applies only to format: debezium", 10},
+        {"unknown format", minimal_with({"    format: avro"}), "pipelines[0].format: ", 10},
         {"unknown key in a pipeline", minimal_with({"    queues: [a, b]"}),
-         "pipelines[0].queues: unknown key (known keys: name, queue, workers, ", 10},
+         "pipelines[0].queues: unknown key (known keys: name, queue, format, on_truncate, ", 10},
         {"workers 0", minimal_with({"    workers: 0"}),
          "pipelines[0].workers: value 0 is out of range 1..64", 10},
         {"workers is text", minimal_with({"    workers: two"}),
@@ -838,4 +846,25 @@ TEST_CASE("a column mapped twice is rejected", "[config]") {
     INFO(joined(problems));
     REQUIRE(problems.size() == 1);
     CHECK_THAT(problems[0], Catch::StartsWith("test.yaml:11: pipelines[0].columns.id: "));
+}
+
+TEST_CASE("a debezium pipeline upserts by its position, columns by name and the primary key",
+          "[config]") {
+    Config c = load_config_text(std::string(kHead) +
+                                    "pipelines:\n"
+                                    "  - name: customers\n"
+                                    "    queue: dbserver1.inventory.customers\n"
+                                    "    format: debezium\n"
+                                    "    table: inventory.customers\n"
+                                    "    mode: upsert\n"
+                                    "    schema_evolution: none\n"
+                                    "    on_truncate: ignore\n",
+                                "cdc.yaml");
+    const auto& p = c.pipelines.at(0);
+    CHECK(p.format == rmq2pg::MessageFormat::debezium);
+    CHECK(p.columns.empty());
+    CHECK(p.key.empty());
+    CHECK(p.version == "_rmq2pg_version");
+    REQUIRE(p.delete_when);
+    CHECK(p.delete_when->equals == "d");
 }
