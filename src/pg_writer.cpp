@@ -224,6 +224,16 @@ std::string statement_timeout(const PgConnectionSettings& settings) {
     return "SET LOCAL statement_timeout = " + std::to_string(settings.write_timeout_ms);
 }
 
+// Streams: a worker frozen inside a transaction (SIGSTOP, a paused VM) holds its rows of
+// rmq2pg_state.stream_offsets locked, and the heirs of its leases would wait on them for good.
+// The server ends such a session after half a lease, so takeover is never blocked by a lock.
+std::string stream_idle_timeout(const PipelineConfig& pipeline) {
+    if (!pipeline.is_stream())
+        return "";
+    return "; SET LOCAL idle_in_transaction_session_timeout = " +
+           std::to_string(std::max(1000, pipeline.lease_s * 500));
+}
+
 // A value in a key=value connection string: single-quoted, quotes and backslashes escaped.
 std::string conninfo_value(const std::string& value) {
     std::string out = "'";
@@ -417,7 +427,8 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts,
                 throw WriteError(WriteError::Kind::connection, "connection is closed");
             pqxx::work tx(*impl_->conn, "batch");
             // One round trip: the deadline, then every staging table this batch needs.
-            std::string setup = statement_timeout(impl_->settings);
+            std::string setup =
+                statement_timeout(impl_->settings) + stream_idle_timeout(*impl_->pipeline);
             for (const auto& part : parts)
                 if (part.count > 0)
                     for (const auto& statement : impl_->targets.at(part.target).plan.create_staging)
@@ -455,7 +466,7 @@ Coordination PgWriter::coordinate(const CoordinationRequest& request) {
             if (!impl_->conn->is_open())
                 throw WriteError(WriteError::Kind::connection, "connection is closed");
             pqxx::work tx(*impl_->conn, "leases");
-            tx.exec(statement_timeout(impl_->settings));
+            tx.exec(statement_timeout(impl_->settings) + stream_idle_timeout(*impl_->pipeline));
             Coordination out = coordinate_streams(tx, impl_->pipeline_name, request);
             tx.commit();
             return out;
