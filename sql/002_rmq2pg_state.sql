@@ -23,3 +23,30 @@ CREATE TABLE IF NOT EXISTS rmq2pg_state.tombstones (
     PRIMARY KEY (table_name, key)
 );
 CREATE INDEX IF NOT EXISTS tombstones_deleted_at ON rmq2pg_state.tombstones (deleted_at);
+
+-- Streams: the next offset of each (pipeline, stream), written in the same transaction as the
+-- rows it covers, and the lease of the worker that reads it. `epoch` grows with every change of
+-- owner (and every replay): a batch's offset UPDATE names the epoch its worker claimed, so a
+-- worker that lost its lease updates 0 rows and its whole transaction rolls back. Lease times are
+-- PostgreSQL's now(), never an instance's clock.
+CREATE TABLE IF NOT EXISTS rmq2pg_state.stream_offsets (
+    pipeline      text        NOT NULL,
+    stream        text        NOT NULL,
+    next_offset   bigint,               -- null: start at `start_at`, else at the pipeline's start:
+    start_at      text,                 -- set by `rmq2pg replay --from TIME`
+    epoch         bigint      NOT NULL DEFAULT 0,
+    owner         text,                 -- "host pid N worker W"; null: released
+    lease_until   timestamptz,
+    lease_changes bigint      NOT NULL DEFAULT 0,
+    committed_at  timestamptz,
+    PRIMARY KEY (pipeline, stream)
+);
+
+-- The workers reading a pipeline's streams, each renewing `alive_until` every third of lease_s:
+-- the streams are shared out among the live ones.
+CREATE TABLE IF NOT EXISTS rmq2pg_state.stream_members (
+    pipeline    text        NOT NULL,
+    member      text        NOT NULL,
+    alive_until timestamptz NOT NULL,
+    PRIMARY KEY (pipeline, member)
+);

@@ -135,6 +135,8 @@ std::optional<Delivery> AmqpSession::next_delivery(std::chrono::milliseconds tim
     bytes.append(as_view(deliver->exchange));
     const std::size_t routing_key_at = bytes.size();
     bytes.append(as_view(deliver->routing_key));
+    const std::size_t consumer_tag_at = bytes.size();
+    bytes.append(as_view(deliver->consumer_tag));
     const std::size_t properties_at = bytes.size();
 
     read_content_frame(connection, channel, frame, "content header");
@@ -173,7 +175,8 @@ std::optional<Delivery> AmqpSession::next_delivery(std::chrono::milliseconds tim
     // Every byte is in place: point the views and the properties at them.
     const char* base = bytes.data();
     d.exchange = std::string_view(base, routing_key_at);
-    d.routing_key = std::string_view(base + routing_key_at, properties_at - routing_key_at);
+    d.routing_key = std::string_view(base + routing_key_at, consumer_tag_at - routing_key_at);
+    d.consumer_tag = std::string_view(base + consumer_tag_at, properties_at - consumer_tag_at);
     std::size_t at = properties_at;
     for (const auto& [flag, field] : kBytesProperties) {
         if (properties._flags & flag) {

@@ -8,6 +8,8 @@
 #include <amqp_tcp_socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
+
 #include "amqp_fields.h"
 #include "amqp_internal.h"
 #include "amqp_tls.h"
@@ -280,6 +282,34 @@ void AmqpSession::start_consuming(const std::string& queue, std::uint16_t prefet
     amqp_basic_consume(connection_->state, kChannel, as_bytes(queue), as_bytes(consumer_tag), 0, 0,
                        0, arguments);
     check_rpc(*connection_, "basic.consume on queue '" + queue + "' on");
+}
+
+void AmqpSession::consume_stream(const std::string& stream, std::uint16_t prefetch,
+                                 const std::string& consumer_tag, const StreamOffset& offset) {
+    // global=0: RabbitMQ applies the prefetch to each consumer started after it.
+    amqp_basic_qos(connection_->state, kChannel, 0, prefetch, 0);
+    check_rpc(*connection_, "basic.qos on");
+    amqp_table_entry_t entry{};
+    entry.key = amqp_cstring_bytes("x-stream-offset");
+    switch (offset.kind) {
+        case StreamOffset::Kind::text:
+            entry.value.kind = AMQP_FIELD_KIND_UTF8;
+            entry.value.value.bytes = as_bytes(offset.text);
+            break;
+        case StreamOffset::Kind::offset:
+            entry.value.kind = AMQP_FIELD_KIND_I64;
+            entry.value.value.i64 = offset.value;
+            break;
+        case StreamOffset::Kind::timestamp:
+            entry.value.kind = AMQP_FIELD_KIND_TIMESTAMP;
+            entry.value.value.u64 =
+                static_cast<std::uint64_t>(std::max<std::int64_t>(0, offset.value));
+            break;
+    }
+    amqp_table_t arguments{1, &entry};
+    amqp_basic_consume(connection_->state, kChannel, as_bytes(stream), as_bytes(consumer_tag), 0, 0,
+                       0, arguments);
+    check_rpc(*connection_, "basic.consume on stream '" + stream + "' on");
 }
 
 // The ack and nack texts are built only on failure: the worker acks every batch.

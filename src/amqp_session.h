@@ -77,6 +77,18 @@ class AmqpSession {
     // that has prefetch room; unset = the broker's default, 0).
     void start_consuming(const std::string& queue, std::uint16_t prefetch,
                          const std::string& consumer_tag, std::optional<int> priority = {});
+    // Where a stream consumer starts (the x-stream-offset argument, typed as RabbitMQ wants it):
+    // "first", "last" or "next" as a string, an offset as a long, a time as a timestamp.
+    struct StreamOffset {
+        enum class Kind { text, offset, timestamp };
+        Kind kind = Kind::text;
+        std::string text = "first";
+        std::int64_t value = 0;  // offset, or epoch seconds
+    };
+    // Streams: one more consumer on this channel, `prefetch` its own (a stream needs one; its
+    // acks are credit). Several streams may be consumed on one channel, told apart by tag.
+    void consume_stream(const std::string& stream, std::uint16_t prefetch,
+                        const std::string& consumer_tag, const StreamOffset& offset);
 
     // The next delivery, or nullopt when `timeout` passed first. Heartbeats are sent and checked
     // while waiting. Throws AmqpError when the connection or the consuming channel is gone.

@@ -226,7 +226,7 @@ void Batch::mark_poison(std::size_t message, std::string reason) {
 }
 
 std::vector<Batch::Part> Batch::split(const Part& part, std::optional<std::size_t> blamed_row,
-                                      std::size_t failed_target) const {
+                                      std::size_t failed_target, bool in_order) const {
     if (part.size() <= 1)
         return {};
     // Truncates lead, so they stay in the part tried first: a truncate written after rows of
@@ -254,6 +254,17 @@ std::vector<Batch::Part> Batch::split_ordered(const Part& part,
                 seen += spans_[s].count;
             }
         }
+    }
+    if (blamed && in_order) {
+        // Tried last-in-first-out: pushed after, the row, before.
+        auto at = part.begin() + static_cast<std::ptrdiff_t>(*blamed);
+        std::vector<Part> out;
+        if (at + 1 != part.end())
+            out.emplace_back(at + 1, part.end());
+        out.push_back(Part{*at});
+        if (at != part.begin())
+            out.emplace_back(part.begin(), at);
+        return out;
     }
     if (blamed) {
         // The rest first (tried last-in-first-out: pushed last), then the blamed row alone.

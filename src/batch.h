@@ -21,8 +21,9 @@ namespace rmq2pg {
 class Batch {
   public:
     // poison: set aside, still to settle (dead letter or reject); rejected: refused at the
-    // broker already, so no ack may name its tag any more.
-    enum class Status { pending, committed, poison, rejected };
+    // broker already, so no ack may name its tag any more; dead_lettered: a stream's poison,
+    // published to <stream>.dead already (a stream's offset may move past it).
+    enum class Status { pending, committed, poison, rejected, dead_lettered };
     // A message's rows in one table: `count` rows at [offset, offset + length) of its buffer.
     struct Span {
         std::size_t table = 0;  // index into table_targets() (aggregate.h)
@@ -75,15 +76,20 @@ class Batch {
     void mark_committed(const Part& part);
     void mark_poison(std::size_t message, std::string reason);
     void mark_rejected(std::size_t message);
+    void mark_dead_lettered(std::size_t message) {
+        messages_[message].status = Status::dead_lettered;
+    }
 
     // After PostgreSQL refused `part` for bad data: the parts to try next, in the order to try
     // them (last first), or none when `part` is a single message (which is then poison). The row
     // PostgreSQL blamed (counted within `failed_target`'s rows of the part) is tried alone after
     // the rest; without a blame the part is halved. `failed_target` is a table index: a row of
     // a child table points back to the message that made it. Only a row that fails alone is poison,
-    // so a misread blame costs one transaction, never a good message.
+    // so a misread blame costs one transaction, never a good message. `in_order` (streams): the
+    // parts come in message order (before the blamed row, the row, after it), so every commit
+    // extends what committed before it.
     std::vector<Part> split(const Part& part, std::optional<std::size_t> blamed_row,
-                            std::size_t failed_target) const;
+                            std::size_t failed_target, bool in_order = false) const;
 
     void clear();
     // clear(), and give the buffers back (after a batch far larger than usual).

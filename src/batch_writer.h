@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "stream_offsets.h"
 #include "table_schema.h"
 #include "write_error.h"
 
@@ -34,8 +35,14 @@ class BatchWriter {
     // deletes are done); "" when nothing.
     virtual std::string describe() const { return {}; }
     // Writes every part in one transaction whose last statement is COMMIT; returns only after
-    // COMMIT succeeded. Throws WriteError.
-    virtual void write(const std::vector<TargetRows>& parts) = 0;
+    // COMMIT succeeded. `offsets` (streams; empty for a queue) are stored in that transaction,
+    // each fenced by its lease's epoch: a lost lease throws WriteError(fenced) and nothing
+    // commits. Throws WriteError.
+    virtual void write(const std::vector<TargetRows>& parts,
+                       const std::vector<OffsetWrite>& offsets) = 0;
+    // Streams: one round of membership and leases (stream_offsets.h), its own transaction.
+    // Throws WriteError.
+    virtual Coordination coordinate(const CoordinationRequest& request) = 0;
     // Deletes inbox entries and tombstones past their retention. Its own transaction.
     virtual void prune() = 0;
     // Thread-safe: makes a connect() or write() blocked on the owner's thread fail at once with

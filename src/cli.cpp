@@ -2,6 +2,8 @@
 // caller's (main.cpp).
 #include "cli.h"
 
+#include <utility>
+
 namespace rmq2pg {
 
 const char* const kUsage =
@@ -12,7 +14,10 @@ const char* const kUsage =
     "                                     exit 0 valid, 78 invalid\n"
     "       rmq2pg --migrate --config FILE\n"
     "                                     create rmq2pg's own tables (dedupe inbox, delete\n"
-    "                                     tombstones); idempotent\n"
+    "                                     tombstones, stream offsets); idempotent\n"
+    "       rmq2pg replay --config FILE --pipeline NAME --from first|OFFSET|TIME [--stream S]\n"
+    "                                     move a stream pipeline's stored offsets (every stream,\n"
+    "                                     or S); running instances pick it up within 10 s\n"
     "       rmq2pg dead-letters list|show|replay|purge --config FILE [--pipeline P]\n"
     "              [--reason TEXT] [--limit N] [--queue Q] [--full (show)] [--dry-run (replay)]\n"
     "                                     triage a pipeline's dead letters: group them by reason,\n"
@@ -24,7 +29,44 @@ const char* const kUsage =
     "                                     the fields of messages peeked at in the queue\n"
     "       rmq2pg --version\n";
 
+namespace {
+
+CommandLine parse_replay(const std::vector<std::string>& args) {
+    CommandLine out;
+    out.mode = CommandLine::Mode::replay;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        std::string* target = arg == "--config"     ? &out.config_path
+                              : arg == "--pipeline" ? &out.pipeline
+                              : arg == "--from"     ? &out.from
+                              : arg == "--stream"   ? &out.stream
+                                                    : nullptr;
+        if (target == nullptr || i + 1 >= args.size()) {
+            out.mode = CommandLine::Mode::usage_error;
+            out.error = target ? "replay: " + arg + " needs a value"
+                               : "replay: unknown argument '" + arg + "'";
+            return out;
+        }
+        *target = args[++i];
+    }
+    for (const auto& [value, name] :
+         {std::pair<const std::string*, const char*>{&out.config_path, "--config FILE"},
+          {&out.pipeline, "--pipeline NAME"},
+          {&out.from, "--from first|OFFSET|TIME"}}) {
+        if (value->empty()) {
+            out.mode = CommandLine::Mode::usage_error;
+            out.error = std::string("replay: ") + name + " is required";
+            return out;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
 CommandLine parse_command_line(const std::vector<std::string>& args) {
+    if (!args.empty() && args[0] == "replay")
+        return parse_replay(args);
     CommandLine out;
     bool check_only = false;
     bool migrate_only = false;

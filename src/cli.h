@@ -25,7 +25,8 @@ struct CommandLine {
         help,
         usage_error,
         dead_letters,
-        suggest
+        suggest,
+        replay
     };
     Mode mode = Mode::run;
     std::string config_path;
@@ -33,6 +34,8 @@ struct CommandLine {
     // parsed by the tool (dead_letter_tools.h, suggest.h).
     std::vector<std::string> tool_args;
     std::string error;  // usage_error: what is wrong, e.g. "unknown argument '--x'"
+    // replay: `rmq2pg replay --config FILE --pipeline NAME --from WHERE [--stream S]`.
+    std::string pipeline, from, stream;
 };
 
 // `args` without the program name. --version and --help win as soon as they are seen (what

@@ -1,4 +1,5 @@
-// --check-config and --migrate (commands.h): short runs against the database, messages on stderr.
+// --check-config, --migrate and replay (commands.h): short runs against the database, messages on
+// stderr.
 // --check-config's rule for the database: unreachable is a note (exit 0: the file itself is
 // valid); reachable but refusing the role, over the connection budget, or lacking a table,
 // column or unique key is an error (exit 78).
@@ -14,6 +15,7 @@
 #include "connection_budget.h"
 #include "pg_budget.h"
 #include "pg_writer.h"
+#include "rfc3339.h"
 
 namespace rmq2pg {
 
@@ -96,7 +98,55 @@ int migrate_command(const Config& config) {
         return kExitFailure;
     }
     std::fprintf(stderr,
-                 "rmq2pg --migrate: rmq2pg_state.inbox and rmq2pg_state.tombstones are in place\n");
+                 "rmq2pg --migrate: rmq2pg_state.inbox, tombstones, stream_offsets and "
+                 "stream_members are in place\n");
+    return kExitOk;
+}
+
+int replay_command(const Config& config, const std::string& pipeline, const std::string& from,
+                   const std::string& stream) {
+    const PipelineConfig* p = nullptr;
+    for (const auto& candidate : config.pipelines)
+        if (candidate.name == pipeline)
+            p = &candidate;
+    if (p == nullptr || !p->is_stream()) {
+        std::fprintf(stderr, "rmq2pg replay: %s has no pipeline '%s' reading streams\n",
+                     config.source_file.c_str(), pipeline.c_str());
+        return kExitUsage;
+    }
+    std::vector<std::string> streams = p->streams;
+    if (!stream.empty()) {
+        if (std::find(streams.begin(), streams.end(), stream) == streams.end()) {
+            std::fprintf(stderr, "rmq2pg replay: pipeline '%s' does not read stream '%s'\n",
+                         pipeline.c_str(), stream.c_str());
+            return kExitUsage;
+        }
+        streams = {stream};
+    }
+    std::string error;
+    auto start = parse_stream_start(from, error);
+    if (!start || start->kind == StreamStart::Kind::last ||
+        start->kind == StreamStart::Kind::next) {
+        std::fprintf(stderr, "rmq2pg replay: --from %s\n",
+                     start ? "'last' and 'next' are no replay: use first, an offset or a time"
+                           : error.c_str());
+        return kExitUsage;
+    }
+    if (start->kind == StreamStart::Kind::interval) {
+        // Fixed now: the replay means the same point however late a worker picks it up.
+        auto now = std::chrono::system_clock::now();
+        start->kind = StreamStart::Kind::time;
+        start->text = rfc3339(now - std::chrono::seconds(start->value), false);
+    }
+    try {
+        replay(PgConnectionSettings::of(config, "rmq2pg replay"), pipeline, streams, *start);
+    } catch (const WriteError& e) {
+        std::fprintf(stderr, "rmq2pg replay: %s\n", e.what());
+        return kExitFailure;
+    }
+    for (const auto& s : streams)
+        std::fprintf(stderr, "rmq2pg replay: pipeline '%s' stream '%s' moved to %s\n",
+                     pipeline.c_str(), s.c_str(), start->text.c_str());
     return kExitOk;
 }
 

@@ -2,6 +2,8 @@
 // process's exit code (cli.h) after writing what it found to stderr.
 #pragma once
 
+#include <string>
+
 #include "config.h"
 
 namespace rmq2pg {
@@ -11,5 +13,8 @@ namespace rmq2pg {
 int check_config_command(const Config& config);
 // Creates rmq2pg_state.inbox and rmq2pg_state.tombstones (sql/002_rmq2pg_state.sql); idempotent.
 int migrate_command(const Config& config);
+// rmq2pg replay: moves the stored offsets of `pipeline`'s streams (all, or `stream`) to `from`.
+int replay_command(const Config& config, const std::string& pipeline, const std::string& from,
+                   const std::string& stream);
 
 }  // namespace rmq2pg

@@ -7,9 +7,11 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "amqp_url.h"
+#include "stream_start.h"
 
 namespace rmq2pg {
 
@@ -26,6 +28,7 @@ struct ColumnSource {
         header,         // $header.NAME
         parent_column,  // $parent.COLUMN: the parent row's value of COLUMN (children only)
         element_index,  // $index: the element's position in its array, from 0 (children only)
+        stream_offset,  // $stream_offset (streams: the delivery's x-stream-offset)
     };
     Kind kind = Kind::body;
     std::string argument;  // the pointer for json_pointer, the header name for header, the
@@ -126,6 +129,11 @@ struct TargetConfig {
 struct PipelineConfig : TargetConfig {
     std::string name;
     std::string queue;
+    // Streams (instead of `queue`): each is read from its offset stored in rmq2pg_state, written
+    // in the batch's own transaction; the workers of all instances share them by leases.
+    std::vector<std::string> streams;
+    StreamStart start;  // where a stream with no stored offset begins
+    int lease_s = 10;   // a partition's owner that stops renewing loses it after this
     MessageFormat format = MessageFormat::json;
     OnTruncate on_truncate = OnTruncate::ignore;               // debezium: what op "t" does
     SchemaEvolution schema_evolution = SchemaEvolution::none;  // debezium
@@ -159,9 +167,13 @@ struct PipelineConfig : TargetConfig {
             out.push_back(&r);
         return out;
     }
+    bool is_stream() const { return !streams.empty(); }
     bool declares_dead_letter_queue() const { return dead_letter.exchange.empty(); }
-    std::string dead_letter_routing_key() const {
-        return dead_letter.routing_key.empty() ? queue + ".dead" : dead_letter.routing_key;
+    // `source`: the queue, or the stream a message was read from.
+    std::string dead_letter_routing_key(std::string_view source = {}) const {
+        if (!dead_letter.routing_key.empty())
+            return dead_letter.routing_key;
+        return (source.empty() ? queue : std::string(source)) + ".dead";
     }
 };
 

@@ -77,9 +77,13 @@ std::optional<ColumnSource> parse_source(const std::string& text, std::string& e
         return ColumnSource{Kind::json_pointer, text};
     }
     static const std::pair<const char*, Kind> names[] = {
-        {"$body", Kind::body},           {"$routing_key", Kind::routing_key},
-        {"$exchange", Kind::exchange},   {"$message_id", Kind::message_id},
-        {"$timestamp", Kind::timestamp}, {"$content_type", Kind::content_type},
+        {"$body", Kind::body},
+        {"$routing_key", Kind::routing_key},
+        {"$exchange", Kind::exchange},
+        {"$message_id", Kind::message_id},
+        {"$timestamp", Kind::timestamp},
+        {"$content_type", Kind::content_type},
+        {"$stream_offset", Kind::stream_offset},
     };
     for (const auto& [name, kind] : names)
         if (text == name)
@@ -94,7 +98,7 @@ std::optional<ColumnSource> parse_source(const std::string& text, std::string& e
     }
     error = "unknown source '" + text +
             "' (a JSON Pointer such as /id, or one of $body, $routing_key, $exchange, "
-            "$message_id, $timestamp, $content_type, $header.NAME" +
+            "$message_id, $timestamp, $content_type, $stream_offset, $header.NAME" +
             (parent != nullptr ? ", $index, $parent.COLUMN)" : ")");
     return std::nullopt;
 }
@@ -435,6 +439,71 @@ void read_routes(ConfigReader& r, const YAML::Node& node, const std::string& pat
     }
 }
 
+// `queue:` or `streams:` (exactly one), with `start:` and `lease_s` for streams.
+void read_source(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                 PipelineConfig& p) {
+    bool queue = ConfigReader::given(node["queue"]);
+    bool streams = ConfigReader::given(node["streams"]);
+    if (queue && streams) {
+        r.problem(node["streams"], path + ".streams",
+                  "a pipeline reads either a queue or streams: remove 'queue' or 'streams'");
+        return;
+    }
+    if (!streams) {
+        if (auto name = r.required_string(node, "queue", path))
+            p.queue = *name;
+        for (const char* key : {"start", "lease_s"})
+            if (ConfigReader::given(node[key]))
+                r.problem(node[key], path + "." + key, "applies to streams only (no 'streams:')");
+        return;
+    }
+    p.streams = r.string_list(node, "streams", path);
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < p.streams.size(); ++i) {
+        const std::string& stream = p.streams[i];
+        if (stream.empty() || !seen.insert(stream).second)
+            r.problem(
+                node["streams"], path + ".streams",
+                stream.empty() ? "a stream name is empty" : "'" + stream + "' is listed twice");
+    }
+    if (p.streams.empty())
+        r.problem(node["streams"], path + ".streams", "expected at least one stream");
+    if (auto text = r.string(node, "start", path)) {
+        std::string error;
+        if (auto start = parse_stream_start(*text, error))
+            p.start = *start;
+        else
+            r.problem(node["start"], path + ".start", error);
+    }
+    // At least 2 s: renewals run every third of it and must fit one database round trip.
+    r.integer(node, "lease_s", path, p.lease_s, 2, 3600);
+}
+
+// What has no meaning on a stream, and what a stream needs.
+void check_stream_pipeline(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                           const PipelineConfig& p) {
+    if (!p.is_stream()) {
+        for (const auto& target : p.targets())
+            for (const auto& column : target->columns)
+                if (column.source.kind == ColumnSource::Kind::stream_offset)
+                    r.problem(node, path + ".columns",
+                              "column '" + column.column +
+                                  "': $stream_offset needs 'streams:' (a queue has no offsets)");
+        return;
+    }
+    if (p.on_error == OnError::reject)
+        r.problem(node["on_error"], path + ".on_error",
+                  "'reject' needs a queue's dead-letter exchange; a stream has none: use "
+                  "dead_letter (publishes to <stream>.dead) or stop");
+    if (p.max_redeliveries > 0)
+        r.problem(node["max_redeliveries"], path + ".max_redeliveries",
+                  "a stream does not count deliveries; remove it");
+    if (p.declare && p.declare->type != "stream" && !p.declare->passive)
+        r.problem(
+            node["declare"], path + ".declare.type",
+            "'" + p.declare->type + "': the streams of a pipeline are declared as type stream");
+}
+
 }  // namespace
 
 PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std::string& path) {
@@ -467,15 +536,17 @@ PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std:
                   "max_redeliveries",
                   "declare",
                   "max_message_bytes",
-                  "max_inflight_bytes"});
+                  "max_inflight_bytes",
+                  "streams",
+                  "start",
+                  "lease_s"});
     if (auto name = r.required_string(node, "name", path)) {
         p.name = *name;
         if (!valid_name(p.name))
             r.problem(node["name"], path + ".name",
                       "'" + p.name + "' may only hold letters, digits, '_', '-' and '.'");
     }
-    if (auto queue = r.required_string(node, "queue", path))
-        p.queue = *queue;
+    read_source(r, node, path, p);
     r.integer(node, "workers", path, p.workers, 1, 64);
     // basic.qos carries prefetch_count as a 16-bit number.
     r.integer(node, "prefetch", path, p.prefetch, 1, 65535);
@@ -518,6 +589,7 @@ PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std:
               std::int64_t(1) << 40);
     if (YAML::Node declare = node["declare"]; declare.IsDefined() && !declare.IsNull())
         p.declare = read_declaration(r, declare, path + ".declare");
+    check_stream_pipeline(r, node, path, p);
     return p;
 }
 

@@ -104,14 +104,20 @@ std::string bounded_reason(std::string_view text, bool redact, std::size_t limit
 std::vector<std::pair<std::string, std::string>> dead_letter_headers(const PipelineConfig& pipeline,
                                                                      const Delivery& delivery,
                                                                      const std::string& reason) {
-    return {
+    std::vector<std::pair<std::string, std::string>> headers = {
         {"x-rmq2pg-error", reason},
         {"x-rmq2pg-pipeline", pipeline.name},
         {"x-rmq2pg-table", pipeline.qualified_table()},
         {"x-original-exchange", std::string(delivery.exchange)},
         {"x-original-routing-key", std::string(delivery.routing_key)},
+
         {"x-rmq2pg-failed-at", rfc3339(std::chrono::system_clock::now(), true)},
     };
+    if (delivery.stream_offset) {
+        headers.emplace_back("x-rmq2pg-stream", std::string(delivery.stream));
+        headers.emplace_back("x-rmq2pg-stream-offset", std::to_string(*delivery.stream_offset));
+    }
+    return headers;
 }
 
 DeadLetterPublisher::DeadLetterPublisher(const Config& config, const PipelineConfig& pipeline,
@@ -124,20 +130,29 @@ DeadLetterPublisher::DeadLetterPublisher(const Config& config, const PipelineCon
 AmqpSession& DeadLetterPublisher::session() {
     if (!session_) {
         session_ = std::make_unique<AmqpSession>(*url_, config_.heartbeat_s, connection_name_);
-        // Declared here, not when consuming starts: a classic "<queue>.dead" whose home node is
-        // down must not stop a worker from failing over to another node and consuming (only
-        // dead-lettering waits for it).
-        if (pipeline_.declares_dead_letter_queue())
-            session_->ensure_queue(pipeline_.dead_letter_routing_key());
+        ensured_.clear();
     }
     return *session_;
 }
 
+AmqpSession& DeadLetterPublisher::session_for(const std::string& routing_key) {
+    AmqpSession& s = session();
+    // Declared here, not when consuming starts: a classic "<queue>.dead" whose home node is
+    // down must not stop a worker from failing over to another node and consuming (only
+    // dead-lettering waits for it). A pipeline of streams has one per stream.
+    if (pipeline_.declares_dead_letter_queue() && ensured_.count(routing_key) == 0) {
+        s.ensure_queue(routing_key);
+        ensured_.insert(routing_key);
+    }
+    return s;
+}
+
 void DeadLetterPublisher::publish(const Delivery& delivery, const std::string& reason) {
     auto headers = dead_letter_headers(pipeline_, delivery, reason);
+    const std::string routing_key = pipeline_.dead_letter_routing_key(delivery.stream);
     try {
-        session().publish_confirmed(pipeline_.dead_letter.exchange,
-                                    pipeline_.dead_letter_routing_key(), delivery, headers);
+        session_for(routing_key)
+            .publish_confirmed(pipeline_.dead_letter.exchange, routing_key, delivery, headers);
         return;
     } catch (const AmqpError& e) {
         session_.reset();
@@ -150,10 +165,12 @@ void DeadLetterPublisher::publish(const Delivery& delivery, const std::string& r
     bare.exchange = delivery.exchange;
     bare.routing_key = delivery.routing_key;
     bare.body = delivery.body;
+    bare.stream = delivery.stream;
+    bare.stream_offset = delivery.stream_offset;
     headers.emplace_back("x-rmq2pg-original-headers", "dropped: they do not fit one AMQP frame");
     try {
-        session().publish_confirmed(pipeline_.dead_letter.exchange,
-                                    pipeline_.dead_letter_routing_key(), bare, headers);
+        session_for(routing_key)
+            .publish_confirmed(pipeline_.dead_letter.exchange, routing_key, bare, headers);
     } catch (const AmqpError&) {
         session_.reset();
         throw;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,18 +45,24 @@ class DeadLetterPublisher : public DeadLetterSink {
     // broker's confirm. Kind::unpublishable comes after a second try without the message's own
     // headers; any other error drops the connection (the next call reconnects).
     void publish(const Delivery& delivery, const std::string& reason) override;
-    void reset() override { session_.reset(); }
+    void reset() override {
+        session_.reset();
+        ensured_.clear();
+    }
     // The broker the next connection goes to (after a failover of the worker's source).
     void use_url(const AmqpUrl& url) { url_ = &url; }
 
   private:
     AmqpSession& session();
+    // The session, with `routing_key`'s queue ensured when the pipeline declares it.
+    AmqpSession& session_for(const std::string& routing_key);
 
     const Config& config_;
     const PipelineConfig& pipeline_;
     std::string connection_name_;
     const AmqpUrl* url_;
     std::unique_ptr<AmqpSession> session_;
+    std::set<std::string> ensured_;  // "<queue|stream>.dead" queues checked on this session
 };
 
 }  // namespace rmq2pg

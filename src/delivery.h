@@ -22,11 +22,16 @@ struct Delivery {
     bool redelivered = false;
     std::string_view exchange;
     std::string_view routing_key;
+    std::string_view consumer_tag;  // which of the channel's consumers it came to
     std::string_view body;
     std::string_view message_id;        // empty when absent
     std::string_view content_type;      // empty when absent
     std::string_view content_encoding;  // empty when absent (body_decoding.h reads it)
     std::optional<std::int64_t> timestamp;
+    // Streams only: the stream it was read from (a view of the pipeline's config) and its offset
+    // there (the broker's x-stream-offset header), set by StreamSource.
+    std::string_view stream;
+    std::optional<std::int64_t> stream_offset;
     // Looks a header up in the delivery's own table; null when the message has no headers.
     std::optional<HeaderValue> (*find_header)(const void* headers, std::string_view name) = nullptr;
     const void* headers = nullptr;

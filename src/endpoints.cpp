@@ -5,6 +5,7 @@
 
 #include "pg_writer.h"
 #include "queue_source.h"
+#include "stream_source.h"
 
 namespace rmq2pg {
 
@@ -39,6 +40,17 @@ std::unique_ptr<Source> BrokerEndpoints::open_source() {
         "rmq2pg-" + pipeline_.name + "-" + std::to_string(index_) + "-" + host + "-" + pid);
 }
 
+std::unique_ptr<Source> BrokerEndpoints::open_stream_source(
+    const std::vector<StreamClaim>& claims) {
+    std::string worker = pipeline_.name + "/" + std::to_string(index_);
+    std::string host = hostname();
+    std::string pid = std::to_string(getpid());
+    return std::make_unique<StreamSource>(
+        config_, pipeline_, config_.amqp_urls[url_index_],
+        "rmq2pg " + worker + " on " + host + " pid " + pid,
+        "rmq2pg-" + pipeline_.name + "-" + std::to_string(index_) + "-" + host + "-" + pid, claims);
+}
+
 std::unique_ptr<BatchWriter> BrokerEndpoints::open_writer() {
     return std::make_unique<PgWriter>(
         PgConnectionSettings::of(config_,
@@ -53,6 +65,8 @@ void BrokerEndpoints::broker_failed() {
 }
 
 std::string BrokerEndpoints::source_description() const {
+    if (pipeline_.is_stream())
+        return "streams on " + config_.amqp_urls[url_index_].masked();
     return "queue '" + pipeline_.queue + "' on " + config_.amqp_urls[url_index_].masked();
 }
 

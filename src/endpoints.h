@@ -6,12 +6,14 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "batch_writer.h"
 #include "config.h"
 #include "dead_letter.h"
 #include "dead_letter_sink.h"
 #include "source.h"
+#include "stream_offsets.h"
 
 namespace rmq2pg {
 
@@ -20,6 +22,9 @@ class Endpoints {
     virtual ~Endpoints() = default;
     // Connects and starts consuming. Throws AmqpError.
     virtual std::unique_ptr<Source> open_source() = 0;
+    // Streams: connects and consumes the streams `claims` hold, each from where its claim says.
+    // Throws AmqpError.
+    virtual std::unique_ptr<Source> open_stream_source(const std::vector<StreamClaim>& claims) = 0;
     // A writer, not yet connected (the worker connects it under its write guard).
     virtual std::unique_ptr<BatchWriter> open_writer() = 0;
     virtual DeadLetterSink& dead_letters() = 0;
@@ -34,6 +39,7 @@ class BrokerEndpoints : public Endpoints {
     BrokerEndpoints(const Config& config, const PipelineConfig& pipeline, int index);
 
     std::unique_ptr<Source> open_source() override;
+    std::unique_ptr<Source> open_stream_source(const std::vector<StreamClaim>& claims) override;
     std::unique_ptr<BatchWriter> open_writer() override;
     DeadLetterSink& dead_letters() override { return dead_letters_; }
     void broker_failed() override;

@@ -23,7 +23,8 @@ HealthVerdict check_liveness(const std::vector<WorkerReading>& workers,
                              std::chrono::steady_clock::time_point now) {
     HealthVerdict verdict;
     for (const auto& w : workers) {
-        if (w.state != WorkerState::consuming && w.state != WorkerState::writing)
+        if (w.state != WorkerState::consuming && w.state != WorkerState::writing &&
+            w.state != WorkerState::standby)
             continue;
         auto still = std::chrono::duration_cast<std::chrono::seconds>(now - w.last_progress);
         if (now - w.last_progress > std::max(threshold, 2 * w.write_timeout)) {
@@ -40,7 +41,8 @@ HealthVerdict check_readiness(const std::vector<WorkerReading>& workers,
                               std::chrono::steady_clock::time_point now) {
     HealthVerdict verdict;
     for (const auto& w : workers) {
-        if (w.state != WorkerState::consuming && w.state != WorkerState::writing) {
+        if (w.state != WorkerState::consuming && w.state != WorkerState::writing &&
+            w.state != WorkerState::standby) {
             verdict.ok = false;
             verdict.reasons.push_back(worker_name(w) + " is " + to_string(w.state));
         } else if (!w.database_connected) {
@@ -55,6 +57,27 @@ HealthVerdict check_readiness(const std::vector<WorkerReading>& workers,
         }
     }
     return verdict;
+}
+
+void check_stream_owners(const std::string& pipeline, const std::vector<std::string>& streams,
+                         bool known, const std::vector<StreamReading>& readings,
+                         HealthVerdict& verdict) {
+    if (!known) {
+        verdict.ok = false;
+        verdict.reasons.push_back("pipeline '" + pipeline +
+                                  "': the owners of its streams are not read yet");
+        return;
+    }
+    for (const auto& stream : streams) {
+        bool owned = false;
+        for (const auto& r : readings)
+            owned = owned || (r.stream == stream && r.leased && !r.owner.empty());
+        if (!owned) {
+            verdict.ok = false;
+            verdict.reasons.push_back("pipeline '" + pipeline + "': stream '" + stream +
+                                      "' has no owner in any instance");
+        }
+    }
 }
 
 }  // namespace rmq2pg

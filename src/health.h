@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "metrics.h"
+#include "stream_offsets.h"
 
 namespace rmq2pg {
 
@@ -47,5 +48,12 @@ HealthVerdict check_liveness(const std::vector<WorkerReading>& workers,
 HealthVerdict check_readiness(
     const std::vector<WorkerReading>& workers,
     std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+
+// Streams: ready when every stream of `streams` has a live lease somewhere (any instance), as
+// rmq2pg_state last read (`known` false: not read yet, which is not ready). Adds one reason per
+// stream without an owner to `verdict`.
+void check_stream_owners(const std::string& pipeline, const std::vector<std::string>& streams,
+                         bool known, const std::vector<StreamReading>& readings,
+                         HealthVerdict& verdict);
 
 }  // namespace rmq2pg

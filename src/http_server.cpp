@@ -136,6 +136,14 @@ Response Server::route(const std::string& method, const std::string& path) const
     }
     if (path == "/readyz") {
         auto verdict = check_readiness(supervisor.worker_readings());
+        auto status = sampler.snapshot();
+        for (const auto& view : supervisor.pipelines()) {
+            if (!view.config->is_stream())
+                continue;
+            const auto* s = StatusSampler::find(status, view.config->name);
+            check_stream_owners(view.config->name, view.config->streams, s && s->streams_known,
+                                s ? s->streams : std::vector<StreamReading>{}, verdict);
+        }
         if (stopping.load()) {
             verdict.ok = false;
             verdict.reasons.insert(verdict.reasons.begin(), "shutting down");

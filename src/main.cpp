@@ -59,6 +59,8 @@ int main(int argc, char** argv) {
         return rmq2pg::check_config_command(config);
     if (cli.mode == CommandLine::Mode::migrate)
         return rmq2pg::migrate_command(config);
+    if (cli.mode == CommandLine::Mode::replay)
+        return rmq2pg::replay_command(config, cli.pipeline, cli.from, cli.stream);
     if (cli.mode == CommandLine::Mode::dead_letters)
         return rmq2pg::dead_letters_command(config, dead_letter_options);
     if (cli.mode == CommandLine::Mode::suggest)

@@ -131,6 +131,7 @@ struct PipelineMetrics {
     std::atomic<std::uint64_t> write_failures{0};
     std::atomic<std::uint64_t> amqp_connects{0};
     std::atomic<std::uint64_t> pg_connects{0};
+    std::atomic<std::uint64_t> lease_changes{0};  // streams: leases taken, lost or released
     // Body fields that no column takes (columns by name), and change-event tombstones and
     // ignored truncates (format: debezium): acknowledged without a row.
     std::atomic<std::uint64_t> unmapped_fields{0};

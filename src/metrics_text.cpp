@@ -18,7 +18,7 @@ namespace {
 
 constexpr WorkerState kAllStates[] = {
     WorkerState::starting,    WorkerState::connecting, WorkerState::consuming, WorkerState::writing,
-    WorkerState::backing_off, WorkerState::paused,     WorkerState::stopped,
+    WorkerState::backing_off, WorkerState::paused,     WorkerState::stopped,   WorkerState::standby,
 };
 
 // Prometheus label values escape backslash, double quote and newline.
@@ -118,6 +118,9 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
         {"rmq2pg_pg_connects_total",
          "PostgreSQL connections opened by workers (>workers: reconnects).",
          &PipelineMetrics::pg_connects},
+        {"rmq2pg_stream_lease_changes_total",
+         "Streams: leases this instance's workers took, lost or released.",
+         &PipelineMetrics::lease_changes},
         {"rmq2pg_unmapped_fields_total",
          "Body fields no column takes (columns by name): ignored and counted.",
          &PipelineMetrics::unmapped_fields},
@@ -192,6 +195,34 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
     for (std::size_t i = 0; i < views.size(); ++i)
         m.value("rmq2pg_queue_poll_ok", pipeline_label(views[i]),
                 sampled[i] && sampled[i]->queue.known && sampled[i]->queue.error.empty() ? 1 : 0);
+
+    // Streams, as rmq2pg_state holds them (every instance's view is the same).
+    m.header("rmq2pg_stream_next_offset", "gauge",
+             "Streams: the next offset stored with the last committed batch (polled every 5 s).");
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->streams_known)
+            for (const auto& s : sampled[i]->streams)
+                if (s.next_offset)
+                    m.value("rmq2pg_stream_next_offset",
+                            pipeline_label(views[i]) + ",stream=\"" + label(s.stream) + "\"",
+                            *s.next_offset);
+    m.header("rmq2pg_stream_owned", "gauge",
+             "Streams: 1 when a worker of some instance holds the stream's lease (owner label).");
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->streams_known)
+            for (const auto& s : sampled[i]->streams)
+                m.value("rmq2pg_stream_owned",
+                        pipeline_label(views[i]) + ",stream=\"" + label(s.stream) + "\",owner=\"" +
+                            label(s.owner) + "\"",
+                        s.leased && !s.owner.empty() ? 1 : 0);
+    m.header("rmq2pg_stream_leases_total", "counter",
+             "Streams: leases taken over the stream's life, all instances (claims and replays).");
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->streams_known)
+            for (const auto& s : sampled[i]->streams)
+                m.value("rmq2pg_stream_leases_total",
+                        pipeline_label(views[i]) + ",stream=\"" + label(s.stream) + "\"",
+                        s.lease_changes);
     return m.take();
 }
 

@@ -24,6 +24,7 @@
 #include "aggregate_plan.h"
 #include "columns_by_name.h"
 #include "migration_sql.h"
+#include "pg_stream_state.h"
 #include "write_plan.h"
 
 namespace rmq2pg {
@@ -212,6 +213,14 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
                                  " needs a unique index or constraint on (" + wanted + ") of " +
                                  qualified + ", and there is none");
     }
+    if (pipeline.is_stream() &&
+        !tx.exec("SELECT to_regclass('rmq2pg_state.stream_offsets') IS NOT NULL AND "
+                 "to_regclass('rmq2pg_state.stream_members') IS NOT NULL")[0][0]
+             .as<bool>())
+        throw WriteError(WriteError::Kind::schema,
+                         "pipeline '" + pipeline.name +
+                             "': streams keep their offsets in rmq2pg_state.stream_offsets: run "
+                             "rmq2pg --migrate --config FILE");
     bool needs_state = !pipeline.dedupe.empty() || (target.delete_when && !target.version.empty());
     if (needs_state && !state_tables_exist(tx))
         throw WriteError(WriteError::Kind::schema,
@@ -225,6 +234,16 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
 // longer than the write deadline (SQLSTATE 57014, retried). SET LOCAL ends with the transaction.
 std::string statement_timeout(const PgConnectionSettings& settings) {
     return "SET LOCAL statement_timeout = " + std::to_string(settings.write_timeout_ms);
+}
+
+// Streams: a worker frozen inside a transaction (SIGSTOP, a paused VM) holds its rows of
+// rmq2pg_state.stream_offsets locked, and the heirs of its leases would wait on them for good.
+// The server ends such a session after half a lease, so takeover is never blocked by a lock.
+std::string stream_idle_timeout(const PipelineConfig& pipeline) {
+    if (!pipeline.is_stream())
+        return "";
+    return "; SET LOCAL idle_in_transaction_session_timeout = " +
+           std::to_string(std::max(1000, pipeline.lease_s * 500));
 }
 
 // A value in a key=value connection string: single-quoted, quotes and backslashes escaped.
@@ -424,16 +443,18 @@ std::string PgWriter::describe() const {
     return children.empty() ? "" : "children: " + children;
 }
 
-void PgWriter::write(const std::vector<TargetRows>& parts) {
+void PgWriter::write(const std::vector<TargetRows>& parts,
+                     const std::vector<OffsetWrite>& offsets) {
     try {
-        write_now(parts);
+        write_now(parts, offsets);
     } catch (const WriteError& e) {
         throw_if_interrupted(e);
         throw;
     }
 }
 
-void PgWriter::write_now(const std::vector<TargetRows>& parts) {
+void PgWriter::write_now(const std::vector<TargetRows>& parts,
+                         const std::vector<OffsetWrite>& offsets) {
     std::size_t rows = 0;
     for (const auto& part : parts)
         rows += part.count;
@@ -458,7 +479,8 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
                 throw WriteError(WriteError::Kind::connection, "connection is closed");
             pqxx::work tx(*impl_->conn, "batch");
             // One round trip: the deadline, then every staging table this batch needs.
-            std::string setup = statement_timeout(impl_->settings);
+            std::string setup =
+                statement_timeout(impl_->settings) + stream_idle_timeout(*impl_->pipeline);
             for (const auto& part : parts)
                 if (runs[part.target])
                     for (const auto& statement : impl_->targets.at(part.target).plan.create_staging)
@@ -490,10 +512,29 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts) {
                     tx.exec(statement);
             }
             context = batch_context;
+            // Last before COMMIT: a lost lease throws here and the rows roll back with it.
+            store_offsets(tx, impl_->pipeline_name, impl_->pipeline->lease_s, offsets);
             tx.commit();
             return 0;
         },
         &current);
+}
+
+Coordination PgWriter::coordinate(const CoordinationRequest& request) {
+    try {
+        return translate_errors(impl_->context + " (stream leases)", [&] {
+            if (!impl_->conn->is_open())
+                throw WriteError(WriteError::Kind::connection, "connection is closed");
+            pqxx::work tx(*impl_->conn, "leases");
+            tx.exec(statement_timeout(impl_->settings) + stream_idle_timeout(*impl_->pipeline));
+            Coordination out = coordinate_streams(tx, impl_->pipeline_name, request);
+            tx.commit();
+            return out;
+        });
+    } catch (const WriteError& e) {
+        throw_if_interrupted(e);
+        throw;
+    }
 }
 
 void PgWriter::prune() {
@@ -523,6 +564,26 @@ TableSchema check_pipeline_against_database(const PgConnectionSettings& settings
         for (const TableTarget& target : table_targets(pipeline))
             tables.push_back(read_table(tx, pipeline, *target.config));
         return tables.front();
+    });
+}
+
+std::vector<StreamReading> read_streams(const PgConnectionSettings& settings,
+                                        const std::string& pipeline) {
+    return translate_errors("stream offsets", [&] {
+        pqxx::connection conn(connection_string(settings));
+        pqxx::read_transaction tx(conn, "streams");
+        return read_stream_rows(tx, pipeline);
+    });
+}
+
+void replay(const PgConnectionSettings& settings, const std::string& pipeline,
+            const std::vector<std::string>& streams, const StreamStart& from) {
+    translate_errors("replay", [&] {
+        pqxx::connection conn(connection_string(settings));
+        pqxx::work tx(conn, "replay");
+        replay_streams(tx, pipeline, streams, from);
+        tx.commit();
+        return 0;
     });
 }
 

@@ -59,16 +59,19 @@ class PgWriter : public BatchWriter {
     // "children: public.order_lines child of public.orders (...)", or "".
     std::string describe() const override;
 
-    // Writes every part in one transaction whose last statement is COMMIT. Returns only after
-    // COMMIT succeeded.
-    void write(const std::vector<TargetRows>& parts) override;
+    // Writes every part, and stores `offsets` (streams), in one transaction whose last
+    // statement is COMMIT. Returns only after COMMIT succeeded.
+    void write(const std::vector<TargetRows>& parts,
+               const std::vector<OffsetWrite>& offsets) override;
+    // Streams: one membership and lease round (pg_stream_state.h), its own transaction.
+    Coordination coordinate(const CoordinationRequest& request) override;
 
     // Deletes inbox entries and tombstones older than their retention. Its own transaction.
     void prune() override;
 
   private:
     void connect_now();
-    void write_now(const std::vector<TargetRows>& parts);
+    void write_now(const std::vector<TargetRows>& parts, const std::vector<OffsetWrite>& offsets);
     void throw_if_interrupted(const WriteError& error) const;
 
     struct Impl;
@@ -81,7 +84,17 @@ void migrate(const PgConnectionSettings& settings);
 // Reads every target table and checks the pipeline's mapping against it (columns exist, key
 // columns carry a unique index for ignore/upsert, rmq2pg's tables exist when needed); used by
 // --check-config. Returns the first target's table. Throws WriteError.
+// (A pipeline of streams also needs rmq2pg_state.stream_offsets.)
 TableSchema check_pipeline_against_database(const PgConnectionSettings& settings,
                                             const PipelineConfig& pipeline);
+
+// What rmq2pg_state holds for `pipeline`'s streams; its own short connection. Throws WriteError.
+std::vector<StreamReading> read_streams(const PgConnectionSettings& settings,
+                                        const std::string& pipeline);
+
+// `rmq2pg replay`: moves `streams` of `pipeline` to `from` (see pg_stream_state.h). Throws
+// WriteError.
+void replay(const PgConnectionSettings& settings, const std::string& pipeline,
+            const std::vector<std::string>& streams, const StreamStart& from);
 
 }  // namespace rmq2pg

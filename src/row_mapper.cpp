@@ -566,6 +566,14 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string_
                     error = "timestamp " + epoch + " is not a time in epoch seconds";
                 }
                 break;
+            case Kind::stream_offset:
+                if (!d.stream_offset) {
+                    outcome = Impl::Outcome::missing;
+                } else {
+                    std::string offset = std::to_string(*d.stream_offset);
+                    m.render_text(offset, HeaderValue::Kind::number, column.category);
+                }
+                break;
             case Kind::header: {
                 auto header = d.header(mapping.source.argument);
                 if (!header) {

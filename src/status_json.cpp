@@ -95,6 +95,28 @@ std::string render_status(const Supervisor& supervisor, const StatusSampler& sam
             append_json_string(out, s.queue.error);
             out += "}";
         }
+        if (s.is_stream) {
+            // Per stream, as rmq2pg_state holds it: committed offset, owner, lease history.
+            out += ",\"streams\":[";
+            for (std::size_t k = 0; k < s.streams.size(); ++k) {
+                const StreamReading& r = s.streams[k];
+                out += k ? ",{\"stream\":" : "{\"stream\":";
+                append_json_string(out, r.stream);
+                out += ",\"next_offset\":" +
+                       (r.next_offset ? std::to_string(*r.next_offset) : std::string("null"));
+                out += ",\"owner\":";
+                if (r.leased && !r.owner.empty())
+                    append_json_string(out, r.owner);
+                else
+                    out += "null";
+                out += ",\"lease_changes\":" + std::to_string(r.lease_changes) + "}";
+            }
+            out += "],\"streams_error\":";
+            if (s.streams_error.empty())
+                out += "null";
+            else
+                append_json_string(out, s.streams_error);
+        }
         // The dead-letter queue and why messages went there lately: reason groups only (the
         // values folded out), never a body.
         out += ",\"dead_letters\":{\"queue\":";

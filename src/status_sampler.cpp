@@ -7,6 +7,7 @@
 
 #include "amqp_session.h"
 #include "dead_letter_tools.h"
+#include "pg_writer.h"
 
 namespace rmq2pg {
 
@@ -32,13 +33,40 @@ void StatusSampler::start() {
         while (!shared->stopping) {
             // Copied each round: a reload may change the pipelines and the broker URLs.
             std::shared_ptr<const Config> config = shared->config;
+            std::vector<std::string> stream_pipelines;
+            for (const auto& p : shared->pipelines)
+                if (p.is_stream)
+                    stream_pipelines.push_back(p.name);
+            for (std::size_t i = 0; i < stream_pipelines.size() && !shared->stopping; ++i) {
+                guard.unlock();  // never hold the lock across network calls
+                std::vector<StreamReading> streams;
+                std::string error;
+                try {
+                    streams =
+                        read_streams(PgConnectionSettings::of(*config, "rmq2pg status poller"),
+                                     stream_pipelines[i]);
+                } catch (const WriteError& e) {
+                    error = e.what();
+                }
+                guard.lock();
+                for (auto& p : shared->pipelines) {
+                    if (p.name != stream_pipelines[i])
+                        continue;
+                    p.streams_error = error;
+                    if (error.empty()) {
+                        p.streams = streams;
+                        p.streams_known = true;
+                    }
+                }
+            }
             struct Target {
                 std::string pipeline, queue;
                 bool dead_letters;  // the pipeline's dead-letter queue, which may not exist yet
             };
             std::vector<Target> targets;
             for (const auto& p : shared->pipelines) {
-                targets.push_back({p.name, p.queue_name, false});
+                if (!p.is_stream)  // a stream's backlog is its offsets (polled above)
+                    targets.push_back({p.name, p.queue_name, false});
                 if (!p.dead_letter_queue_name.empty())
                     targets.push_back({p.name, p.dead_letter_queue_name, true});
             }
@@ -171,9 +199,12 @@ void StatusSampler::take_sample() {
         if (status.queue_name != views[i].config->queue)
             status.queue = QueueReading{};
         status.queue_name = views[i].config->queue;
+        status.is_stream = views[i].config->is_stream();
         std::string why;
         std::string dead_letter_queue =
-            dead_letter_queue_of(*config, *views[i].config, why).value_or("");
+            views[i].config->is_stream()
+                ? std::string()  // one per stream: <stream>.dead
+                : dead_letter_queue_of(*config, *views[i].config, why).value_or("");
         if (status.dead_letter_queue_name != dead_letter_queue)
             status.dead_letter_queue = QueueReading{};
         status.dead_letter_queue_name = std::move(dead_letter_queue);

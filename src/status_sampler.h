@@ -48,6 +48,11 @@ class StatusSampler {
         std::vector<Sample> samples;  // oldest first, at most kRingSize
         Rates rates;                  // over the last kRateWindow
         QueueReading queue;
+        // Streams: what rmq2pg_state holds (polled with the queue depth); empty for a queue.
+        bool is_stream = false;
+        bool streams_known = false;  // false until the first successful poll
+        std::vector<StreamReading> streams;
+        std::string streams_error;
         // The pipeline's dead-letter queue ("" when rmq2pg cannot know it: on_error other than
         // dead_letter, or a dead_letter.exchange of the user's that no declared queue is bound
         // to); a queue not declared yet reads as 0 messages.

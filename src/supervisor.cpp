@@ -151,7 +151,8 @@ bool Supervisor::all_consuming() const {
     for (const auto& pipeline : pipelines_)
         for (const auto& worker : pipeline->workers) {
             WorkerState s = worker->state();
-            if (s != WorkerState::consuming && s != WorkerState::writing)
+            if (s != WorkerState::consuming && s != WorkerState::writing &&
+                s != WorkerState::standby)
                 return false;
         }
     return true;

@@ -23,6 +23,7 @@
 namespace rmq2pg {
 
 using worker_detail::kIdlePoll;
+using worker_detail::Reassigned;
 using worker_detail::ShutdownDeadline;
 
 Worker::Worker(const Config& config, const PipelineConfig& pipeline, int index,
@@ -44,23 +45,31 @@ Worker::~Worker() = default;
 
 void Worker::run() {
     spdlog::info(
-        "{} started: queue '{}' -> table {} ({} mode, prefetch {}, batch {} msgs / {} "
+        "{} started: {} '{}' -> table {} ({} mode, prefetch {}, batch {} msgs / {} "
         "bytes / {} ms)",
-        identity(), pipeline_.queue, pipeline_.qualified_table(), to_string(pipeline_.mode),
-        pipeline_.prefetch, pipeline_.batch.max_messages, pipeline_.batch.max_bytes,
-        pipeline_.batch.max_delay_ms);
+        identity(), pipeline_.is_stream() ? "streams" : "queue",
+        pipeline_.is_stream() ? std::to_string(pipeline_.streams.size()) : pipeline_.queue,
+        pipeline_.qualified_table(), to_string(pipeline_.mode), pipeline_.prefetch,
+        pipeline_.batch.max_messages, pipeline_.batch.max_bytes, pipeline_.batch.max_delay_ms);
     while (!stop_.requested.load() && !paused_) {
         try {
             if (!writer_)
                 connect_writer();
             if (!source_) {
                 set_state(WorkerState::connecting);
-                source_ = endpoints_->open_source();
+                if (pipeline_.is_stream()) {
+                    if (!open_stream_source())
+                        continue;  // nothing to read now: it waited for its next round
+                } else {
+                    source_ = endpoints_->open_source();
+                }
                 metrics_.amqp_connects++;
                 spdlog::info("{} consuming from {}", identity(), endpoints_->source_description());
             }
             backoff_.reset();
             serve();
+        } catch (const Reassigned&) {
+            drop_streams("the streams it holds changed");
         } catch (const AmqpError& e) {
             std::size_t held = in_flight_.exchange(0);
             if (e.kind() == AmqpError::Kind::conflict) {
@@ -86,9 +95,18 @@ void Worker::run() {
             wait(backoff_.next_delay(), nullptr);
         } catch (const WriteError& e) {
             std::string reason = bounded_reason(e.what(), config_.log_redact_values);
+            if (e.kind() == WriteError::Kind::fenced) {
+                spdlog::warn("{} {}", identity(), reason);
+                drop_streams("a lease was lost");
+                continue;
+            }
             spdlog::error("{} database ({}): {}", identity(), to_string(e.kind()), reason);
             metrics_.last_error.set(identity() + " database: " + reason);
             disconnect_writer();
+            // A stream resumes from what PostgreSQL holds: after a COMMIT of unknown outcome
+            // that is the only way to neither lose nor repeat the batch.
+            if (pipeline_.is_stream())
+                drop_streams("the database failed");
             wait(backoff_.next_delay(), nullptr);
         } catch (const ShutdownDeadline&) {
             spdlog::error(
@@ -106,6 +124,7 @@ void Worker::run() {
             std::this_thread::sleep_for(kIdlePoll);
     }
     source_.reset();  // closes the connection: anything unsettled returns to the queue
+    leave_streams();
     endpoints_->dead_letters().reset();
     disconnect_writer();
     set_state(WorkerState::stopped);
@@ -138,6 +157,9 @@ void Worker::serve() {
                     throw;
             }
         }
+        if (pipeline_.is_stream() && std::chrono::steady_clock::now() >= next_coordination_ &&
+            coordinate_streams(false))
+            throw Reassigned{};
         set_state(WorkerState::consuming);
         fill(batch, backlog);
         if (!batch.empty())
@@ -182,8 +204,12 @@ void Worker::write_and_settle(Batch& batch, Backlog& backlog) {
     set_state(WorkerState::writing);
     batch.map(pipeline_, mappers_, config_.log_redact_values);
     count_mapping_outcomes(batch);
-    write_pending(batch, backlog);
-    settle_poison(batch, backlog);
+    if (pipeline_.is_stream()) {
+        write_stream_batch(batch, backlog);
+    } else {
+        write_pending(batch, backlog);
+        settle_poison(batch, backlog);
+    }
     if (paused_)
         return;
     if (auto tag = batch.last_ackable_tag())
@@ -208,11 +234,19 @@ void Worker::write_pending(Batch& batch, Backlog& backlog) {
             if (!writer_)
                 connect_writer();
             set_state(WorkerState::writing);
-            write_isolating(batch, std::move(pending));
+            if (pipeline_.is_stream())
+                write_stream_isolating(batch, std::move(pending), backlog);
+            else
+                write_isolating(batch, std::move(pending));
             backoff_.reset();
             return;
         } catch (const WriteError& e) {
             metrics_.write_failures++;
+            // Streams: a lost lease, or a COMMIT of unknown outcome, is resolved by reading
+            // again from the offset PostgreSQL holds (Worker::run()).
+            if (pipeline_.is_stream() && (e.kind() == WriteError::Kind::fenced ||
+                                          e.kind() == WriteError::Kind::outcome_unknown))
+                throw;
             auto delay = backoff_.next_delay();
             std::string reason = bounded_reason(e.what(), config_.log_redact_values);
             spdlog::error("{} batch of {} (tags {}..{}) not written, retrying in {} ms: {} ({})",
@@ -238,7 +272,7 @@ void Worker::write_isolating(Batch& batch, Batch::Part part) {
         try {
             auto started = std::chrono::steady_clock::now();
             guarded(std::chrono::milliseconds(config_.postgres_write_timeout_ms), "writing a batch",
-                    "postgres.write_timeout_ms", [&] { writer_->write(rows); });
+                    "postgres.write_timeout_ms", [&] { writer_->write(rows, {}); });
             record_commit(batch, current, started);
             batch.mark_committed(current);
         } catch (const WriteError& e) {

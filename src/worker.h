@@ -91,6 +91,15 @@ class Worker {
     void settle_poison(Batch& batch, Backlog& backlog);
     bool dead_letter(const Batch::Message& message, const Batch& batch, Backlog& backlog);
 
+    // Streams (worker_stream.cpp): leases, the source of the streams held, batches written in
+    // offset order with their offsets.
+    bool open_stream_source();
+    bool coordinate_streams(bool leaving);
+    void write_stream_batch(Batch& batch, Backlog& backlog);
+    void write_stream_isolating(Batch& batch, Batch::Part part, Backlog& backlog);
+    void drop_streams(const char* why);
+    void leave_streams();
+
     void connect_writer();
     void connect_writer_retrying(const Batch& batch, Backlog& backlog);
     void disconnect_writer();
@@ -137,6 +146,11 @@ class Worker {
     Backoff backoff_;
     BatchPolicy policy_;
     bool paused_ = false;
+    // Streams: what this worker holds, its name among all instances' workers, when its next
+    // membership round is due.
+    std::vector<StreamClaim> claims_;
+    std::string member_;
+    std::chrono::steady_clock::time_point next_coordination_{};
 };
 
 }  // namespace rmq2pg

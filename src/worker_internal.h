@@ -13,4 +13,8 @@ constexpr std::chrono::milliseconds kIdlePoll{200};
 // by Worker::run().
 struct ShutdownDeadline {};
 
+// Thrown between batches when the streams this worker holds changed (a lease taken, released or
+// claimed): Worker::run() closes the source and opens one for what it holds now.
+struct Reassigned {};
+
 }  // namespace rmq2pg::worker_detail

@@ -19,6 +19,8 @@ const char* to_string(WorkerState state) {
             return "paused";
         case WorkerState::stopped:
             return "stopped";
+        case WorkerState::standby:
+            return "standby";
     }
     return "?";
 }

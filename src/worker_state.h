@@ -11,6 +11,7 @@ enum class WorkerState : int {
     writing,      // a batch transaction is under way
     backing_off,  // waiting before a retry or reconnect
     paused,       // on_error: stop hit a poison message; waits for a restart
+    standby,      // streams: holds none (every stream is another worker's share); renews
     stopped,
 };
 

@@ -15,6 +15,8 @@ const char* to_string(WriteError::Kind kind) {
             return "bad data";
         case WriteError::Kind::schema:
             return "schema";
+        case WriteError::Kind::fenced:
+            return "lease lost";
     }
     return "?";
 }

@@ -17,6 +17,10 @@ class WriteError : public std::runtime_error {
         outcome_unknown,  // COMMIT sent, no answer: retry (insert mode may duplicate)
         bad_data,         // a row is unacceptable: isolate it, commit the rest
         schema,           // table/column/permission problem: no row can succeed until fixed
+        // A stream's lease was taken (another worker, or a replay) since this worker claimed
+        // it: the transaction rolled back; drop the batch and read the streams again from
+        // what rmq2pg_state holds.
+        fenced,
     };
     WriteError(Kind kind, const std::string& what, std::string sqlstate = {},
                std::optional<std::size_t> failed_row = std::nullopt, std::size_t failed_target = 0)

@@ -39,7 +39,7 @@ constexpr const char* kUsage =
     "            [--pause-ms 0] [--ack-late]   (stop reading for that long after each ack, as a\n"
     "            commit does; --ack-late: before the ack, as the daemon acks after its commit)\n"
     "            [--priorities]   (consumer c gets x-priority -c: the first takes all it has\n"
-    "            prefetch room for)\n"
+    "            prefetch room for) [--stream]   (Q is a stream: read it from first)\n"
     "  copy      --pg URL --config YAML --table T --count N [--start 1] [--size 200] [--seed 1]\n"
     "            [--workers 2] [--batch 1000] [--max-bytes 4194304] [--queue Q]\n"
     "            (rows mapped and chunked into transactions as the daemon does)\n"
@@ -59,7 +59,8 @@ class Args {
             if (key.rfind("--", 0) != 0)
                 throw Usage{"unexpected argument '" + key + "'"};
             key = key.substr(2);
-            if (key == "declare" || key == "latency" || key == "ack-late" || key == "priorities") {
+            if (key == "declare" || key == "latency" || key == "ack-late" || key == "priorities" ||
+                key == "stream") {
                 values_[key] = "1";
                 continue;
             }
@@ -255,6 +256,7 @@ int cmd_drain(Args& args) {
     long pause_ms = std::max(0L, args.number("pause-ms", 0));
     bool ack_late = args.flag("ack-late");
     bool priorities = args.flag("priorities");
+    bool stream = args.flag("stream");
     args.check_all_used();
     if (count < 0)
         throw Usage{"drain needs --count"};
@@ -277,8 +279,14 @@ int cmd_drain(Args& args) {
         threads.emplace_back([&, c] {
             try {
                 auto& session = *sessions[static_cast<std::size_t>(c)];
-                session.start_consuming(queue, prefetch, "rmq2pg-bench-drain-" + std::to_string(c),
-                                        priorities ? std::optional<int>(-c) : std::nullopt);
+                if (stream)
+                    session.consume_stream(queue, prefetch,
+                                           "rmq2pg-bench-drain-" + std::to_string(c),
+                                           rmq2pg::AmqpSession::StreamOffset{});
+                else
+                    session.start_consuming(queue, prefetch,
+                                            "rmq2pg-bench-drain-" + std::to_string(c),
+                                            priorities ? std::optional<int>(-c) : std::nullopt);
                 long mine = 0;
                 std::uint64_t last_tag = 0, acked_tag = 0;
                 while (received.load() < count && Clock::now() < deadline && !failed.load()) {

@@ -31,6 +31,7 @@ constexpr const char* kUsage =
     "  --pad BYTES            pad generated bodies with a note of this many bytes\n"
     "  --message-id-prefix S  message_id = S + sequence number (default 'msg-')\n"
     "  --declare-queue        declare --queue as a durable queue first\n"
+    "  --declare-stream       declare --queue as a stream first\n"
     "  --window N             unconfirmed messages in flight (default 2000)\n"
     "  --rate N               at most N messages per second (default: as fast as confirmed)\n"
     "  --stats QUEUE          print '<messages> <consumers>' of QUEUE and exit\n"
@@ -55,6 +56,7 @@ struct Options {
     long count = 1000, start = 1, seed = 1, pad = 0, window = 2000, rate = 0, probe = 0;
     double poison_percent = 0;
     bool declare = false;
+    bool declare_stream = false;
     std::vector<std::pair<std::string, std::string>> published_headers;
 };
 
@@ -167,6 +169,8 @@ bool parse(int argc, char** argv, Options& o) {
             ok = value(o.tls.key_file);
         else if (a == "--declare-queue")
             o.declare = true;
+        else if (a == "--declare-stream")
+            o.declare_stream = true;
         else
             ok = false;
         if (!ok) {
@@ -303,6 +307,11 @@ int main(int argc, char** argv) {
             return dead_letter_probe(session, o);
         if (o.declare)
             session.declare_durable_queue(o.queue);
+        if (o.declare_stream) {
+            rmq2pg::QueueDeclaration stream;
+            stream.type = "stream";
+            session.declare_queue(o.queue, stream);
+        }
         std::string routing_key = o.routing_key.empty() ? o.queue : o.routing_key;
         std::mt19937_64 random(static_cast<std::uint64_t>(o.seed));
         std::uniform_real_distribution<double> percent(0, 100);

@@ -42,15 +42,19 @@ using rmq2pg::ColumnInfo;
 using rmq2pg::ColumnMapping;
 using rmq2pg::ColumnSource;
 using rmq2pg::Config;
+using rmq2pg::Coordination;
+using rmq2pg::CoordinationRequest;
 using rmq2pg::DeadLetterSink;
 using rmq2pg::Delivery;
 using rmq2pg::Endpoints;
 using rmq2pg::HeaderValue;
+using rmq2pg::OffsetWrite;
 using rmq2pg::OnError;
 using rmq2pg::PipelineConfig;
 using rmq2pg::PipelineMetrics;
 using rmq2pg::Source;
 using rmq2pg::StopSignal;
+using rmq2pg::StreamClaim;
 using rmq2pg::TableSchema;
 using rmq2pg::TargetRows;
 using rmq2pg::TypeCategory;
@@ -455,7 +459,12 @@ class FakeWriter : public BatchWriter {
     }
     void connect() override { world_.connect(); }
     const TableSchema& table(std::size_t) const override { return table_; }
-    void write(const std::vector<TargetRows>& parts) override { world_.write(state_, parts); }
+    void write(const std::vector<TargetRows>& parts, const std::vector<OffsetWrite>&) override {
+        world_.write(state_, parts);
+    }
+    Coordination coordinate(const CoordinationRequest&) override {
+        throw WriteError(WriteError::Kind::schema, "the fake world has no streams");
+    }
     void prune() override {}
     void interrupt(const std::string& reason) override { world_.interrupt(state_, reason); }
 
@@ -481,6 +490,9 @@ class FakeEndpoints : public Endpoints {
   public:
     explicit FakeEndpoints(World& world) : world_(world), dead_letters_(world) {}
     std::unique_ptr<Source> open_source() override { return std::make_unique<FakeSource>(world_); }
+    std::unique_ptr<Source> open_stream_source(const std::vector<StreamClaim>&) override {
+        return open_source();
+    }
     std::unique_ptr<BatchWriter> open_writer() override {
         return std::make_unique<FakeWriter>(world_);
     }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Streams benchmark (issue 15), in one run on the private servers (scripts/servers.sh): N orders
+# published to a stream; the broker's stream ceiling (one consumer that only acks, reading the
+# stream from first, prefetch 2000, ack every 1000); rmq2pg reading the same stream from first
+# (1 worker, insert, offsets stored in each batch's transaction); rmq2pg on a classic queue with
+# the same N. Prints rates, the ratio rmq2pg / ceiling, CPU per message and peak RSS.
+# usage: scripts/stream_bench.sh [N]   (default 200000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+BUILD=${RMQ2PG_BUILD_DIR:-build}
+eval "$(scripts/servers.sh env)"
+scripts/servers.sh start >/dev/null
+id="sbench_$$"
+stream="${id}_stream" queue="${id}_queue" table="${id}_rows"
+work=$(mktemp -d "/tmp/rmq2pg-${id}-XXXX")
+daemon=""
+cleanup() {
+    [[ -n $daemon ]] && kill -9 "$daemon" 2>/dev/null
+    psql "$RMQ2PG_TEST_PG_URL" -XAtqc "DROP TABLE IF EXISTS $table" >/dev/null 2>&1 || true
+    for q in "$stream" "$queue" "$stream.dead" "$queue.dead"; do
+        scripts/servers.sh rabbitmqctl delete_queue "$q" >/dev/null 2>&1 || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+declare -A fig
+step() {  # runs rmq2pg-bench, keeps its "key value" lines in fig
+    local line
+    while read -r line; do fig[${line%% *}]=${line#* }; done < <("$BUILD/rmq2pg-bench" "$@")
+}
+table_sql="DROP TABLE IF EXISTS $table; CREATE TABLE $table (id bigint, account varchar(64),
+    amount numeric(12,2), currency text, payload jsonb,
+    received_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+config() {  # config SOURCE_LINES
+    cat <<YAML
+amqp: { urls: ["$RMQ2PG_TEST_AMQP_URL"] }
+postgres: { url: "$RMQ2PG_TEST_PG_URL" }
+log: { level: warn }
+pipelines:
+  - name: $id
+$1
+    workers: 1
+    batch: { max_messages: 1000, max_delay_ms: 50 }
+    table: public.$table
+    mode: insert
+    columns: { id: /id, account: /account, amount: /amount, currency: /currency, payload: \$body }
+YAML
+}
+run_daemon() {  # run_daemon KIND CONFIG_LINES: rmq2pg drains N into a fresh table
+    psql "$RMQ2PG_TEST_PG_URL" -XAtqc "$table_sql" >/dev/null
+    config "$2" >"$work/$1.yaml"
+    "$BUILD/rmq2pg" --migrate --config "$work/$1.yaml" >/dev/null 2>&1
+    local since
+    since=$(date +%s.%N)
+    "$BUILD/rmq2pg" --config "$work/$1.yaml" >>"$work/daemon.log" 2>&1 &
+    daemon=$!
+    step wait-rows --pg "$RMQ2PG_TEST_PG_URL" --table "$table" --count "$N" --pid "$daemon" \
+        --since "$since"
+    kill -TERM "$daemon"
+    wait "$daemon" || true
+    daemon=""
+}
+
+"$BUILD/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" --queue "$stream" --declare-stream \
+    --count 0 --generate orders >/dev/null 2>&1
+step publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues "$stream" --count "$N"
+log "published $N orders to stream $stream"
+
+step drain --amqp "$RMQ2PG_TEST_AMQP_URL" --queue "$stream" --count "$N" --stream \
+    --prefetch 2000 --ack-every 1000
+ceiling=${fig[drain_rate]}
+log "broker stream ceiling (ack-only consumer from first): $ceiling msgs/s"
+
+run_daemon stream "    streams: [$stream]
+    start: first"
+stream_rate=${fig[rate]} stream_cpu=${fig[cpu_us_per_msg]} stream_rss=${fig[vm_hwm_kib]}
+log "rmq2pg on the stream: $stream_rate msgs/s, ${stream_cpu} us CPU/msg, peak RSS ${stream_rss} KiB"
+
+step publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues "$queue" --count "$N" --declare
+run_daemon queue "    queue: $queue"
+log "rmq2pg on a classic queue: ${fig[rate]} msgs/s, ${fig[cpu_us_per_msg]} us CPU/msg, peak RSS ${fig[vm_hwm_kib]} KiB"
+ratio=$(awk -v a="$stream_rate" -v b="$ceiling" 'BEGIN { printf "%.2f", a / b }')
+log "RESULT N=$N stream_ceiling=$ceiling rmq2pg_stream=$stream_rate ratio=$ratio (target >= 0.9)" \
+    "stream_cpu_us_per_msg=$stream_cpu stream_peak_rss_kib=$stream_rss" \
+    "queue_rate=${fig[rate]} queue_cpu_us_per_msg=${fig[cpu_us_per_msg]} queue_peak_rss_kib=${fig[vm_hwm_kib]}"
