@@ -234,12 +234,12 @@ std::vector<Batch::Part> Batch::split(const Part& part, std::optional<std::size_
     Part ordered = part;
     std::stable_partition(ordered.begin(), ordered.end(),
                           [&](std::size_t i) { return messages_[i].truncates; });
-    return split_ordered(ordered, blamed_row, failed_target);
+    return split_ordered(ordered, blamed_row, failed_target, in_order);
 }
 
 std::vector<Batch::Part> Batch::split_ordered(const Part& part,
                                               std::optional<std::size_t> blamed_row,
-                                              std::size_t failed_target) const {
+                                              std::size_t failed_target, bool in_order) const {
     // The blamed row counts within its target's rows, which follow `part`'s order.
     std::optional<std::size_t> blamed;
     if (blamed_row) {

@@ -104,7 +104,7 @@ class Batch {
     // on_truncate: truncate: settles the changes each truncate of the batch erases.
     void drop_truncated();
     std::vector<Part> split_ordered(const Part& part, std::optional<std::size_t> blamed_row,
-                                    std::size_t failed_target) const;
+                                    std::size_t failed_target, bool in_order) const;
     std::vector<Span> spans_;
     std::vector<std::string> rows_;     // per table: COPY text of the mapped messages
     std::vector<std::string> subsets_;  // per table: the rows of a part smaller than all
