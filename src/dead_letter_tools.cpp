@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "amqp_session.h"
 #include "cli.h"
@@ -24,6 +25,7 @@ namespace rmq2pg {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr auto kConsumersGoneWait = std::chrono::seconds(5);
 
 // A queue whose depth was just measured hands its messages over within milliseconds; this long
 // without one means another consumer took them (or the broker stalled): stop and say so.
@@ -170,6 +172,14 @@ void scan(const Config& config, const DeadLetterOptions& options, const DeadLett
     using Action = DeadLetterOptions::Action;
     auto consumer = connect(config, "rmq2pg dead-letters " + target.queue);
     QueueState state = consumer->inspect_queue(target.queue);
+    // A consumer seen here is most often the previous command's, still being removed (a quorum
+    // queue returns its messages a moment after the close): give it a few seconds to go, since
+    // what it holds would be missed.
+    const auto consumers_deadline = Clock::now() + kConsumersGoneWait;
+    while (state.consumers > 0 && Clock::now() < consumers_deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        state = consumer->inspect_queue(target.queue);
+    }
     tally.depth = state.messages;
     if (state.consumers > 0)
         std::fprintf(stderr,
