@@ -1,19 +1,12 @@
 // Columns by name and the default key; see columns_by_name.h.
 #include "columns_by_name.h"
 
+#include "json_pointer.h"
+
 namespace rmq2pg {
 
 std::string pointer_to_field(const std::string& name) {
-    std::string out = "/";
-    for (char c : name) {
-        if (c == '~')
-            out += "~0";
-        else if (c == '/')
-            out += "~1";
-        else
-            out += c;
-    }
-    return out;
+    return "/" + escape_json_pointer_token(name);
 }
 
 TargetConfig resolve_target(const PipelineConfig& pipeline, const TargetConfig& target,

@@ -36,4 +36,17 @@ std::vector<std::string> json_pointer_tokens(const std::string& pointer) {
     return tokens;
 }
 
+std::string escape_json_pointer_token(const std::string& token) {
+    std::string out;
+    for (char c : token) {
+        if (c == '~')
+            out += "~0";
+        else if (c == '/')
+            out += "~1";
+        else
+            out += c;
+    }
+    return out;
+}
+
 }  // namespace rmq2pg

@@ -14,4 +14,7 @@ std::optional<std::string> validate_json_pointer(const std::string& pointer);
 // The unescaped reference tokens ("/a~1b/c~0" → {"a/b", "c~"}); assumes a valid pointer.
 std::vector<std::string> json_pointer_tokens(const std::string& pointer);
 
+// One reference token escaped for a pointer ("a/b~" → "a~1b~0"), without the leading '/'.
+std::string escape_json_pointer_token(const std::string& token);
+
 }  // namespace rmq2pg

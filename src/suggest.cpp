@@ -18,6 +18,7 @@
 #include "amqp_session.h"
 #include "cli.h"
 #include "json_fields.h"
+#include "json_pointer.h"
 #include "pg_value_probe.h"
 #include "pg_writer.h"
 #include "row_mapper.h"
@@ -52,19 +53,6 @@ const std::pair<const char*, ColumnSource::Kind> kProperties[] = {
     {"timestamp", ColumnSource::Kind::timestamp},
     {"body", ColumnSource::Kind::body},
 };
-
-std::string pointer_token(const std::string& name) {
-    std::string out;
-    for (char c : name) {
-        if (c == '~')
-            out += "~0";
-        else if (c == '/')
-            out += "~1";
-        else
-            out += c;
-    }
-    return out;
-}
 
 // A YAML scalar as written: plain when safe, else double-quoted.
 std::string yaml_scalar(const std::string& text) {
@@ -303,8 +291,8 @@ int suggest_command(const Config* given, const SuggestOptions& options) {
         };
         if (Seen* field = best(fields)) {
             field->used = true;
-            plan.source =
-                ColumnSource{ColumnSource::Kind::json_pointer, "/" + pointer_token(field->name)};
+            plan.source = ColumnSource{ColumnSource::Kind::json_pointer,
+                                       "/" + escape_json_pointer_token(field->name)};
             plan.source_text = plan.source->argument;
             std::string kinds;
             for (const auto& k : field->kinds)
@@ -430,8 +418,9 @@ int suggest_command(const Config* given, const SuggestOptions& options) {
     for (const auto& f : fields)
         if (!f.used) {
             ++unused_count;
-            unused += "    #   /" + pointer_token(f.name) + " (in " + std::to_string(f.messages) +
-                      "/" + std::to_string(samples.size()) + " messages)\n";
+            unused += "    #   /" + escape_json_pointer_token(f.name) + " (in " +
+                      std::to_string(f.messages) + "/" + std::to_string(samples.size()) +
+                      " messages)\n";
         }
     if (!unused.empty())
         out += "    # fields of the messages no column takes:\n" + unused;
