@@ -214,7 +214,7 @@ TEST_CASE("the SQL writes a defaulted column's DEFAULT where its field was absen
         TargetConfig resolved = resolve_target(p, p, with_defaults());
         WritePlan plan = plan_target(p, resolved, 0);
         CHECK(plan.copy_target ==
-              "rmq2pg_batch_0 (\"id\", \"note\", \"status\", \"at\", rmq2pg_absent)");
+              "rmq2pg_batch_0 (\"id\", \"note\", \"status\", \"at\", \"rmq2pg_absent\")");
         REQUIRE(plan.create_staging.size() == 1);
         CHECK(plan.create_staging[0].find("NULL::text AS rmq2pg_absent") != std::string::npos);
         CHECK(plan.then.back().find(
