@@ -206,6 +206,17 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
                     m.value("rmq2pg_stream_next_offset",
                             pipeline_label(views[i]) + ",stream=\"" + label(s.stream) + "\"",
                             *s.next_offset);
+    m.header("rmq2pg_stream_lag_messages", "gauge",
+             "Streams: messages between the stored next offset and the stream's end as the broker "
+             "tells it (message_count + first offset; up to 10 s old). Absent while unknown.");
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->streams_known)
+            for (const auto& s : sampled[i]->streams)
+                if (const StreamEnd* end = find_stream_end(sampled[i]->stream_ends, s.stream))
+                    if (auto lag = stream_lag(*end, s.next_offset))
+                        m.value("rmq2pg_stream_lag_messages",
+                                pipeline_label(views[i]) + ",stream=\"" + label(s.stream) + "\"",
+                                *lag);
     m.header("rmq2pg_stream_owned", "gauge",
              "Streams: 1 when a worker of some instance holds the stream's lease (owner label).");
     for (std::size_t i = 0; i < views.size(); ++i)

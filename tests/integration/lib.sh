@@ -133,3 +133,36 @@ stop_daemon() {
     DAEMON_EXIT=$status
     DAEMON_PID=""
 }
+
+# Chaos helpers (chaos.sh, stream_chaos.sh). Each draws its pauses from RANDOM, which the test
+# seeds (CHAOS_SEED) so that a failing run can be replayed; call them in the same order.
+SERVERS="$RMQ2PG_SOURCE_DIR/scripts/servers.sh"
+
+# chaos_trap: on exit, start the servers again (a test that failed mid-restart must not leave
+# them down for the next test), then the usual cleanup.
+chaos_trap() {
+    trap 'status=$?; "$SERVERS" start >/dev/null 2>&1 || true; set +e; (exit $status); cleanup' EXIT
+}
+
+# chaos_kills TIMES MIN_S SPREAD_S CONFIG TABLE: kill -9 the daemon TIMES times, each after MIN_S
+# to MIN_S + SPREAD_S seconds (tenths drawn too), restarting it with CONFIG each time.
+chaos_kills() {
+    local times=$1 min_s=$2 spread_s=$3 config=$4 table=$5 kill_number
+    for kill_number in $(seq 1 "$times"); do
+        sleep "$((min_s + RANDOM % spread_s)).$((RANDOM % 10))"
+        kill -9 "$DAEMON_PID"
+        wait "$DAEMON_PID" 2>/dev/null || true
+        log "kill -9 #$kill_number at $(row_count "$table") rows"
+        start_daemon "$config"
+    done
+}
+
+# chaos_pg_restarts TIMES TABLE: restart PostgreSQL TIMES times, each after 1 to 3 seconds.
+chaos_pg_restarts() {
+    local times=$1 table=$2 restart
+    for restart in $(seq 1 "$times"); do
+        sleep "$((1 + RANDOM % 2)).$((RANDOM % 10))"
+        "$SERVERS" pg-restart >/dev/null
+        log "PostgreSQL restart #$restart at $(row_count "$table") rows"
+    done
+}
