@@ -61,8 +61,11 @@ for form in "${FORMS[@]}"; do stream_table "$(table_of "$form")"; done
 "$RMQ2PG_BUILD_DIR/rmq2pg" --migrate --config "$WORK/rmq2pg.yaml" >/dev/null 2>&1 ||
     fail "--migrate failed"
 start_daemon "$WORK/rmq2pg.yaml"
-consumers_equal() { [[ $("$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" --stats "$STREAM") == *" $1" ]]; }
-wait_until 60 "six consumers on the stream" consumers_equal 6
+# /readyz says ready once every worker of every pipeline consumes: each consumer is registered
+# (its `next` fixed). The broker's own consumer count of a stream lags and even stays up after a
+# consumer left (3.10), so it cannot tell.
+ready() { [[ $(http_status /readyz) == 200 ]]; }
+wait_until 60 "six pipelines consuming (/readyz)" ready
 publish --queue "$STREAM" --generate orders --count $C --start $((A + B + 1))
 N=$((A + B + C))
 log "every pipeline consumes; published ids $((A + B + 1))..$N"
@@ -102,9 +105,10 @@ publish --queue "$STREAM" --generate orders --count 9 --start $((N + 1))
 wait_until 60 "next: $((C + 9)) rows" rows_equal "$(table_of next)" $((C + 9))
 wait_until 40 "lag 10 for the paused pipeline" lag_equal first 10
 wait_until 40 "lag 0 for next" lag_equal next 0
-http /api/status | grep -q "\"stream\":\"$STREAM\",\"next_offset\":$N,\"owner\":\"[^\"]*\",\"lease_changes\":[0-9]*,\"end_offset\":$((N + 10)),\"lag\":10," ||
+http /api/status | grep -q "\"stream\":\"$STREAM\",\"next_offset\":$N,\"owner\":[^,]*,\"lease_changes\":[0-9]*,\"end_offset\":$((N + 10)),\"lag\":10," ||
     fail "/api/status does not show the lag: $(http /api/status | grep -o "\"streams\":[^]]*]" | head -c 600)"
-http / | grep -q "<th>lag</th>" || fail "the status page has no lag column"
+page=$(http /)
+[[ $page == *"<th>lag</th>"* ]] || fail "the status page has no lag column"
 log "lag: 0 when caught up, 10 behind the poison (/metrics, /api/status)"
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
@@ -127,10 +131,9 @@ sleep 5 # several retries: the daemon must stay live through them
 daemon_alive || fail "the daemon died on a missing stream"
 [[ $(http_status /healthz) == 200 ]] || fail "/healthz on a missing stream: $(http /healthz)"
 [[ $(http_status /readyz) == 503 ]] || fail "/readyz ready without its stream: $(http /readyz)"
-http /api/status | grep -q "NOT_FOUND.*$MISSING" || fail "/api/status does not name the missing stream"
+[[ $(http /api/status) == *NOT_FOUND*"$MISSING"* ]] || fail "/api/status does not name the missing stream"
 publish --queue "$MISSING" --declare-stream --generate orders --count 10
 wait_until 60 "10 rows once the stream exists" rows_equal "$(table_of missing)" 10
-ready() { [[ $(http_status /readyz) == 200 ]]; }
 wait_until 30 "/readyz ready" ready
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
