@@ -41,6 +41,9 @@ struct ColumnMapping {
     ColumnSource source;
     std::optional<std::string> default_value;  // used when the source is null or missing
     bool required = false;                     // null or missing makes the message poison
+    // Columns by name: the column's DEFAULT expression ("" when it has none). A message without
+    // the field (absent, not null) gets the DEFAULT, not NULL (write_plan.h).
+    std::string column_default = {};
 };
 
 enum class WriteMode { insert, ignore, upsert };

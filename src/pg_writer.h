@@ -68,6 +68,8 @@ class PgWriter : public BatchWriter {
 
     // Deletes inbox entries and tombstones older than their retention. Its own transaction.
     void prune() override;
+    // schema_evolution: basic (pg_schema_evolution.h).
+    bool evolve(std::size_t target, const std::vector<std::string>& statements) override;
 
   private:
     void connect_now();

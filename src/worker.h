@@ -101,6 +101,11 @@ class Worker {
     void drop_streams(const char* why);
     void leave_streams();
 
+    // schema_evolution: basic (worker_evolution.cpp): the table made to hold the batch's
+    // changes before they are mapped.
+    void evolve_schema(Batch& batch, Backlog& backlog);
+    void evolve_schema_once(Batch& batch);
+
     void connect_writer();
     void connect_writer_retrying(const Batch& batch, Backlog& backlog);
     void disconnect_writer();

@@ -146,7 +146,9 @@ void Worker::write_stream_isolating(Batch& batch, Batch::Part part, Backlog& bac
         } catch (const WriteError& e) {
             if (e.kind() != WriteError::Kind::bad_data)
                 throw;
-            auto next = batch.split(current, e.failed_row(), e.failed_target(), true);
+            auto next = e.truncate_refused()
+                            ? batch.split_truncate(current, e.failed_target())
+                            : batch.split(current, e.failed_row(), e.failed_target(), true);
             if (next.empty()) {
                 std::size_t i = current.front();
                 batch.mark_poison(i, bounded_reason(e.what(), config_.log_redact_values));
