@@ -19,21 +19,18 @@ source scripts/lib/orders_pipeline.sh
 work=$(mktemp -d /tmp/rmq2pg-poolbench-XXXX)
 daemon=""
 trap '[[ -z $daemon ]] || kill -9 "$daemon" 2>/dev/null || true; rm -rf "$work"' EXIT
-sql() { psql "$RMQ2PG_TEST_PG_URL" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+sql() { PGOPTIONS="-c client_min_messages=warning" psql "$RMQ2PG_TEST_PG_URL" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 bench() { build/rmq2pg-bench "$@"; }
 value() { awk -v k="$1" '$1 == k { print $2 }'; }
 
-# tables K: pb_t_1..K (received_at: when the row was written), queues pb_q_1..K emptied.
+# tables K: pb_t_1..K (received_at: when the row was written). The queues pb_q_1..K are left
+# empty by each phase (it waits for every row, then stops the daemon, which acked them all).
 tables() {
     sql "DO \$\$ BEGIN FOR i IN 1..$1 LOOP
            EXECUTE format('DROP TABLE IF EXISTS pb_t_%s; CREATE TABLE pb_t_%s (id bigint
              PRIMARY KEY, account varchar(64), amount numeric(12,2), currency text,
              payload jsonb, received_at timestamptz NOT NULL DEFAULT clock_timestamp())', i, i);
          END LOOP; END \$\$"
-    local i
-    for ((i = 1; i <= $1; i++)); do
-        scripts/servers.sh rabbitmqctl purge_queue "pb_q_$i" >/dev/null 2>&1 || true
-    done
 }
 queues() { # queues FROM TO: comma-separated names
     local i out=""
@@ -51,7 +48,7 @@ config() {
         for ((i = 1; i <= k; i++)); do
             orders_pipeline "pb_$i" "pb_q_$i" "public.pb_t_$i" mode=ignore columns=core \
                 max_messages=1000 max_bytes= workers="$([[ $i == 1 ]] && echo "$w1" || echo "$wo")" \
-                prefetch="$([[ $i == 1 ]] && echo 2000 || echo 200)"
+                prefetch="$([[ $i == 1 ]] && echo 2000 || echo 1000)"
         done
     } >"$work/rmq2pg.yaml"
 }
@@ -71,7 +68,7 @@ rows_of() {
     sql "$q"
 }
 wait_rows() { # wait_rows FROM TO COUNT
-    local deadline=$((SECONDS + 900))
+    local deadline=$((SECONDS + 300))
     until (($(rows_of "$1" "$2") >= $3)); do
         ((SECONDS < deadline)) || {
             echo "timed out waiting for $3 rows" >&2
