@@ -84,7 +84,8 @@ create_orders_table() {
 }
 
 # config_header [AMQP_URL...]: the top of a test config: the private servers (or the brokers
-# given), short timeouts and retries.
+# given), short timeouts and retries. RMQ2PG_TEST_POOL_SIZE sets postgres.pool_size (the
+# "_pooled" registrations of a test run it with fewer connections than workers).
 # shellcheck disable=SC2120 # the arguments are optional
 config_header() {
     local urls="\"$RMQ2PG_TEST_AMQP_URL\"" url
@@ -97,7 +98,8 @@ amqp:
   urls: [$urls]
   heartbeat_s: 10
 postgres:
-  url: "$RMQ2PG_TEST_PG_URL"
+  url: "$RMQ2PG_TEST_PG_URL"${RMQ2PG_TEST_POOL_SIZE:+
+  pool_size: $RMQ2PG_TEST_POOL_SIZE}
 shutdown_timeout_ms: 10000
 retry: { initial_ms: 100, max_ms: 1000 }
 YAML
@@ -124,6 +126,14 @@ start_daemon() {
 }
 
 daemon_alive() { kill -0 "$DAEMON_PID" 2>/dev/null; }
+
+# pooled_as_asked: under RMQ2PG_TEST_POOL_SIZE, the daemon said its workers share the pool (a
+# "_pooled" run that silently used a connection per worker would test nothing new).
+pooled_as_asked() {
+    [[ -z ${RMQ2PG_TEST_POOL_SIZE:-} ]] ||
+        grep -q "share a pool of $RMQ2PG_TEST_POOL_SIZE PostgreSQL connections" "$DAEMON_LOG" ||
+        fail "RMQ2PG_TEST_POOL_SIZE=$RMQ2PG_TEST_POOL_SIZE but the daemon did not use the pool"
+}
 
 # stop_daemon: SIGTERM, wait for exit, sets DAEMON_EXIT.
 stop_daemon() {
