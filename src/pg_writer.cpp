@@ -322,7 +322,9 @@ struct PgWriter::Impl {
     std::mutex socket_lock;
     int socket = -1;
     std::string interrupted;  // the reason, once interrupted
-    std::unique_ptr<pqxx::connection> conn;
+    // The connection in use: the writer's own, or one lent by the pool (then `own` is empty).
+    std::unique_ptr<pqxx::connection> own;
+    pqxx::connection* conn = nullptr;
     std::vector<TargetPlan> targets;  // per table (aggregate.h): routes, then children
     AggregateShape shape;
     std::string context;
@@ -379,6 +381,51 @@ std::string connection_string(const PgConnectionSettings& settings) {
     return out + "application_name=" + conninfo_value(settings.application_name);
 }
 
+struct PgLink {
+    pqxx::connection conn;
+    explicit PgLink(const std::string& options) : conn(options) {}
+};
+
+void PgLinkDeleter::operator()(PgLink* link) const {
+    delete link;
+}
+
+namespace {
+
+// A silent reconnect inside libpqxx would hide the failure from the worker, which must see it to
+// retry the batch correctly (and know a COMMIT's outcome is unknown).
+void inhibit_reactivation(pqxx::connection& conn) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    conn.inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+}
+
+}  // namespace
+
+PgLinkPtr open_link(const PgConnectionSettings& settings) {
+    return translate_errors("connection pool", [&] {
+        PgLinkPtr link(new PgLink(connection_string(settings)));
+        inhibit_reactivation(link->conn);
+        return link;
+    });
+}
+
+void PgWriter::lend(PgLink& link) {
+    impl_->own.reset();
+    impl_->conn = &link.conn;
+    std::lock_guard<std::mutex> lock(impl_->socket_lock);
+    impl_->socket = link.conn.sock();
+    if (!impl_->interrupted.empty())
+        ::shutdown(impl_->socket, SHUT_RDWR);
+}
+
+void PgWriter::take_back() {
+    std::lock_guard<std::mutex> lock(impl_->socket_lock);
+    impl_->socket = -1;
+    impl_->conn = nullptr;
+}
+
 PgWriter::PgWriter(PgConnectionSettings settings, const PipelineConfig& pipeline)
     : impl_(std::make_unique<Impl>()) {
     impl_->settings = std::move(settings);
@@ -427,19 +474,17 @@ void PgWriter::connect_now() {
         impl_->dedupe_retention_s = pipeline.dedupe_retention_s;
     impl_->tombstone_retention_s = pipeline.tombstone_retention_s;
     translate_errors(impl_->context, [&] {
-        impl_->conn = std::make_unique<pqxx::connection>(connection_string(impl_->settings));
-        {
-            std::lock_guard<std::mutex> lock(impl_->socket_lock);
-            impl_->socket = impl_->conn->sock();
-            if (!impl_->interrupted.empty())
-                ::shutdown(impl_->socket, SHUT_RDWR);
+        if (impl_->conn == nullptr) {  // not lent by the pool: the writer's own
+            impl_->own = std::make_unique<pqxx::connection>(connection_string(impl_->settings));
+            impl_->conn = impl_->own.get();
+            {
+                std::lock_guard<std::mutex> lock(impl_->socket_lock);
+                impl_->socket = impl_->conn->sock();
+                if (!impl_->interrupted.empty())
+                    ::shutdown(impl_->socket, SHUT_RDWR);
+            }
+            inhibit_reactivation(*impl_->conn);
         }
-        // A silent reconnect inside libpqxx would hide the failure from the worker, which must
-        // see it to retry the batch correctly (and know a COMMIT's outcome is unknown).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-        impl_->conn->inhibit_reactivation(true);
-#pragma GCC diagnostic pop
         pqxx::work tx(*impl_->conn, "setup");
         tx.exec(statement_timeout(impl_->settings));
         AggregateShape& shape = impl_->shape;

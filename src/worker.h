@@ -97,6 +97,7 @@ class Worker {
     bool coordinate_streams(bool leaving);
     void write_stream_batch(Batch& batch, Backlog& backlog);
     void write_stream_isolating(Batch& batch, Batch::Part part, Backlog& backlog);
+    bool set_aside_stream_poison(Batch& batch, std::size_t i, Backlog& backlog);
     void drop_streams(const char* why);
     void leave_streams();
 
