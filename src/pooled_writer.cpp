@@ -76,6 +76,12 @@ void PooledWriter::prune() {
     borrowed([&] { writer_.prune(); });
 }
 
+bool PooledWriter::evolve(std::size_t target, const std::vector<std::string>& statements) {
+    bool changed = false;
+    borrowed([&] { changed = writer_.evolve(target, statements); });
+    return changed;
+}
+
 void PooledWriter::interrupt(const std::string& reason) {
     {
         std::lock_guard<std::mutex> guard(interrupt_lock_);
