@@ -5,27 +5,11 @@
 
 namespace rmq2pg {
 
-namespace {
-
-// A delivery read this soon after the write ended was already there: reading one that arrives
-// later takes a wait of its own. (Reading one from rabbitmq-c's buffer takes microseconds.)
-constexpr std::chrono::milliseconds kRightAfterWrite{1};
-
-}  // namespace
-
-void BatchPolicy::add(std::size_t message_bytes, Clock::time_point now, bool held) {
-    if (messages_ == 0) {
+void BatchPolicy::add(std::size_t message_bytes, Clock::time_point now) {
+    if (messages_ == 0)
         first_message_at_ = now;
-        if (write_started_ && (held || now - write_ended_ <= kRightAfterWrite))
-            first_message_at_ = std::min(now, *write_started_);
-    }
     ++messages_;
     bytes_ += message_bytes;
-}
-
-void BatchPolicy::wrote(Clock::time_point started, Clock::time_point ended) {
-    write_started_ = started;
-    write_ended_ = ended;
 }
 
 void BatchPolicy::reset() {

@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cstddef>
-#include <optional>
 
 #include "config.h"
 
@@ -16,14 +15,8 @@ class BatchPolicy {
 
     explicit BatchPolicy(const BatchLimits& limits) : limits_(limits) {}
 
-    // `held`: the delivery was kept in the worker's backlog while an earlier batch was written.
-    void add(std::size_t message_bytes, Clock::time_point now, bool held = false);
+    void add(std::size_t message_bytes, Clock::time_point now);
     void reset();
-    // The previous batch was written from `started` to `ended`. Deliveries read right after it
-    // (or held meanwhile) waited during it, in the socket or the backlog: a batch they open is
-    // due max_delay after the write began, not after they were read, or the first of them
-    // would wait the write, then max_delay, then its own write.
-    void wrote(Clock::time_point started, Clock::time_point ended);
 
     // The batch must be written now: full by count or bytes, or its delay has passed.
     bool should_close(Clock::time_point now) const;
@@ -41,8 +34,6 @@ class BatchPolicy {
     std::size_t messages_ = 0;
     std::size_t bytes_ = 0;
     Clock::time_point first_message_at_{};
-    std::optional<Clock::time_point> write_started_;
-    Clock::time_point write_ended_{};
 };
 
 }  // namespace rmq2pg

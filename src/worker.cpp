@@ -175,8 +175,7 @@ void Worker::fill(Batch& batch, Backlog& backlog) {
         if (stop_.requested.load())
             return;
         std::optional<Delivery> delivery;
-        bool held = !backlog.deliveries.empty();
-        if (held) {
+        if (!backlog.deliveries.empty()) {
             delivery = std::move(backlog.deliveries.front());
             backlog.deliveries.pop_front();
             backlog.bytes -= delivery->body.size();
@@ -193,7 +192,7 @@ void Worker::fill(Batch& batch, Backlog& backlog) {
             if (delivery->redelivered)
                 metrics_.redelivered++;
         }
-        policy_.add(delivery->body.size(), BatchPolicy::Clock::now(), held);
+        policy_.add(delivery->body.size(), BatchPolicy::Clock::now());
         batch.add(std::move(*delivery));
     }
 }
@@ -201,7 +200,6 @@ void Worker::fill(Batch& batch, Backlog& backlog) {
 void Worker::write_and_settle(Batch& batch, Backlog& backlog) {
     // Mapping needs the catalog's column types, which come with a connection (gone after a
     // large batch released its buffers, or after a failure outside a batch).
-    const auto write_started = BatchPolicy::Clock::now();
     connect_writer_retrying(batch, backlog);
     set_state(WorkerState::writing);
     batch.map(pipeline_, mappers_, config_.log_redact_values);
@@ -222,7 +220,6 @@ void Worker::write_and_settle(Batch& batch, Backlog& backlog) {
     else
         batch.clear();
     policy_.reset();
-    policy_.wrote(write_started, BatchPolicy::Clock::now());
     note_progress(batch, backlog);
 }
 

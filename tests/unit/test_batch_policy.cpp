@@ -163,38 +163,3 @@ TEST_CASE("wait_budget is the time left until the batch is due", "[batch_policy]
         CHECK(policy.wait_budget(t0, milliseconds(10)) == milliseconds(50));
     }
 }
-
-TEST_CASE(
-    "a batch opened by a delivery that waited during the previous write is due max_delay "
-    "after that write began",
-    "[batch_policy]") {
-    BatchPolicy policy(limits(1000, 1000000, 50));
-    const auto started = t0, ended = t0 + milliseconds(20);
-    policy.wrote(started, ended);
-    SECTION("read right after the write: it was waiting in the socket") {
-        policy.add(10, ended + microseconds(100));
-        CHECK_FALSE(policy.should_close(started + milliseconds(49)));
-        CHECK(policy.should_close(started + milliseconds(50)));
-    }
-    SECTION("held in the backlog while the write was retried") {
-        policy.add(10, ended + milliseconds(5), true);
-        CHECK(policy.should_close(started + milliseconds(50)));
-    }
-    SECTION("one that arrives later starts its own delay") {
-        policy.add(10, ended + milliseconds(5));
-        CHECK_FALSE(policy.should_close(ended + milliseconds(54)));
-        CHECK(policy.should_close(ended + milliseconds(55)));
-    }
-    SECTION("only the first message of a batch sets its clock") {
-        policy.add(10, ended + milliseconds(5));
-        policy.add(10, ended + milliseconds(6), true);
-        CHECK_FALSE(policy.should_close(ended + milliseconds(54)));
-    }
-}
-
-TEST_CASE("before any write, a batch's delay starts at its first message", "[batch_policy]") {
-    BatchPolicy policy(limits(1000, 1000000, 50));
-    policy.add(10, t0, true);
-    CHECK_FALSE(policy.should_close(t0 + milliseconds(49)));
-    CHECK(policy.should_close(t0 + milliseconds(50)));
-}
