@@ -141,7 +141,7 @@ log "rates: $rates msgs/s, ${seconds} s each; workers $workers, batch $batch, ma
 
 ms() { awk -v v="$1" 'BEGIN { printf "%.1f", v }'; }
 rows=()
-start=1
+start=1 total=0
 for rate in $rates; do
     expected=$(awk -v r="$rate" -v d="$seconds" 'BEGIN { printf "%d", r * d }')
     # 1. The broker alone.
@@ -162,7 +162,7 @@ for rate in $rates; do
     step "$bench" publish --amqp "$amqp_url" --queues "$queue" --start "$start" \
         --size "$size" --rate "$rate" --duration "$seconds" || fail "rmq2pg publish at $rate"
     published=${fig[published]}
-    total=$((start - 1 + published))
+    total=$((total + published))
     step "$bench" wait-rows --pg "$pg_url" --table "$table" --count "$total" \
         --timeout "$step_timeout" || fail "rows ${fig[rows]:-?} of $total at $rate"
     read -r n r50 r99 rmax batches batch_rows < <(sql "
