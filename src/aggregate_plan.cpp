@@ -3,8 +3,6 @@
 // selects them (the depth of their table), `s` a staging table, `l` the latest change per key.
 #include "aggregate_plan.h"
 
-#include <algorithm>
-
 namespace rmq2pg {
 
 namespace {
@@ -105,21 +103,9 @@ WritePlan plan_child(const PipelineConfig& pipeline, const AggregateShape& shape
     std::string key = column_list(child.key);
     std::string latest = "(SELECT DISTINCT ON (" + key + ") * FROM " + stage + mine + " ORDER BY " +
                          key + ", ctid" + (child.mode == WriteMode::upsert ? " DESC" : "") + ")";
-    std::string sql = "INSERT INTO " + table + " AS t (" + column_list(columns) + ") SELECT " +
-                      prefixed("l", columns) + " FROM " + latest + " l ON CONFLICT (" + key + ") ";
-    std::vector<std::string> non_key;
-    for (const auto& c : columns)
-        if (std::find(child.key.begin(), child.key.end(), c) == child.key.end())
-            non_key.push_back(c);
-    if (child.mode == WriteMode::ignore || non_key.empty()) {
-        sql += "DO NOTHING";
-    } else {
-        sql += "DO UPDATE SET ";
-        for (std::size_t i = 0; i < non_key.size(); ++i)
-            sql += (i ? ", " : "") + quote_ident(non_key[i]) + " = EXCLUDED." +
-                   quote_ident(non_key[i]);
-    }
-    plan.then.push_back(sql);
+    plan.then.push_back("INSERT INTO " + table + " AS t (" + column_list(columns) + ") SELECT " +
+                        prefixed("l", columns) + " FROM " + latest + " l " +
+                        on_conflict(columns, child.key, child.mode));
     return plan;
 }
 

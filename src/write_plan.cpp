@@ -25,6 +25,32 @@ constexpr const char* kStagingOp = "rmq2pg_op";
 // Columns by name: which defaulted columns a row's message lacked (column_defaults.h).
 constexpr const char* kStagingAbsent = "rmq2pg_absent";
 
+// The lock of a guarded table as a whole (bigint form; the per-key locks below use the two-int
+// form, another lock space): exclusive for an aggregate, shared with per-key locks. A version that
+// took only this lock, exclusively, for every guarded write (before per-key locks) still excludes
+// this one during a rolling upgrade.
+std::string table_lock(const TargetConfig& target, bool shared) {
+    return std::string("SELECT pg_advisory_xact_lock") + (shared ? "_shared" : "") + "(hashtext(" +
+           quote_literal("rmq2pg:" + target.qualified_table()) + "))";
+}
+
+// Deletes, tombstones and guarded upserts of one key from several workers or instances must
+// apply one after the other: the tombstone a delete writes is invisible to a concurrent upsert's
+// snapshot, which would then re-insert the deleted row once the delete commits. And they would
+// deadlock on each other's rows. One transaction-scoped advisory lock per key serializes the
+// writers of that key only (a later statement's fresh snapshot sees what the previous holder
+// committed); taken in one statement in ascending order, before any row of the table is
+// touched, they cannot deadlock among themselves. The inner ORDER BY sits under OFFSET 0 so the
+// planner neither flattens it nor locks before sorting. Two keys whose hashes collide share a
+// lock: coarser, never wrong.
+std::string key_locks(const TargetConfig& target, const std::string& stage) {
+    return table_lock(target, true) +
+           "; SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtext(" +
+           quote_literal("rmq2pg:" + target.qualified_table()) +
+           "), k) FROM (SELECT DISTINCT hashtext(jsonb_build_array(" + prefixed("s", target.key) +
+           ")::text) AS k FROM " + stage + " s ORDER BY k OFFSET 0) o) l";
+}
+
 }  // namespace
 
 std::string quote_ident(const std::string& name) {
@@ -58,6 +84,26 @@ std::string prefixed(const std::string& alias, const std::vector<std::string>& n
     std::string out;
     for (const auto& n : names)
         out += (out.empty() ? "" : ", ") + alias + "." + quote_ident(n);
+    return out;
+}
+
+std::string on_conflict(const std::vector<std::string>& columns,
+                        const std::vector<std::string>& key, WriteMode mode,
+                        const std::string& version) {
+    std::string out = "ON CONFLICT (" + column_list(key) + ") ";
+    std::vector<std::string> non_key;
+    for (const auto& c : columns)
+        if (std::find(key.begin(), key.end(), c) == key.end())
+            non_key.push_back(c);
+    // Nothing but the key to set: an upsert has nothing to change either.
+    if (mode == WriteMode::ignore || non_key.empty())
+        return out + "DO NOTHING";
+    out += "DO UPDATE SET ";
+    for (std::size_t i = 0; i < non_key.size(); ++i)
+        out += (i ? ", " : "") + quote_ident(non_key[i]) + " = EXCLUDED." + quote_ident(non_key[i]);
+    if (!version.empty())
+        out += " WHERE t." + quote_ident(version) + " IS NULL OR t." + quote_ident(version) +
+               " < EXCLUDED." + quote_ident(version);
     return out;
 }
 
@@ -177,12 +223,10 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
     std::string key_json = "jsonb_build_array(" + prefixed("l", target.key) + ")";
     std::string table_literal = quote_literal(target.qualified_table());
     std::string not_deleted;
-    if (deletes || guarded) {
-        // Deletes, tombstones and guarded upserts of one table from several workers or instances
-        // would deadlock on each other's rows; one transaction-scoped lock per table orders them.
-        plan.then.push_back("SELECT pg_advisory_xact_lock(hashtext(" +
-                            quote_literal("rmq2pg:" + target.qualified_table()) + "))");
-    }
+    if (deletes || guarded)
+        // An aggregate's batch also replaces children, whose rows are not covered by the parent's
+        // keys: its writers take the whole table, one at a time.
+        plan.then.push_back(aggregate ? table_lock(target, false) : key_locks(target, stage));
     if (deletes) {
         std::string match;
         for (const auto& k : target.key)
@@ -227,22 +271,7 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
         "INSERT INTO " + qualified + " AS t (" + column_list(columns) + ") SELECT " + values +
         " FROM " + latest + " l WHERE true" +
         (deletes ? std::string(" AND l.") + kStagingOp + " IS DISTINCT FROM 'd'" : "") +
-        not_deleted + " ON CONFLICT (" + key + ") ";
-    std::vector<std::string> non_key;
-    for (const auto& c : columns)
-        if (std::find(target.key.begin(), target.key.end(), c) == target.key.end())
-            non_key.push_back(c);
-    if (target.mode == WriteMode::ignore || non_key.empty()) {
-        sql += "DO NOTHING";
-    } else {
-        sql += "DO UPDATE SET ";
-        for (std::size_t i = 0; i < non_key.size(); ++i)
-            sql += (i ? ", " : "") + quote_ident(non_key[i]) + " = EXCLUDED." +
-                   quote_ident(non_key[i]);
-        if (guarded)
-            sql += " WHERE t." + quote_ident(target.version) + " IS NULL OR t." +
-                   quote_ident(target.version) + " < EXCLUDED." + quote_ident(target.version);
-    }
+        not_deleted + " " + on_conflict(columns, target.key, target.mode, target.version);
     if (aggregate) {
         // RETURNING names the rows written: not those the version guard or ignore refused. Their
         // messages' children are written; an older aggregate's replace nothing.

@@ -42,5 +42,11 @@ std::string quote_literal(const std::string& text);
 std::string column_list(const std::vector<std::string>& names);
 // alias."a", alias."b"
 std::string prefixed(const std::string& alias, const std::vector<std::string>& names);
+// The conflict clause of an INSERT INTO table AS t: ON CONFLICT (key) DO NOTHING (ignore, or no
+// column but the key), else DO UPDATE SET every non-key column, guarded by `version` when given
+// (a change applies only over a lower or missing stored version).
+std::string on_conflict(const std::vector<std::string>& columns,
+                        const std::vector<std::string>& key, WriteMode mode,
+                        const std::string& version = "");
 
 }  // namespace rmq2pg

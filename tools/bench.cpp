@@ -34,6 +34,8 @@ constexpr const char* kUsage =
     "usage: rmq2pg-bench COMMAND [--option value]...\n"
     "  publish   --amqp URL --queues Q[,Q2] --count N [--start 1] [--size 200] [--seed 1]\n"
     "            [--window 2000] [--declare] [--rate R --duration S]   (R msgs/s for S s)\n"
+    "            [--keys K]   (ids start..start+K-1 in turn, each message with \"version\": its\n"
+    "            number in the run, so later changes of a key carry higher versions)\n"
     "  drain     --amqp URL --queue Q --count N [--prefetch 5000] [--ack-every 1000]\n"
     "            [--consumers 1] [--timeout 600] [--latency]   (publish-to-delivery percentiles)\n"
     "            [--pause-ms 0] [--ack-late]   (stop reading for that long after each ack, as a\n"
@@ -158,8 +160,9 @@ std::uint64_t mix(std::uint64_t x) {
 }
 
 // A realistic order of exactly `size` bytes (or its natural ~170 bytes when smaller), carrying
-// its publish time in microseconds for the latency figures.
-std::string order_body(long id, std::uint64_t seed, long size, std::int64_t sent_us) {
+// its publish time in microseconds for the latency figures, and `version` when it is not 0.
+std::string order_body(long id, std::uint64_t seed, long size, std::int64_t sent_us,
+                       long version = 0) {
     static const char* currencies[] = {"EUR", "USD", "GBP", "CHF"};
     std::uint64_t r = mix(seed * 1000003ULL + static_cast<std::uint64_t>(id));
     char head[256];
@@ -172,6 +175,8 @@ std::string order_body(long id, std::uint64_t seed, long size, std::int64_t sent
         static_cast<unsigned>((r >> 36) % 100000), static_cast<unsigned>(1 + (r >> 53) % 5),
         sent_us);
     std::string body(head, static_cast<std::size_t>(n));
+    if (version > 0)
+        body.insert(1, "\"version\":" + std::to_string(version) + ",");
     static const std::string note = "order placed via web checkout, deliver to the back door; ";
     long room = size - static_cast<long>(body.size()) - 2;
     for (long i = 0; i < room; ++i)
@@ -190,6 +195,7 @@ int cmd_publish(Args& args) {
     double rate = args.real("rate", 0), duration = args.real("duration", 0);
     long count = rate > 0 ? static_cast<long>(rate * duration) : args.number("count", -1);
     bool declare = args.flag("declare");
+    long keys = args.number("keys", 0);
     args.check_all_used();
     if (count < 0)
         throw Usage{"publish needs --count, or --rate and --duration"};
@@ -218,8 +224,8 @@ int cmd_publish(Args& args) {
             if (due - Clock::now() > std::chrono::milliseconds(1))
                 std::this_thread::sleep_until(due);
         }
-        long id = start + i;
-        body = order_body(id, seed, size, epoch_micros());
+        long id = keys > 0 ? start + i % keys : start + i;
+        body = order_body(id, seed, size, epoch_micros(), keys > 0 ? i + 1 : 0);
         message_id = "msg-" + std::to_string(id);
         rmq2pg::AmqpSession::OutgoingMessage message;
         message.body = body;

@@ -218,6 +218,8 @@ TEST_CASE("replace deletes the children of applied parents only, deepest first",
     auto order = all.find("DELETE FROM \"public\".\"orders\" t");
     CHECK(serials < lines);
     CHECK(lines < order);
+    // The children are not covered by the parent's keys: an aggregate keeps the table lock.
+    CHECK(parent.then.at(0) == "SELECT pg_advisory_xact_lock(hashtext('rmq2pg:public.orders'))");
     WritePlan child = plan_child(p, shape, 1);
     REQUIRE(child.then.size() == 3);
     CHECK(child.then[0].find("DELETE FROM \"public\".\"serials\" d USING rmq2pg_batch_0 a0, "

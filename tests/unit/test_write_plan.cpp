@@ -159,13 +159,19 @@ TEST_CASE("a compound key is the DISTINCT ON and the conflict target", "[write_p
                    R"("version" = EXCLUDED."version")"));
 }
 
-TEST_CASE("a version guard takes the table lock, prefers the highest version and refuses older",
+TEST_CASE("a version guard locks its batch's keys, prefers the highest version and refuses older",
           "[write_plan]") {
     PipelineConfig p = orders(WriteMode::upsert);
     p.version = "version";
     WritePlan plan = plan_target(p, p, 0);
     REQUIRE(plan.then.size() == 2);
-    CHECK(plan.then[0] == "SELECT pg_advisory_xact_lock(hashtext('rmq2pg:public.orders'))");
+    // One lock per distinct key of the batch, taken in ascending hash order after the sort.
+    // And the table's lock, shared: an exclusive holder (an aggregate, an older version) waits.
+    CHECK(plan.then[0] ==
+          "SELECT pg_advisory_xact_lock_shared(hashtext('rmq2pg:public.orders')); "
+          "SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtext('rmq2pg:public.orders'), "
+          "k) FROM (SELECT DISTINCT hashtext(jsonb_build_array(s.\"id\")::text) AS k FROM "
+          "rmq2pg_batch_0 s ORDER BY k OFFSET 0) o) l");
     const std::string& sql = plan.then[1];
     CHECK(has(sql, R"(ORDER BY "id", "version" DESC NULLS LAST, ctid DESC))"));
     CHECK(has(sql, R"( WHERE t."version" IS NULL OR t."version" < EXCLUDED."version")"));
