@@ -41,14 +41,17 @@ std::string table_lock(const TargetConfig& target, bool shared) {
 // writers of that key only (a later statement's fresh snapshot sees what the previous holder
 // committed); taken in one statement in ascending order, before any row of the table is
 // touched, they cannot deadlock among themselves. The inner ORDER BY sits under OFFSET 0 so the
-// planner neither flattens it nor locks before sorting. Two keys whose hashes collide share a
-// lock: coarser, never wrong.
+// planner neither flattens it nor locks before sorting. Keys are folded into 64 buckets per
+// table, so a transaction holds at most 64 of these locks: PostgreSQL's shared lock table is
+// sized for max_locks_per_transaction (64 by default) per connection, and one lock per key of a
+// 1000-key batch on a few connections would exhaust it ("out of shared memory"). Keys that share
+// a bucket wait for each other: coarser, never wrong.
 std::string key_locks(const TargetConfig& target, const std::string& stage) {
     return table_lock(target, true) +
            "; SELECT count(*) FROM (SELECT pg_advisory_xact_lock(hashtext(" +
            quote_literal("rmq2pg:" + target.qualified_table()) +
            "), k) FROM (SELECT DISTINCT hashtext(jsonb_build_array(" + prefixed("s", target.key) +
-           ")::text) AS k FROM " + stage + " s ORDER BY k OFFSET 0) o) l";
+           ")::text) & 63 AS k FROM " + stage + " s ORDER BY k OFFSET 0) o) l";
 }
 
 }  // namespace
