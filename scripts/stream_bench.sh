@@ -3,7 +3,9 @@
 # published to a stream; the broker's stream ceiling (one consumer that only acks, reading the
 # stream from first, prefetch 2000, ack every 1000); rmq2pg reading the same stream from first
 # (1 worker, insert, offsets stored in each batch's transaction); rmq2pg on a classic queue with
-# the same N. Prints rates, the ratio rmq2pg / ceiling, CPU per message and peak RSS.
+# the same N. Prints rates, the ratio rmq2pg / ceiling, CPU per message, peak RSS, and the share
+# of rmq2pg's run spent inside its batch transactions (COPY to COMMIT, from /metrics): what the
+# ack-only ceiling does not pay.
 # usage: scripts/stream_bench.sh [N]   (default 200000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,11 +35,13 @@ step() {  # runs rmq2pg-bench, keeps its "key value" lines in fig
 table_sql="DROP TABLE IF EXISTS $table; CREATE TABLE $table (id bigint, account varchar(64),
     amount numeric(12,2), currency text, payload jsonb,
     received_at timestamptz NOT NULL DEFAULT clock_timestamp())"
+http_port=$((${RMQ2PG_TEST_AMQP_PORT:-21672} + 25))
 config() {  # config SOURCE_LINES
     cat <<YAML
 amqp: { urls: ["$RMQ2PG_TEST_AMQP_URL"] }
 postgres: { url: "$RMQ2PG_TEST_PG_URL" }
 log: { level: warn }
+http: { listen: "127.0.0.1:$http_port" }
 pipelines:
   - name: $id
 $1
@@ -58,6 +62,9 @@ run_daemon() {  # run_daemon KIND CONFIG_LINES: rmq2pg drains N into a fresh tab
     daemon=$!
     step wait-rows --pg "$RMQ2PG_TEST_PG_URL" --table "$table" --count "$N" --pid "$daemon" \
         --since "$since"
+    fig[commit_s]=$(curl -s -m 5 "http://127.0.0.1:$http_port/metrics" |
+        awk '/^rmq2pg_commit_duration_seconds_sum/ { print $2 }')
+    fig[commit_share]=$(awk -v c="${fig[commit_s]:-0}" -v e="${fig[elapsed]}" 'BEGIN { printf "%.2f", c / e }')
     kill -TERM "$daemon"
     wait "$daemon" || true
     daemon=""
@@ -76,12 +83,16 @@ log "broker stream ceiling (ack-only consumer from first): $ceiling msgs/s"
 run_daemon stream "    streams: [$stream]
     start: first"
 stream_rate=${fig[rate]} stream_cpu=${fig[cpu_us_per_msg]} stream_rss=${fig[vm_hwm_kib]}
-log "rmq2pg on the stream: $stream_rate msgs/s, ${stream_cpu} us CPU/msg, peak RSS ${stream_rss} KiB"
+stream_commit_share=${fig[commit_share]}
+log "rmq2pg on the stream: $stream_rate msgs/s, ${stream_cpu} us CPU/msg, peak RSS ${stream_rss} KiB," \
+    "${stream_commit_share} of the run inside batch transactions"
 
 step publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues "$queue" --count "$N" --declare
 run_daemon queue "    queue: $queue"
-log "rmq2pg on a classic queue: ${fig[rate]} msgs/s, ${fig[cpu_us_per_msg]} us CPU/msg, peak RSS ${fig[vm_hwm_kib]} KiB"
+log "rmq2pg on a classic queue: ${fig[rate]} msgs/s, ${fig[cpu_us_per_msg]} us CPU/msg, peak RSS ${fig[vm_hwm_kib]} KiB," \
+    "${fig[commit_share]} of the run inside batch transactions"
 ratio=$(awk -v a="$stream_rate" -v b="$ceiling" 'BEGIN { printf "%.2f", a / b }')
 log "RESULT N=$N stream_ceiling=$ceiling rmq2pg_stream=$stream_rate ratio=$ratio (target >= 0.9)" \
-    "stream_cpu_us_per_msg=$stream_cpu stream_peak_rss_kib=$stream_rss" \
-    "queue_rate=${fig[rate]} queue_cpu_us_per_msg=${fig[cpu_us_per_msg]} queue_peak_rss_kib=${fig[vm_hwm_kib]}"
+    "stream_cpu_us_per_msg=$stream_cpu stream_peak_rss_kib=$stream_rss stream_commit_share=$stream_commit_share" \
+    "queue_rate=${fig[rate]} queue_cpu_us_per_msg=${fig[cpu_us_per_msg]} queue_peak_rss_kib=${fig[vm_hwm_kib]}" \
+    "queue_commit_share=${fig[commit_share]}"

@@ -130,20 +130,27 @@ void Batch::map(const PipelineConfig& pipeline, std::vector<AggregateMapper>& ma
         drop_truncated();
 }
 
+bool Batch::erases(std::size_t t, std::size_t m) const {
+    const Message& truncate = messages_[t];
+    const Message& change = messages_[m];
+    if (change.target != truncate.target || change.truncates)
+        return false;
+    // Older than the truncate in the source's log, wherever the queue delivered it; for a
+    // truncate without a position, delivered before it.
+    if (truncate.version.empty())
+        return m < t;
+    return !change.version.empty() && !newer_position(change.version, truncate.version);
+}
+
 void Batch::drop_truncated() {
-    for (const auto& t : messages_) {
-        if (!t.truncates || t.status != Status::pending)
+    for (std::size_t t = 0; t < messages_.size(); ++t) {
+        if (!messages_[t].truncates || messages_[t].status != Status::pending)
             continue;
-        // A change the truncate erases is dropped, settled with the batch: older than the
-        // truncate in the source's log, wherever the queue delivered it; for a truncate
-        // without a position, delivered before it. What is left is newer and is written
-        // after the truncate, which the write runs first.
-        for (auto& m : messages_) {
-            if (&m == &t && t.version.empty())
-                break;
-            if (m.status != Status::pending || !m.mapped || m.target != t.target)
-                continue;
-            if (!t.version.empty() && (m.version.empty() || newer_position(m.version, t.version)))
+        // A change the truncate erases is dropped, settled with the batch. What is left is
+        // newer and is written after the truncate, which the write runs first.
+        for (std::size_t i = 0; i < messages_.size(); ++i) {
+            Message& m = messages_[i];
+            if (m.status != Status::pending || !m.mapped || !erases(t, i))
                 continue;
             m.status = Status::committed;
             m.mapped = false;
@@ -223,6 +230,47 @@ void Batch::mark_rejected(std::size_t message) {
 void Batch::mark_poison(std::size_t message, std::string reason) {
     messages_[message].status = Status::poison;
     messages_[message].reason = std::move(reason);
+    if (!messages_[message].truncates)
+        return;
+    // A refused truncate erased nothing: what it dropped is written after all, unless another
+    // truncate of the batch, still to write or committed, erases it too.
+    for (std::size_t i = 0; i < messages_.size(); ++i) {
+        Message& m = messages_[i];
+        if (!m.before_truncate || !erases(message, i))
+            continue;
+        bool erased = false;
+        for (std::size_t t = 0; t < messages_.size() && !erased; ++t)
+            erased = t != message && messages_[t].truncates &&
+                     (messages_[t].status == Status::pending ||
+                      messages_[t].status == Status::committed) &&
+                     erases(t, i);
+        if (erased)
+            continue;
+        m.status = Status::pending;
+        m.mapped = true;
+        m.before_truncate = false;
+        ++mapped_;
+    }
+}
+
+std::vector<Batch::Part> Batch::split_truncate(const Part& part, std::size_t table) const {
+    Part rest;
+    std::vector<Part> alone;
+    for (std::size_t i : part) {
+        if (messages_[i].truncates && messages_[i].target == table)
+            alone.push_back(Part{i});
+        else
+            rest.push_back(i);
+    }
+    if (alone.empty() || (alone.size() == 1 && rest.empty()))
+        return {};
+    // Tried last-in-first-out: the truncates first, in delivery order, then the rest.
+    std::vector<Part> out;
+    if (!rest.empty())
+        out.push_back(std::move(rest));
+    for (auto t = alone.rbegin(); t != alone.rend(); ++t)
+        out.push_back(std::move(*t));
+    return out;
 }
 
 std::vector<Batch::Part> Batch::split(const Part& part, std::optional<std::size_t> blamed_row,

@@ -74,6 +74,8 @@ class Batch {
     // call or map().
     std::vector<TargetRows> rows_of(const Part& part);
     void mark_committed(const Part& part);
+    // A truncate made poison gives back the changes it alone erased (drop_truncated): they are
+    // pending again, to be written as if the truncate had not been in the batch.
     void mark_poison(std::size_t message, std::string reason);
     void mark_rejected(std::size_t message);
     void mark_dead_lettered(std::size_t message) {
@@ -91,6 +93,11 @@ class Batch {
     std::vector<Part> split(const Part& part, std::optional<std::size_t> blamed_row,
                             std::size_t failed_target, bool in_order = false) const;
 
+    // After PostgreSQL refused the truncate of table `table` (WriteError::truncate_refused):
+    // each truncate of that table in `part` alone, tried first, then the rest; none when `part`
+    // is that single truncate (which is then poison).
+    std::vector<Part> split_truncate(const Part& part, std::size_t table) const;
+
     void clear();
     // clear(), and give the buffers back (after a batch far larger than usual).
     void release();
@@ -103,6 +110,8 @@ class Batch {
 
     // on_truncate: truncate: settles the changes each truncate of the batch erases.
     void drop_truncated();
+    // Whether truncate messages_[t] erases change messages_[m] (same table, older in the log).
+    bool erases(std::size_t t, std::size_t m) const;
     std::vector<Part> split_ordered(const Part& part, std::optional<std::size_t> blamed_row,
                                     std::size_t failed_target, bool in_order) const;
     std::vector<Span> spans_;

@@ -43,6 +43,15 @@ class BatchWriter {
     // Streams: one round of membership and leases (stream_offsets.h), its own transaction.
     // Throws WriteError.
     virtual Coordination coordinate(const CoordinationRequest& request) = 0;
+    // schema_evolution: basic: runs `statements` (schema_evolution.h) on table `target` in a
+    // transaction of their own, before any batch that needs them. The catalog is read again by
+    // the next connect(). Returns whether the table changed (false: another session changed it
+    // first). Throws WriteError.
+    virtual bool evolve(std::size_t target, const std::vector<std::string>& statements) {
+        (void)target;
+        (void)statements;
+        throw WriteError(WriteError::Kind::schema, "this writer cannot change tables");
+    }
     // Deletes inbox entries and tombstones past their retention. Its own transaction.
     virtual void prune() = 0;
     // Thread-safe: makes a connect() or write() blocked on the owner's thread fail at once with

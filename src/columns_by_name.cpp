@@ -1,6 +1,8 @@
 // Columns by name and the default key; see columns_by_name.h.
 #include "columns_by_name.h"
 
+#include <algorithm>
+
 #include "json_pointer.h"
 
 namespace rmq2pg {
@@ -22,10 +24,18 @@ TargetConfig resolve_target(const PipelineConfig& pipeline, const TargetConfig& 
             mapping.source.kind = ColumnSource::Kind::json_pointer;
             mapping.source.argument = pointer_to_field(column.name);
             mapping.source_text = mapping.source.argument;
+            mapping.column_default = column.default_expr;
             resolved.columns.push_back(std::move(mapping));
         }
         if (resolved.key.empty())
             resolved.key = table.primary_key;
+        // A row is upserted by its key's values: a key left to its DEFAULT has none yet (rows
+        // without it would be one key, NULL), so an absent key field stays NULL and is refused.
+        if (resolved.mode != WriteMode::insert)
+            for (auto& mapping : resolved.columns)
+                if (std::find(resolved.key.begin(), resolved.key.end(), mapping.column) !=
+                    resolved.key.end())
+                    mapping.column_default.clear();
     } else if (resolved.key.empty() && pipeline.format == MessageFormat::debezium) {
         resolved.key = table.primary_key;
     }

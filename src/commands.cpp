@@ -49,7 +49,8 @@ int check_database_access(const Config& config, bool& go_on) {
         case BudgetProbe::Outcome::measured:
             break;
     }
-    BudgetVerdict verdict = judge_connection_budget(connections_needed(config), probe.numbers);
+    BudgetVerdict verdict = judge_connection_budget(connections_needed(config), probe.numbers,
+                                                    connections_needed_why(config));
     if (verdict.ok) {
         std::fprintf(stderr, "%s: note: connection budget: %s\n", file, verdict.message.c_str());
         return kExitOk;

@@ -22,6 +22,13 @@ ConfigError::ConfigError(std::vector<std::string> problems)
     : std::runtime_error(problems.empty() ? "invalid configuration" : problems.front()),
       problems_(std::move(problems)) {}
 
+bool uses_pg_pool(const Config& config) {
+    int workers = 0;
+    for (const auto& pipeline : config.pipelines)
+        workers += pipeline.workers;
+    return workers > config.postgres_pool_size;
+}
+
 const char* to_string(WriteMode mode) {
     switch (mode) {
         case WriteMode::insert:
@@ -156,7 +163,10 @@ void read_postgres(ConfigReader& r, const YAML::Node& pg, Config& config,
                    std::string& connection_files) {
     if (!r.expect_map(pg, "postgres"))
         return;
-    r.check_keys(pg, "postgres", {"url", "password_file", "write_timeout_ms", "connect_timeout_s"});
+    r.check_keys(pg, "postgres",
+                 {"url", "password_file", "write_timeout_ms", "connect_timeout_s", "pool_size"});
+    // 10000: far above any server's max_connections that makes sense for one client.
+    r.integer(pg, "pool_size", "postgres", config.postgres_pool_size, 1, 10000);
     r.integer(pg, "write_timeout_ms", "postgres", config.postgres_write_timeout_ms, 100, 86400000);
     r.integer(pg, "connect_timeout_s", "postgres", config.postgres_connect_timeout_s, 1, 3600);
     if (auto url = r.required_string(pg, "url", "postgres"))

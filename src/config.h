@@ -47,6 +47,9 @@ struct ColumnMapping {
     ColumnSource source;
     std::optional<std::string> default_value;  // used when the source is null or missing
     bool required = false;                     // null or missing makes the message poison
+    // Columns by name: the column's DEFAULT expression ("" when it has none). A message without
+    // the field (absent, not null) gets the DEFAULT, not NULL (write_plan.h).
+    std::string column_default = {};
 };
 
 enum class WriteMode { insert, ignore, upsert };
@@ -220,6 +223,9 @@ struct Config {
     std::int64_t postgres_write_timeout_ms = 30000;
     // Deadline of establishing a PostgreSQL connection (TCP, TLS, authentication).
     std::int64_t postgres_connect_timeout_s = 10;
+    // The PostgreSQL connections of the whole daemon: when the pipelines' workers add up to more,
+    // they borrow from a pool of this many for each write (pooled mode; see uses_pg_pool).
+    int postgres_pool_size = 16;
     std::int64_t shutdown_timeout_ms = 10000;
     std::int64_t startup_timeout_s = 0;  // 0 = keep retrying forever
     std::string log_level = "info";
@@ -236,6 +242,12 @@ struct Config {
     // reload that changes them — a rotated password or certificate too — restarts every pipeline.
     std::string connection_fingerprint;
 };
+
+// Whether the workers write through the bounded pool (postgres.pool_size) rather than each
+// through a connection of its own: only when they would otherwise open more than the pool's
+// size. Below it a dedicated connection per worker costs nothing the pool would save, skips a
+// borrow per batch, and keeps each worker's connection named after it in pg_stat_activity.
+bool uses_pg_pool(const Config& config);
 
 // Every problem found in a config file, one line each ("file:line: key: what is wrong").
 class ConfigError : public std::runtime_error {

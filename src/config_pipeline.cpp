@@ -354,8 +354,8 @@ void read_format(ConfigReader& r, const YAML::Node& node, const std::string& pat
               {"protobuf", MessageFormat::protobuf}});
     r.choice(node, "on_truncate", path, p.on_truncate,
              {{"ignore", OnTruncate::ignore}, {"truncate", OnTruncate::truncate}});
-    // basic (DDL from the event's schema) is not built yet: refused rather than ignored.
-    r.choice(node, "schema_evolution", path, p.schema_evolution, {{"none", SchemaEvolution::none}});
+    r.choice(node, "schema_evolution", path, p.schema_evolution,
+             {{"none", SchemaEvolution::none}, {"basic", SchemaEvolution::basic}});
     if (p.format != MessageFormat::debezium)
         for (const char* key : {"on_truncate", "schema_evolution"})
             if (node[key].IsDefined())
@@ -431,6 +431,18 @@ void check_debezium_targets(ConfigReader& r, const YAML::Node& node, const std::
         check(node, path, p);
     for (std::size_t i = 0; i < p.routes.size(); ++i)
         check(node["routes"][i], path + ".routes[" + std::to_string(i) + "]", p.routes[i]);
+    // basic evolves one table whose columns are the fields of its name (docs/cdc.md).
+    if (p.schema_evolution == SchemaEvolution::basic) {
+        const char* why = !p.routes.empty()     ? "routes"
+                          : !p.columns.empty()  ? "columns"
+                          : !p.children.empty() ? "children"
+                                                : nullptr;
+        if (why != nullptr)
+            r.problem(node["schema_evolution"], path + ".schema_evolution",
+                      std::string("basic evolves one table mapped by name, so it cannot be "
+                                  "used with ") +
+                          why);
+    }
 }
 
 // batch: when a batch closes; it must be able to fill within prefetch.

@@ -9,11 +9,31 @@
 
 namespace rmq2pg {
 
+namespace {
+
+bool polls_streams(const Config& config) {
+    for (const auto& pipeline : config.pipelines)
+        if (pipeline.is_stream())
+            return true;
+    return false;
+}
+
+}  // namespace
+
 int connections_needed(const Config& config) {
     int total = 0;
     for (const auto& pipeline : config.pipelines)
         total += pipeline.workers;
-    return total;
+    if (uses_pg_pool(config))
+        total = config.postgres_pool_size;
+    return total + (polls_streams(config) ? 1 : 0);
+}
+
+std::string connections_needed_why(const Config& config) {
+    std::string why = uses_pg_pool(config) ? "postgres.pool_size" : "one per worker";
+    if (polls_streams(config))
+        why += ", plus 1 for the streams' status poller";
+    return why;
 }
 
 int slots_kept_free(int usable) {
@@ -32,7 +52,8 @@ std::string limit_text(int limit, int in_use) {
 
 }  // namespace
 
-BudgetVerdict judge_connection_budget(int needed, const ServerConnections& s) {
+BudgetVerdict judge_connection_budget(int needed, const ServerConnections& s,
+                                      const std::string& why) {
     BudgetVerdict v;
     v.needed = needed;
     int usable = s.max_connections - s.reserved;
@@ -55,15 +76,17 @@ BudgetVerdict judge_connection_budget(int needed, const ServerConnections& s) {
         numbers +=
             ", database " + s.database + " " + limit_text(s.database_limit, s.database_in_use);
     std::string need = "config needs " + std::to_string(needed) + " PostgreSQL connection" +
-                       (needed == 1 ? "" : "s") + " (one per worker)";
+                       (needed == 1 ? "" : "s") + " (" + why + ")";
     if (v.ok)
         v.message = need + "; " + numbers + ": " + std::to_string(v.allowed) + " can be taken, " +
                     std::to_string(kept_free) + " stay free for other clients";
     else
         v.message = need + "; " + numbers + ": at most " + std::to_string(v.allowed) +
                     " can be taken without locking other clients out (" +
-                    std::to_string(kept_free) +
-                    " stay free for them): lower pipelines' workers, or raise the server's "
+                    std::to_string(kept_free) + " stay free for them): " +
+                    (why.rfind("postgres.pool_size", 0) == 0 ? "lower postgres.pool_size"
+                                                             : "lower pipelines' workers") +
+                    ", or raise the server's "
                     "max_connections or the role's CONNECTION LIMIT";
     return v;
 }

@@ -26,10 +26,15 @@ struct ServerConnections {
     int rmq2pg_in_use = 0;  // of in_use, application_name rmq2pg/… (rmq2pg instances' workers)
 };
 
-// One connection per worker of every pipeline: each worker owns its PgWriter. Nothing else in
-// the daemon holds a PostgreSQL connection while it runs (the status sampler polls the broker
-// only; --check-config and --migrate open one at a time, and not while the daemon runs).
+// What the daemon holds at most while it runs: one connection per worker of every pipeline, or
+// postgres.pool_size when the workers share the pool (uses_pg_pool), plus one for the status
+// poller when some pipeline reads streams (it reads their offsets every 5 s, one pipeline after
+// the other on a short connection). --check-config and --migrate open one at a time, and not
+// while the daemon runs.
 int connections_needed(const Config& config);
+// Where that number comes from, for the verdict's message: "one per worker",
+// "postgres.pool_size", each with ", plus 1 for the streams' status poller" when it counts.
+std::string connections_needed_why(const Config& config);
 
 // Slots kept free for the other clients of the server (psql of an operator, monitoring,
 // migrations, the applications that read the tables): 10 % of the usable slots, at least 3.
@@ -42,6 +47,9 @@ struct BudgetVerdict {
     std::string message;  // the numbers, one line
 };
 
-BudgetVerdict judge_connection_budget(int needed, const ServerConnections& server);
+// `why`: connections_needed_why() of the config; a pooled config is told to lower
+// postgres.pool_size, one with dedicated connections its workers.
+BudgetVerdict judge_connection_budget(int needed, const ServerConnections& server,
+                                      const std::string& why = "one per worker");
 
 }  // namespace rmq2pg

@@ -92,7 +92,8 @@ bool connection_budget_allows_start(const Config& config) {
         case BudgetProbe::Outcome::measured:
             break;
     }
-    BudgetVerdict verdict = judge_connection_budget(connections_needed(config), probe.numbers);
+    BudgetVerdict verdict = judge_connection_budget(connections_needed(config), probe.numbers,
+                                                    connections_needed_why(config));
     if (verdict.ok) {
         spdlog::info("connection budget: {}", verdict.message);
         return true;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "column_conversion.h"
+#include "column_defaults.h"
 #include "debezium_envelope.h"
 #include "debezium_types.h"
 #include "json_escape.h"
@@ -78,6 +79,7 @@ struct DebeziumMapper::Impl {
         bool is_version = false;
     };
     std::vector<Column> columns;
+    AbsentFields absent;  // columns by name: which fields were absent (column_defaults.h)
     std::string dedupe;
     bool count_unmapped = false;
     std::uint64_t unmapped = 0;
@@ -340,6 +342,7 @@ DebeziumMapper::DebeziumMapper(const TargetConfig& target, const TableSchema& ta
         column.is_version = mapping.column == target.version;
         impl_->columns.push_back(std::move(column));
     }
+    impl_->absent = AbsentFields(target.columns);
 }
 
 DebeziumMapper::~DebeziumMapper() = default;
@@ -415,6 +418,7 @@ DebeziumMapper::Result DebeziumMapper::append_row(const Delivery& d, std::string
         }
     }
     const std::size_t row_start = out.size();
+    m.absent.start_row();
     std::size_t hint = 0;
     for (std::size_t i = 0; i < m.columns.size(); ++i) {
         const Impl::Column& column = m.columns[i];
@@ -426,6 +430,7 @@ DebeziumMapper::Result DebeziumMapper::append_row(const Delivery& d, std::string
         }
         m.field.clear();
         Impl::Outcome outcome = Impl::Outcome::missing;
+        bool absent = false;  // not in the image (a null field is there)
         std::string error;
         const auto kind = column.mapping.source.kind;
         if (is_delete && !column.is_key) {
@@ -441,6 +446,7 @@ DebeziumMapper::Result DebeziumMapper::append_row(const Delivery& d, std::string
                             : ev.image.at_pointer(column.mapping.source.argument).get(value) ==
                                   simdjson::SUCCESS;
             }
+            absent = !found && ev.has_image;
             if ((!found || value.is_null()) && column.is_key && column.field) {
                 if (auto from_key = m.key_field(d, *column.field)) {
                     value = *from_key;
@@ -496,6 +502,10 @@ DebeziumMapper::Result DebeziumMapper::append_row(const Delivery& d, std::string
                          " nor in the message key)";
                 return Result::poison;
             }
+            if (absent && m.absent.mark(i)) {
+                out += kNull;  // the DEFAULT, by the row's last field
+                continue;
+            }
             if (column.mapping.default_value)
                 append_copy_escaped(out, *column.mapping.default_value);
             else
@@ -527,6 +537,7 @@ DebeziumMapper::Result DebeziumMapper::append_row(const Delivery& d, std::string
         append_copy_escaped(out, id);
     }
     out += is_delete ? "\td" : "\tu";
+    m.absent.append(out);
     return Result::row;
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "pg_writer.h"
+#include "pooled_writer.h"
 #include "queue_source.h"
 #include "stream_source.h"
 
@@ -68,6 +69,20 @@ std::string BrokerEndpoints::source_description() const {
     if (pipeline_.is_stream())
         return "streams on " + config_.amqp_urls[url_index_].masked();
     return "queue '" + pipeline_.queue + "' on " + config_.amqp_urls[url_index_].masked();
+}
+
+PooledEndpoints::PooledEndpoints(const Config& config, const PipelineConfig& pipeline, int index,
+                                 std::shared_ptr<PgPool> pool)
+    : BrokerEndpoints(config, pipeline, index),
+      config_(config),
+      pipeline_(pipeline),
+      index_(index),
+      pool_(std::move(pool)) {}
+
+std::unique_ptr<BatchWriter> PooledEndpoints::open_writer() {
+    std::string who = "rmq2pg/" + pipeline_.name + "/" + std::to_string(index_);
+    return std::make_unique<PooledWriter>(*pool_, PgConnectionSettings::of(config_, who), pipeline_,
+                                          who);
 }
 
 }  // namespace rmq2pg

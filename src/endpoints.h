@@ -12,6 +12,7 @@
 #include "config.h"
 #include "dead_letter.h"
 #include "dead_letter_sink.h"
+#include "pg_pool.h"
 #include "source.h"
 #include "stream_offsets.h"
 
@@ -51,6 +52,21 @@ class BrokerEndpoints : public Endpoints {
     const int index_;
     std::size_t url_index_;  // the amqp.urls entry in use
     DeadLetterPublisher dead_letters_;
+};
+
+// The same broker connections, with batches written through the daemon's PostgreSQL pool
+// (postgres.pool_size) instead of a connection of the worker's own. `pool` outlives the worker.
+class PooledEndpoints : public BrokerEndpoints {
+  public:
+    PooledEndpoints(const Config& config, const PipelineConfig& pipeline, int index,
+                    std::shared_ptr<PgPool> pool);
+    std::unique_ptr<BatchWriter> open_writer() override;
+
+  private:
+    const Config& config_;
+    const PipelineConfig& pipeline_;
+    const int index_;
+    std::shared_ptr<PgPool> pool_;
 };
 
 }  // namespace rmq2pg

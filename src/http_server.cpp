@@ -151,6 +151,11 @@ Response Server::route(const std::string& method, const std::string& path) const
         std::string body = verdict.ok ? "{\"status\":\"ready\"" : "{\"status\":\"not ready\"";
         body += ",\"reasons\":";
         append_reasons(body, verdict.reasons);
+        // Pooled mode: workers waiting for a PostgreSQL connection are ready (they consume and
+        // write in turn), but whoever asks why batches are slow should see the queue for it.
+        if (auto pool = supervisor.pg_pool())
+            body += fmt::format(",\"pg_pool\":{{\"size\":{},\"in_use\":{},\"waiting\":{}}}",
+                                pool->size(), pool->in_use(), pool->waiting());
         body += "}";
         return {verdict.ok ? 200u : 503u, std::move(body), "application/json"};
     }

@@ -92,6 +92,23 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
             : 0);
     m.header("rmq2pg_ready", "gauge", "1 when every worker is consuming (the /readyz verdict).");
     m.value("rmq2pg_ready", "", check_readiness(readings).ok ? 1 : 0);
+    if (auto pool = supervisor.pg_pool()) {
+        // Only in pooled mode (postgres.pool_size below the workers' total): a worker waiting
+        // here is held up by the pool's size, not by its own database work.
+        m.header("rmq2pg_pg_pool_size", "gauge", "PostgreSQL connections the pool may open.");
+        m.value("rmq2pg_pg_pool_size", "", pool->size());
+        m.header("rmq2pg_pg_pool_open", "gauge", "PostgreSQL connections the pool holds open.");
+        m.value("rmq2pg_pg_pool_open", "", pool->open());
+        m.header("rmq2pg_pg_pool_in_use", "gauge",
+                 "Pooled PostgreSQL connections lent to a worker right now.");
+        m.value("rmq2pg_pg_pool_in_use", "", pool->in_use());
+        m.header("rmq2pg_pg_pool_waiting", "gauge",
+                 "Workers waiting for a pooled PostgreSQL connection right now.");
+        m.value("rmq2pg_pg_pool_waiting", "", pool->waiting());
+        m.header("rmq2pg_pg_pool_opened_total", "counter",
+                 "PostgreSQL connections the pool opened (above its size: replacements).");
+        m.value("rmq2pg_pg_pool_opened_total", "", pool->opened_total());
+    }
 
     struct Counter {
         const char* name;
@@ -206,6 +223,17 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
                     m.value("rmq2pg_stream_next_offset",
                             pipeline_label(views[i]) + ",stream=\"" + label(s.stream) + "\"",
                             *s.next_offset);
+    m.header("rmq2pg_stream_lag_messages", "gauge",
+             "Streams: messages between the stored next offset and the stream's end as the broker "
+             "tells it (message_count + first offset; up to 10 s old). Absent while unknown.");
+    for (std::size_t i = 0; i < views.size(); ++i)
+        if (sampled[i] && sampled[i]->streams_known)
+            for (const auto& s : sampled[i]->streams)
+                if (const StreamEnd* end = find_stream_end(sampled[i]->stream_ends, s.stream))
+                    if (auto lag = stream_lag(*end, s.next_offset))
+                        m.value("rmq2pg_stream_lag_messages",
+                                pipeline_label(views[i]) + ",stream=\"" + label(s.stream) + "\"",
+                                *lag);
     m.header("rmq2pg_stream_owned", "gauge",
              "Streams: 1 when a worker of some instance holds the stream's lease (owner label).");
     for (std::size_t i = 0; i < views.size(); ++i)

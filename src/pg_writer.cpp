@@ -24,6 +24,7 @@
 #include "aggregate_plan.h"
 #include "columns_by_name.h"
 #include "migration_sql.h"
+#include "pg_schema_evolution.h"
 #include "pg_stream_state.h"
 #include "write_plan.h"
 
@@ -139,12 +140,23 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
     table.name = target.table_name;
     std::string qualified = quote_ident(table.schema) + "." + quote_ident(table.name);
     auto exists = tx.exec_params("SELECT to_regclass($1) IS NOT NULL", qualified);
-    if (!exists[0][0].as<bool>())
+    if (!exists[0][0].as<bool>()) {
+        // schema_evolution: basic creates it from the first change that carries its schema.
+        if (pipeline.schema_evolution == SchemaEvolution::basic) {
+            table.exists = false;
+            return table;
+        }
         throw WriteError(WriteError::Kind::schema, "table " + qualified + " does not exist");
+    }
     auto columns = tx.exec_params(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, t.typcategory, "
-        "a.attnotnull, a.attgenerated <> '' OR a.attidentity = 'a' "
+        "a.attnotnull, a.attgenerated <> '' OR a.attidentity = 'a', "
+        // An identity column BY DEFAULT has no pg_attrdef row: nextval of its sequence.
+        "CASE WHEN a.attidentity = 'd' THEN format('nextval(%L::regclass)', "
+        "pg_get_serial_sequence($1, a.attname)) "
+        "WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END "
         "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
         "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped "
         "ORDER BY a.attnum",
         qualified);
@@ -155,6 +167,8 @@ TableSchema read_table(pqxx::transaction_base& tx, const PipelineConfig& pipelin
         column.category = category_of(row[2].as<std::string>(), row[3].as<std::string>());
         column.not_null = row[4].as<bool>();
         column.generated = row[5].as<bool>();
+        if (!row[6].is_null())
+            column.default_expr = row[6].as<std::string>();
         table.columns.push_back(column);
     }
     auto primary = tx.exec_params(
@@ -269,6 +283,29 @@ bool cascades_from(pqxx::transaction_base& tx, const TargetConfig& child,
     return rows[0][0].as<bool>();
 }
 
+// A truncate PostgreSQL refuses for what it is (no TRUNCATE privilege, a table a foreign key
+// references, a DELETE a foreign key blocks) will never succeed: it is blamed on the truncate
+// event, which becomes poison, and the batch is written without it (batch.h). A lost connection,
+// a deadlock or a timeout stays what it is: the batch is retried.
+void run_truncate(pqxx::transaction_base& tx, const std::string& statement,
+                  const std::string& context, std::size_t target) {
+    try {
+        tx.exec(statement);
+    } catch (const pqxx::transaction_rollback&) {
+        throw;
+    } catch (const pqxx::sql_error& e) {
+        std::string state = sqlstate_of(e);
+        if (state.empty() || state == "42P01")  // no code: read as a connection; 42P01: no table
+            throw;
+        WriteError::Kind kind = classify_sqlstate(state);
+        if (kind != WriteError::Kind::schema && kind != WriteError::Kind::bad_data)
+            throw;
+        throw WriteError::refused_truncate(
+            context + ": truncate refused: " + one_line(e.what()) + sqlstate_suffix(state), state,
+            target);
+    }
+}
+
 // A target's catalog description and the statements that write its rows.
 struct TargetPlan {
     TableSchema table;
@@ -285,7 +322,9 @@ struct PgWriter::Impl {
     std::mutex socket_lock;
     int socket = -1;
     std::string interrupted;  // the reason, once interrupted
-    std::unique_ptr<pqxx::connection> conn;
+    // The connection in use: the writer's own, or one lent by the pool (then `own` is empty).
+    std::unique_ptr<pqxx::connection> own;
+    pqxx::connection* conn = nullptr;
     std::vector<TargetPlan> targets;  // per table (aggregate.h): routes, then children
     AggregateShape shape;
     std::string context;
@@ -342,6 +381,51 @@ std::string connection_string(const PgConnectionSettings& settings) {
     return out + "application_name=" + conninfo_value(settings.application_name);
 }
 
+struct PgLink {
+    pqxx::connection conn;
+    explicit PgLink(const std::string& options) : conn(options) {}
+};
+
+void PgLinkDeleter::operator()(PgLink* link) const {
+    delete link;
+}
+
+namespace {
+
+// A silent reconnect inside libpqxx would hide the failure from the worker, which must see it to
+// retry the batch correctly (and know a COMMIT's outcome is unknown).
+void inhibit_reactivation(pqxx::connection& conn) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    conn.inhibit_reactivation(true);
+#pragma GCC diagnostic pop
+}
+
+}  // namespace
+
+PgLinkPtr open_link(const PgConnectionSettings& settings) {
+    return translate_errors("connection pool", [&] {
+        PgLinkPtr link(new PgLink(connection_string(settings)));
+        inhibit_reactivation(link->conn);
+        return link;
+    });
+}
+
+void PgWriter::lend(PgLink& link) {
+    impl_->own.reset();
+    impl_->conn = &link.conn;
+    std::lock_guard<std::mutex> lock(impl_->socket_lock);
+    impl_->socket = link.conn.sock();
+    if (!impl_->interrupted.empty())
+        ::shutdown(impl_->socket, SHUT_RDWR);
+}
+
+void PgWriter::take_back() {
+    std::lock_guard<std::mutex> lock(impl_->socket_lock);
+    impl_->socket = -1;
+    impl_->conn = nullptr;
+}
+
 PgWriter::PgWriter(PgConnectionSettings settings, const PipelineConfig& pipeline)
     : impl_(std::make_unique<Impl>()) {
     impl_->settings = std::move(settings);
@@ -390,19 +474,17 @@ void PgWriter::connect_now() {
         impl_->dedupe_retention_s = pipeline.dedupe_retention_s;
     impl_->tombstone_retention_s = pipeline.tombstone_retention_s;
     translate_errors(impl_->context, [&] {
-        impl_->conn = std::make_unique<pqxx::connection>(connection_string(impl_->settings));
-        {
-            std::lock_guard<std::mutex> lock(impl_->socket_lock);
-            impl_->socket = impl_->conn->sock();
-            if (!impl_->interrupted.empty())
-                ::shutdown(impl_->socket, SHUT_RDWR);
+        if (impl_->conn == nullptr) {  // not lent by the pool: the writer's own
+            impl_->own = std::make_unique<pqxx::connection>(connection_string(impl_->settings));
+            impl_->conn = impl_->own.get();
+            {
+                std::lock_guard<std::mutex> lock(impl_->socket_lock);
+                impl_->socket = impl_->conn->sock();
+                if (!impl_->interrupted.empty())
+                    ::shutdown(impl_->socket, SHUT_RDWR);
+            }
+            inhibit_reactivation(*impl_->conn);
         }
-        // A silent reconnect inside libpqxx would hide the failure from the worker, which must
-        // see it to retry the batch correctly (and know a COMMIT's outcome is unknown).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-        impl_->conn->inhibit_reactivation(true);
-#pragma GCC diagnostic pop
         pqxx::work tx(*impl_->conn, "setup");
         tx.exec(statement_timeout(impl_->settings));
         AggregateShape& shape = impl_->shape;
@@ -415,6 +497,10 @@ void PgWriter::connect_now() {
         for (std::size_t i = 0; i < shape.tables.size(); ++i) {
             const TargetConfig& target = *shape.tables[i].config;
             TableSchema table = read_table(tx, pipeline, target);
+            if (!table.exists) {
+                impl_->targets.push_back(TargetPlan{table, WritePlan{}});
+                continue;
+            }
             TargetPlan plan{
                 table,
                 shape.tables[i].parent
@@ -497,7 +583,8 @@ void PgWriter::write_now(const std::vector<TargetRows>& parts,
                 const WritePlan& plan = target.plan;
                 // First: the batch kept only the changes newer than the truncate (batch.cpp).
                 if (part.truncate)
-                    tx.exec(truncate_statement(plan, part.truncate_version));
+                    run_truncate(tx, truncate_statement(plan, part.truncate_version), context,
+                                 part.target);
                 if (part.count > 0) {
                 // libpqxx 6.4 keeps stream_to's raw-line writer private; tablewriter exposes
                 // it, and the rows are already COPY text: one call sends them all.
@@ -553,6 +640,22 @@ void PgWriter::prune() {
         tx.commit();
         return 0;
     });
+}
+
+bool PgWriter::evolve(std::size_t target, const std::vector<std::string>& statements) {
+    const TableSchema& table = impl_->targets.at(target).table;
+    const std::string qualified = quote_ident(table.schema) + "." + quote_ident(table.name);
+    try {
+        return translate_errors(impl_->context + " (schema_evolution on " + qualified + ")", [&] {
+            if (!impl_->conn->is_open())
+                throw WriteError(WriteError::Kind::connection, "connection is closed");
+            return run_schema_evolution(*impl_->conn, impl_->settings.write_timeout_ms, qualified,
+                                        statements);
+        });
+    } catch (const WriteError& e) {
+        throw_if_interrupted(e);
+        throw;
+    }
 }
 
 TableSchema check_pipeline_against_database(const PgConnectionSettings& settings,

@@ -31,6 +31,17 @@ struct PgConnectionSettings {
 // WriteError(schema) when libpq cannot parse the URL.
 std::string connection_string(const PgConnectionSettings& settings);
 
+// One PostgreSQL connection as the pool (pg_pool.h) keeps it between the calls it is lent for;
+// opaque outside pg_writer.cpp, the one file that includes libpqxx.
+struct PgLink;
+struct PgLinkDeleter {
+    void operator()(PgLink* link) const;
+};
+using PgLinkPtr = std::unique_ptr<PgLink, PgLinkDeleter>;
+// Opens a connection with `settings` (deadlines, keepalives, application_name). Throws
+// WriteError (connection, or schema when postgres.url does not parse).
+PgLinkPtr open_link(const PgConnectionSettings& settings);
+
 // Thread ownership: everything but interrupt() runs on the owning worker's thread.
 // Nothing outlives a transaction on the server (no temporary table, no named prepared statement,
 // no session SET or advisory lock), so a pooler in transaction mode (PgBouncer) may hand each
@@ -59,6 +70,12 @@ class PgWriter : public BatchWriter {
     // "children: public.order_lines child of public.orders (...)", or "".
     std::string describe() const override;
 
+    // Pooled mode (pg_pool.h): each call (connect, write, coordinate, prune) runs on a connection
+    // lent for that call only; between calls the writer keeps its catalog reading, not the
+    // connection. lend() before the call, take_back() after it, on the owner's thread.
+    void lend(PgLink& link);
+    void take_back();
+
     // Writes every part, and stores `offsets` (streams), in one transaction whose last
     // statement is COMMIT. Returns only after COMMIT succeeded.
     void write(const std::vector<TargetRows>& parts,
@@ -68,6 +85,8 @@ class PgWriter : public BatchWriter {
 
     // Deletes inbox entries and tombstones older than their retention. Its own transaction.
     void prune() override;
+    // schema_evolution: basic (pg_schema_evolution.h).
+    bool evolve(std::size_t target, const std::vector<std::string>& statements) override;
 
   private:
     void connect_now();

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "column_conversion.h"
+#include "column_defaults.h"
 #include "debezium_mapper.h"
 #include "json_escape.h"
 #include "mapping_reasons.h"
@@ -131,6 +132,7 @@ struct RowMapper::Impl {
         std::size_t parent_field = 0;  // parent_column: the field's position in the parent row
     };
     std::vector<Column> columns;
+    AbsentFields absent;  // columns by name: which fields were absent (column_defaults.h)
     bool parses_json = false;
     // Some pointer reaches into the document, so a body that is a lone scalar has nothing
     // for it to find: poison rather than a row of NULLs.
@@ -357,6 +359,7 @@ RowMapper::RowMapper(const TargetConfig& pipeline, const TableSchema& table,
         impl_->needs_container =
             impl_->needs_container || (is_pointer && !mapping.source.argument.empty());
     }
+    impl_->absent = AbsentFields(pipeline.columns);
     // Children read arrays of the document: it must be valid JSON (validated here first).
     if (!pipeline.children.empty())
         impl_->parses_json = impl_->needs_container = true;
@@ -490,6 +493,7 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string_
         is_delete = op && *op == m.delete_when->equals;
     }
     using Kind = ColumnSource::Kind;
+    m.absent.start_row();
     for (std::size_t i = 0; i < m.columns.size(); ++i) {
         const Impl::Column& column = m.columns[i];
         const ColumnMapping& mapping = column.mapping;
@@ -497,6 +501,7 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string_
             out += '\t';
         m.field.clear();
         Impl::Outcome outcome = Impl::Outcome::value;
+        bool absent = false;  // no such field (not a null one)
         std::string error;
         switch (mapping.source.kind) {
             case Kind::json_pointer: {
@@ -520,11 +525,13 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string_
                 auto code = document.at_pointer(mapping.source.argument).get(value);
                 if (code == simdjson::NO_SUCH_FIELD || code == simdjson::INDEX_OUT_OF_BOUNDS) {
                     outcome = Impl::Outcome::missing;
+                    absent = true;
                 } else if (code == simdjson::INCORRECT_TYPE ||
                            code == simdjson::INVALID_JSON_POINTER) {
                     // e.g. /a/b where /a is a number: the field cannot exist. (The pointer's
                     // own syntax was validated with the config.)
                     outcome = Impl::Outcome::missing;
+                    absent = true;
                 } else if (code != simdjson::SUCCESS) {
                     outcome = Impl::Outcome::error;
                     error = std::string("body is not valid JSON: ") + simdjson::error_message(code);
@@ -604,6 +611,10 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string_
             return "column '" + mapping.column + "' from " + mapping.source_text + ": " + error;
         }
         if (outcome == Impl::Outcome::missing) {
+            if (absent && m.absent.mark(i)) {
+                out += kNull;  // the DEFAULT, by the row's last field
+                continue;
+            }
             if (mapping.default_value) {
                 append_copy_escaped(out, *mapping.default_value);
             } else if (mapping.required &&
@@ -637,6 +648,7 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string_
     }
     if (m.delete_when)
         out += is_delete ? "\td" : "\tu";
+    m.absent.append(out);
     return std::nullopt;
 }
 

@@ -109,7 +109,24 @@ std::string render_status(const Supervisor& supervisor, const StatusSampler& sam
                     append_json_string(out, r.owner);
                 else
                     out += "null";
-                out += ",\"lease_changes\":" + std::to_string(r.lease_changes) + "}";
+                out += ",\"lease_changes\":" + std::to_string(r.lease_changes);
+                // The broker's side, when it told it: where the stream ends and the lag.
+                const StreamEnd* end = find_stream_end(s.stream_ends, r.stream);
+                auto end_offset = end ? end_offset_of(*end) : std::nullopt;
+                auto lag = end ? stream_lag(*end, r.next_offset) : std::nullopt;
+                out += ",\"end_offset\":" +
+                       (end_offset ? std::to_string(*end_offset) : std::string("null"));
+                out += ",\"lag\":" + (lag ? std::to_string(*lag) : std::string("null"));
+                if (end && end->known)
+                    put(",\"end_at\":\"{}\"", rfc3339(end->at));
+                else
+                    out += ",\"end_at\":null";
+                out += ",\"end_error\":";
+                if (end && !end->error.empty())
+                    append_json_string(out, end->error);
+                else
+                    out += "null";
+                out += "}";
             }
             out += "],\"streams_error\":";
             if (s.streams_error.empty())

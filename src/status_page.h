@@ -52,6 +52,11 @@ main { padding:12px; display:grid; gap:12px; grid-template-columns:repeat(auto-f
 .chart svg { width:100%; height:150px; display:block; }
 .legend { display:flex; flex-wrap:wrap; gap:4px 14px; font-size:12px; color:var(--muted); }
 .legend i { display:inline-block; width:10px; height:3px; margin-right:4px; vertical-align:middle; }
+table.streams { margin-top:10px; width:100%; border-collapse:collapse; font-size:13px; }
+table.streams th { text-align:left; color:var(--muted); font-weight:600; }
+table.streams th, table.streams td { padding:3px 6px; border-bottom:1px solid var(--line); overflow-wrap:anywhere; }
+table.streams td.n { text-align:right; font-variant-numeric:tabular-nums; }
+table.streams td.none { color:var(--bad); }
 #offline { display:none; margin:12px; padding:10px; border-radius:8px; color:#fff; background:var(--bad); }
 </style>
 </head>
@@ -106,13 +111,28 @@ function reasons(d) {
     d.top_reasons_last_hour.map((r) => `<div><span>${fmt(r.count)}</span> ${esc(r.reason)}</div>`).join("") + `</div>`;
 }
 
+// Streams: per partition the committed offset, the owner (instance and worker), the lag behind
+// the broker's end of the stream and the lease changes.
+function streams(p) {
+  if (!p.streams) return "";
+  const rows = p.streams.map((s) =>
+    `<tr data-stream="${esc(s.stream)}"><td>${esc(s.stream)}</td>` +
+    `<td class="n" data-metric="stream_next_offset" data-value="${s.next_offset ?? ""}">${fmt(s.next_offset)}</td>` +
+    (s.owner ? `<td>${esc(s.owner)}</td>` : `<td class="none">none</td>`) +
+    `<td class="n" data-metric="stream_lag" data-value="${s.lag ?? ""}" title="${esc(s.end_error || (s.end_offset === null ? "the broker has not told the stream's end yet" : "end offset " + s.end_offset))}">${fmt(s.lag)}</td>` +
+    `<td class="n">${fmt(s.lease_changes)}</td></tr>`).join("");
+  return `<table class="streams"><thead><tr><th>stream</th><th>committed offset</th><th>owner</th>` +
+    `<th>lag</th><th>lease changes</th></tr></thead><tbody>${rows}</tbody></table>` +
+    (p.streams_error ? `<div class="error"><b>Stream offsets</b><br>${esc(p.streams_error)}</div>` : "");
+}
+
 function card(p) {
   const c = p.counters, q = p.queue_depth;
   const workers = p.workers.map((w) =>
     `<span class="w ${esc(w.state)}" title="in flight ${w.in_flight}">#${w.index} ${esc(w.state)}</span>`).join("");
   const error = p.last_error ? `<div class="error"><b>Last error</b> <span class="muted">${esc(p.last_error.at)}</span><br>${esc(p.last_error.text)}</div>` : "";
   return `<section class="card" data-pipeline="${esc(p.name)}">` +
-    `<h2>${esc(p.name)}</h2><div class="sub">queue ${esc(p.queue)} → ${esc(p.table)} · ${esc(p.mode)}</div>` +
+    `<h2>${esc(p.name)}</h2><div class="sub">${p.streams ? "streams " + esc(p.streams.map((s) => s.stream).join(", ")) : "queue " + esc(p.queue)} → ${esc(p.table)} · ${esc(p.mode)}</div>` +
     `<div class="stats">` +
     stat("committed/s", rate(p.rates.committed), p.rates.committed, "committed_rate", p.name) +
     stat("received/s", rate(p.rates.received), p.rates.received, "received_rate", p.name) +
@@ -131,7 +151,7 @@ function card(p) {
     `<div><span>write failures</span><span>${fmt(c.write_failures)}</span></div>` +
     `<div><span>connects AMQP / PG</span><span>${fmt(c.amqp_connects)} / ${fmt(c.pg_connects)}</span></div>` +
     `<div><span>consumers on queue</span><span>${fmt(q.consumers)}</span></div>` +
-    `</div><div class="workers">${workers}</div>${error}${reasons(p.dead_letters)}` +
+    `</div>${streams(p)}<div class="workers">${workers}</div>${error}${reasons(p.dead_letters)}` +
     (q.error ? `<div class="error"><b>Queue poll</b><br>${esc(q.error)}</div>` : "") +
     `<div class="chart">${chart(p.history)}</div></section>`;
 }

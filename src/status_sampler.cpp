@@ -61,18 +61,27 @@ void StatusSampler::start() {
             }
             struct Target {
                 std::string pipeline, queue;
-                bool dead_letters;  // the pipeline's dead-letter queue, which may not exist yet
+                enum class What { depth, dead_letters, stream_end } what;
+                bool probe_first = false;  // stream: probe its first offset too
             };
             std::vector<Target> targets;
+            auto now = std::chrono::steady_clock::now();
             for (const auto& p : shared->pipelines) {
-                if (!p.is_stream)  // a stream's backlog is its offsets (polled above)
-                    targets.push_back({p.name, p.queue_name, false});
+                if (!p.is_stream)  // a stream's backlog is its lag (below)
+                    targets.push_back({p.name, p.queue_name, Target::What::depth});
                 if (!p.dead_letter_queue_name.empty())
-                    targets.push_back({p.name, p.dead_letter_queue_name, true});
+                    targets.push_back(
+                        {p.name, p.dead_letter_queue_name, Target::What::dead_letters});
+                for (const auto& end : p.stream_ends)
+                    targets.push_back({p.name, end.stream, Target::What::stream_end,
+                                       end.probed == std::chrono::steady_clock::time_point{} ||
+                                           now - end.probed >= kFirstOffsetProbeInterval});
             }
             for (std::size_t i = 0; i < targets.size() && !shared->stopping; ++i) {
+                const Target& t = targets[i];
                 guard.unlock();  // never hold the lock across network calls
                 QueueState state;
+                std::optional<std::int64_t> first_offset;
                 std::string error;
                 try {
                     if (config != session_config) {
@@ -84,26 +93,48 @@ void StatusSampler::start() {
                         session = std::make_unique<AmqpSession>(config->amqp_urls[url_index],
                                                                 config->heartbeat_s,
                                                                 "rmq2pg status poller");
-                    if (!targets[i].dead_letters)
-                        state = session->inspect_queue(targets[i].queue);
+                    if (t.what != Target::What::dead_letters)
+                        state = session->inspect_queue(t.queue);
                     else
-                        state = session->inspect_queue_if_exists(targets[i].queue)
-                                    .value_or(QueueState{});
+                        state = session->inspect_queue_if_exists(t.queue).value_or(QueueState{});
+                    if (t.probe_first)
+                        first_offset =
+                            probe_first_offset(config->amqp_urls[url_index], config->heartbeat_s,
+                                               t.queue, kFirstOffsetProbeTimeout);
                 } catch (const AmqpError& e) {
                     // A missing queue closes the channel, a broker outage the connection:
                     // either way the next poll starts on a fresh connection (the next URL).
                     error = e.what();
                     session.reset();
                     url_index = (url_index + 1) % config->amqp_urls.size();
-                    spdlog::debug("status poller: queue '{}': {}", targets[i].queue, error);
+                    spdlog::debug("status poller: queue '{}': {}", t.queue, error);
                 }
                 guard.lock();
                 for (auto& p : shared->pipelines) {
-                    const Target& t = targets[i];
-                    if (p.name != t.pipeline ||
-                        (t.dead_letters ? p.dead_letter_queue_name : p.queue_name) != t.queue)
+                    if (p.name != t.pipeline)
                         continue;
-                    QueueReading& q = t.dead_letters ? p.dead_letter_queue : p.queue;
+                    if (t.what == Target::What::stream_end) {
+                        for (auto& end : p.stream_ends) {
+                            if (end.stream != t.queue)
+                                continue;
+                            end.error = error;
+                            if (!error.empty())
+                                continue;
+                            end.known = true;
+                            end.messages = state.messages;
+                            end.at = std::chrono::system_clock::now();
+                            if (t.probe_first) {
+                                end.probed = std::chrono::steady_clock::now();
+                                if (first_offset)  // an empty stream keeps what was known
+                                    end.first_offset = first_offset;
+                            }
+                        }
+                        continue;
+                    }
+                    bool dead_letters = t.what == Target::What::dead_letters;
+                    if ((dead_letters ? p.dead_letter_queue_name : p.queue_name) != t.queue)
+                        continue;
+                    QueueReading& q = dead_letters ? p.dead_letter_queue : p.queue;
                     q.error = error;
                     if (error.empty()) {
                         q.known = true;
@@ -200,6 +231,16 @@ void StatusSampler::take_sample() {
             status.queue = QueueReading{};
         status.queue_name = views[i].config->queue;
         status.is_stream = views[i].config->is_stream();
+        // One broker reading per stream of the config, kept across samples by stream name.
+        std::vector<StreamEnd> ends;
+        for (const auto& stream : views[i].config->streams) {
+            ends.emplace_back();
+            for (auto& old : status.stream_ends)
+                if (old.stream == stream)
+                    ends.back() = std::move(old);
+            ends.back().stream = stream;
+        }
+        status.stream_ends = std::move(ends);
         std::string why;
         std::string dead_letter_queue =
             views[i].config->is_stream()

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "metrics.h"
+#include "stream_end.h"
 #include "supervisor.h"
 
 namespace rmq2pg {
@@ -27,6 +28,10 @@ class StatusSampler {
     static constexpr std::chrono::seconds kRateWindow{10};
     // Queue depth every 5 s: one passive queue.declare per queue, negligible for the broker.
     static constexpr std::chrono::seconds kQueuePollInterval{5};
+    // A stream's first offset moves only when retention drops a whole segment: probed once a
+    // minute (a connection and a consumer of its own), and 2 s for its first message.
+    static constexpr std::chrono::seconds kFirstOffsetProbeInterval{60};
+    static constexpr std::chrono::milliseconds kFirstOffsetProbeTimeout{2000};
 
     struct Sample {
         std::chrono::system_clock::time_point at;
@@ -53,6 +58,9 @@ class StatusSampler {
         bool streams_known = false;  // false until the first successful poll
         std::vector<StreamReading> streams;
         std::string streams_error;
+        // Streams: what the broker tells of each one's end (polled with the queue depth), in
+        // the order of the pipeline's `streams`.
+        std::vector<StreamEnd> stream_ends;
         // The pipeline's dead-letter queue ("" when rmq2pg cannot know it: on_error other than
         // dead_letter, or a dead_letter.exchange of the user's that no declared queue is bound
         // to); a queue not declared yet reads as 0 messages.

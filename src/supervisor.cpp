@@ -17,16 +17,34 @@ bool Supervisor::Pipeline::finished() const {
 
 Supervisor::PipelinePtr Supervisor::make_pipeline(const std::shared_ptr<const Config>& owner,
                                                   const PipelineConfig& config,
-                                                  std::shared_ptr<PipelineMetrics> metrics) {
+                                                  std::shared_ptr<PipelineMetrics> metrics,
+                                                  std::shared_ptr<PgPool> pool) {
     auto pipeline = std::make_shared<Pipeline>();
+    pipeline->pool = std::move(pool);
     pipeline->owner = owner;
     pipeline->config = &config;
     pipeline->metrics = metrics ? std::move(metrics) : std::make_shared<PipelineMetrics>();
     pipeline->last_committed = pipeline->metrics->committed.load();
     for (int i = 0; i < config.workers; ++i)
-        pipeline->workers.push_back(
-            std::make_unique<Worker>(*owner, config, i, pipeline->stop, *pipeline->metrics));
+        pipeline->workers.push_back(std::make_unique<Worker>(
+            *owner, config, i, pipeline->stop, *pipeline->metrics,
+            pipeline->pool ? std::make_unique<PooledEndpoints>(*owner, config, i, pipeline->pool)
+                           : nullptr));
     return pipeline;
+}
+
+std::shared_ptr<PgPool> Supervisor::make_pool(const Config& config) {
+    if (!uses_pg_pool(config))
+        return nullptr;
+    int workers = 0;
+    for (const auto& p : config.pipelines)
+        workers += p.workers;
+    spdlog::info(
+        "{} workers share a pool of {} PostgreSQL connections (postgres.pool_size); each "
+        "borrows one per batch",
+        workers, config.postgres_pool_size);
+    return std::make_shared<PgPool>(PgConnectionSettings::of(config, "rmq2pg/pool"),
+                                    static_cast<std::size_t>(config.postgres_pool_size));
 }
 
 void Supervisor::start_workers(Pipeline& pipeline) {
@@ -34,9 +52,10 @@ void Supervisor::start_workers(Pipeline& pipeline) {
         pipeline.threads.emplace_back([w = worker.get()] { w->run(); });
 }
 
-Supervisor::Supervisor(Config config) : config_(std::make_shared<const Config>(std::move(config))) {
+Supervisor::Supervisor(Config config)
+    : config_(std::make_shared<const Config>(std::move(config))), pool_(make_pool(*config_)) {
     for (const auto& p : config_->pipelines)
-        pipelines_.push_back(make_pipeline(config_, p, nullptr));
+        pipelines_.push_back(make_pipeline(config_, p, nullptr, pool_));
 }
 
 Supervisor::~Supervisor() {
@@ -61,7 +80,9 @@ void Supervisor::reload(Config config) {
     auto next = std::make_shared<const Config>(std::move(config));
     // Only the main thread writes config_ and pipelines_: reading them here needs no lock.
     const Config& current = *config_;
-    bool reconnect = next->connection_fingerprint != current.connection_fingerprint;
+    // Going from a connection per worker to the pool (or back) moves every worker's writes.
+    bool reconnect = next->connection_fingerprint != current.connection_fingerprint ||
+                     uses_pg_pool(*next) != uses_pg_pool(current);
     if (reconnect)
         spdlog::info(
             "reload: connection settings (amqp, postgres, retry or exchanges) changed: "
@@ -115,6 +136,9 @@ void Supervisor::reload(Config config) {
             spdlog::info("reload: pipeline '{}' drained", pipeline->config->name);
     }
     stragglers_.insert(stragglers_.end(), late.begin(), late.end());
+    // Every pipeline was drained when the connections changed: a new pool for the new settings
+    // (stragglers keep the old one alive until they stop).
+    std::shared_ptr<PgPool> pool = reconnect ? make_pool(*next) : pool_;
 
     // The new list, in the new file's order: kept pipelines as they are, the others new.
     std::vector<PipelinePtr> next_pipelines, started;
@@ -130,13 +154,14 @@ void Supervisor::reload(Config config) {
         spdlog::info("reload: pipeline '{}' {}: queue '{}' -> table {}, {} worker(s), mode {}",
                      p.name, metrics ? "restarting with the new settings" : "added", p.queue,
                      p.qualified_table(), p.workers, to_string(p.mode));
-        next_pipelines.push_back(make_pipeline(next, p, std::move(metrics)));
+        next_pipelines.push_back(make_pipeline(next, p, std::move(metrics), pool));
         started.push_back(next_pipelines.back());
     }
     {
         std::lock_guard<std::mutex> guard(lock_);
         config_ = next;
         pipelines_ = std::move(next_pipelines);
+        pool_ = pool;
     }
     // Readers that copied a drained pipeline before the swap still hold it alive; its threads
     // are joined (or it is a straggler), so releasing our reference here is safe.
@@ -193,6 +218,11 @@ std::vector<WorkerReading> Supervisor::worker_readings() const {
 std::shared_ptr<const Config> Supervisor::config() const {
     std::lock_guard<std::mutex> guard(lock_);
     return config_;
+}
+
+std::shared_ptr<const PgPool> Supervisor::pg_pool() const {
+    std::lock_guard<std::mutex> guard(lock_);
+    return pool_;
 }
 
 void Supervisor::log_progress() {

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "health.h"
 #include "metrics.h"
+#include "pg_pool.h"
 #include "worker.h"
 
 namespace rmq2pg {
@@ -58,6 +59,9 @@ class Supervisor {
     std::vector<WorkerReading> worker_readings() const;
     // The config in force (the latest one applied by reload()).
     std::shared_ptr<const Config> config() const;
+    // The PostgreSQL pool the workers share (postgres.pool_size), or null when each worker has a
+    // connection of its own (uses_pg_pool()). Its readings are atomics or take its own lock.
+    std::shared_ptr<const PgPool> pg_pool() const;
 
   private:
     struct Pipeline {
@@ -65,6 +69,8 @@ class Supervisor {
         const PipelineConfig* config = nullptr;
         // Shared with the pipeline of the same name that a reload restarts: counters continue.
         std::shared_ptr<PipelineMetrics> metrics;
+        // The pool its workers borrow from (null: a connection each); outlives the workers.
+        std::shared_ptr<PgPool> pool;
         StopSignal stop;
         std::vector<std::unique_ptr<Worker>> workers;
         std::vector<std::thread> threads;  // main thread only
@@ -77,20 +83,24 @@ class Supervisor {
 
     static PipelinePtr make_pipeline(const std::shared_ptr<const Config>& owner,
                                      const PipelineConfig& config,
-                                     std::shared_ptr<PipelineMetrics> metrics);
+                                     std::shared_ptr<PipelineMetrics> metrics,
+                                     std::shared_ptr<PgPool> pool);
+    // The pool `config` needs, or null (uses_pg_pool()).
+    static std::shared_ptr<PgPool> make_pool(const Config& config);
     static void start_workers(Pipeline& pipeline);
     // Requests stop from every worker of `pipelines` and waits up to `timeout`; joins the threads
     // of the pipelines that stopped. Returns the pipelines that did not stop in time.
     static std::vector<PipelinePtr> drain(const std::vector<PipelinePtr>& pipelines,
                                           std::chrono::milliseconds timeout);
 
-    // Guards config_ and pipelines_. The main thread replaces them (reload) under it and reads
-    // them without it (it is their only writer); HTTP handler threads and the status sampler
+    // Guards config_, pipelines_ and pool_. The main thread replaces them (reload) under it and
+    // reads them without it (it is their only writer); HTTP handler threads and the status sampler
     // thread copy them under it (pipelines(), worker_readings(), config()). Never held while
     // waiting for workers.
     mutable std::mutex lock_;
     std::shared_ptr<const Config> config_;
     std::vector<PipelinePtr> pipelines_;
+    std::shared_ptr<PgPool> pool_;
 
     // Main thread only.
     // Drained pipelines whose workers missed the shutdown timeout on a reload: kept (their

@@ -25,6 +25,8 @@ struct ColumnInfo {
     // GENERATED ALWAYS (identity or stored expression): PostgreSQL computes it and refuses a
     // value, so columns by name leave it out.
     bool generated = false;
+    // Its DEFAULT expression as pg_get_expr prints it ("" when it has none).
+    std::string default_expr = {};
 };
 
 struct TableSchema {
@@ -32,6 +34,8 @@ struct TableSchema {
     std::string name;
     std::vector<ColumnInfo> columns;
     std::vector<std::string> primary_key;  // in the index's column order; empty when none
+    // false: the table does not exist yet (schema_evolution: basic creates it from a change).
+    bool exists = true;
 
     const ColumnInfo* find(const std::string& column) const {
         for (const auto& c : columns)

@@ -202,6 +202,8 @@ void Worker::write_and_settle(Batch& batch, Backlog& backlog) {
     // large batch released its buffers, or after a failure outside a batch).
     connect_writer_retrying(batch, backlog);
     set_state(WorkerState::writing);
+    if (pipeline_.schema_evolution == SchemaEvolution::basic)
+        evolve_schema(batch, backlog);
     batch.map(pipeline_, mappers_, config_.log_redact_values);
     count_mapping_outcomes(batch);
     if (pipeline_.is_stream()) {
@@ -239,7 +241,10 @@ void Worker::write_pending(Batch& batch, Backlog& backlog) {
             else
                 write_isolating(batch, std::move(pending));
             backoff_.reset();
-            return;
+            // A refused truncate gives back the changes it had dropped: they are pending now.
+            if (paused_)
+                return;
+            continue;
         } catch (const WriteError& e) {
             metrics_.write_failures++;
             // Streams: a lost lease, or a COMMIT of unknown outcome, is resolved by reading
@@ -278,7 +283,9 @@ void Worker::write_isolating(Batch& batch, Batch::Part part) {
         } catch (const WriteError& e) {
             if (e.kind() != WriteError::Kind::bad_data)
                 throw;
-            auto next = batch.split(current, e.failed_row(), e.failed_target());
+            auto next = e.truncate_refused()
+                            ? batch.split_truncate(current, e.failed_target())
+                            : batch.split(current, e.failed_row(), e.failed_target());
             if (next.empty())
                 batch.mark_poison(current.front(),
                                   bounded_reason(e.what(), config_.log_redact_values));

@@ -97,8 +97,14 @@ class Worker {
     bool coordinate_streams(bool leaving);
     void write_stream_batch(Batch& batch, Backlog& backlog);
     void write_stream_isolating(Batch& batch, Batch::Part part, Backlog& backlog);
+    bool set_aside_stream_poison(Batch& batch, std::size_t i, Backlog& backlog);
     void drop_streams(const char* why);
     void leave_streams();
+
+    // schema_evolution: basic (worker_evolution.cpp): the table made to hold the batch's
+    // changes before they are mapped.
+    void evolve_schema(Batch& batch, Backlog& backlog);
+    void evolve_schema_once(Batch& batch);
 
     void connect_writer();
     void connect_writer_retrying(const Batch& batch, Backlog& backlog);

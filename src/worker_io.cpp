@@ -115,9 +115,14 @@ void Worker::connect_writer() {
             [&] { writer_->connect(); });
     auto tables = table_targets(pipeline_);
     std::vector<const TableSchema*> schemas;
-    for (std::size_t t = 0; t < tables.size(); ++t)
+    bool all_exist = true;
+    for (std::size_t t = 0; t < tables.size(); ++t) {
         schemas.push_back(&writer_->table(t));
-    for (std::size_t t = 0; t < pipeline_.targets().size(); ++t)
+        all_exist = all_exist && schemas.back()->exists;
+    }
+    // A table schema_evolution: basic has still to create has no mapper: evolve_schema()
+    // settles the batch's changes until one creates it.
+    for (std::size_t t = 0; t < pipeline_.targets().size() && all_exist; ++t)
         mappers_.emplace_back(pipeline_, tables, t, schemas);
     database_connected_ = true;
     metrics_.pg_connects++;

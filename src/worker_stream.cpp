@@ -93,32 +93,12 @@ void Worker::leave_streams() {
 }
 
 void Worker::write_stream_batch(Batch& batch, Backlog& backlog) {
-    // What mapping found poison is dead-lettered before any write stores an offset past it.
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (batch.messages()[i].status != Batch::Status::poison)
-            continue;
-        if (pipeline_.on_error == OnError::stop) {
-            // Nothing of this batch commits: after the restart it is read again from the
-            // stored offset, the messages before the poison included.
-            spdlog::critical(
-                "{} on_error: stop — pipeline paused on a poison message (stream '{}' offset "
-                "{}): {}; fix it and restart rmq2pg",
-                identity(), batch.messages()[i].delivery.stream,
-                batch.messages()[i].delivery.stream_offset.value_or(-1),
-                batch.messages()[i].reason);
-            metrics_.last_error.set(identity() +
-                                    " paused (on_error: stop): " + batch.messages()[i].reason);
-            paused_ = true;
+    // What mapping found poison is dead-lettered before any write stores an offset past it
+    // (on_error: stop commits nothing of this batch: a restart reads it all again).
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        if (batch.messages()[i].status == Batch::Status::poison &&
+            !set_aside_stream_poison(batch, i, backlog))
             return;
-        }
-        const Batch::Message& m = batch.messages()[i];
-        spdlog::warn("{} poison message (stream '{}' offset {}): {}", identity(), m.delivery.stream,
-                     m.delivery.stream_offset.value_or(-1), m.reason);
-        if (dead_letter(m, batch, backlog))
-            batch.mark_dead_lettered(i);
-        else
-            batch.mark_rejected(i);
-    }
     write_pending(batch, backlog);
     if (paused_)
         return;
@@ -166,31 +146,43 @@ void Worker::write_stream_isolating(Batch& batch, Batch::Part part, Backlog& bac
         } catch (const WriteError& e) {
             if (e.kind() != WriteError::Kind::bad_data)
                 throw;
-            auto next = batch.split(current, e.failed_row(), e.failed_target(), true);
+            auto next = e.truncate_refused()
+                            ? batch.split_truncate(current, e.failed_target())
+                            : batch.split(current, e.failed_row(), e.failed_target(), true);
             if (next.empty()) {
                 std::size_t i = current.front();
                 batch.mark_poison(i, bounded_reason(e.what(), config_.log_redact_values));
-                const Batch::Message& m = batch.messages()[i];
-                spdlog::warn("{} poison message (stream '{}' offset {}): {}", identity(),
-                             m.delivery.stream, m.delivery.stream_offset.value_or(-1), m.reason);
-                if (pipeline_.on_error == OnError::stop) {
-                    spdlog::critical(
-                        "{} on_error: stop — pipeline paused on a poison message; fix it and "
-                        "restart rmq2pg",
-                        identity());
-                    metrics_.last_error.set(identity() + " paused (on_error: stop): " + m.reason);
-                    paused_ = true;
+                if (!set_aside_stream_poison(batch, i, backlog))
                     return;
-                }
-                if (dead_letter(m, batch, backlog))
-                    batch.mark_dead_lettered(i);
-                else
-                    batch.mark_rejected(i);
             }
             for (auto& p : next)
                 parts.push_back(std::move(p));
         }
     }
+}
+
+// Poison message `i` leaves the stream's way before any offset passes it: dead-lettered to
+// "<stream>.dead" (or rejected when it cannot be published), or, with on_error: stop, the
+// pipeline pauses and nothing from it on commits (after a restart it is read again from the
+// stored offset). Returns false when paused.
+bool Worker::set_aside_stream_poison(Batch& batch, std::size_t i, Backlog& backlog) {
+    const Batch::Message& m = batch.messages()[i];
+    if (pipeline_.on_error == OnError::stop) {
+        spdlog::critical(
+            "{} on_error: stop — pipeline paused on a poison message (stream '{}' offset {}): {}; "
+            "fix it and restart rmq2pg",
+            identity(), m.delivery.stream, m.delivery.stream_offset.value_or(-1), m.reason);
+        metrics_.last_error.set(identity() + " paused (on_error: stop): " + m.reason);
+        paused_ = true;
+        return false;
+    }
+    spdlog::warn("{} poison message (stream '{}' offset {}): {}", identity(), m.delivery.stream,
+                 m.delivery.stream_offset.value_or(-1), m.reason);
+    if (dead_letter(m, batch, backlog))
+        batch.mark_dead_lettered(i);
+    else
+        batch.mark_rejected(i);
+    return true;
 }
 
 }  // namespace rmq2pg

@@ -35,12 +35,23 @@ class WriteError : public std::runtime_error {
     std::optional<std::size_t> failed_row() const { return failed_row_; }
     // Which target's statements failed (an index into PipelineConfig::targets()).
     std::size_t failed_target() const { return failed_target_; }
+    // PostgreSQL refused the truncate of change events (on_truncate: truncate) of table
+    // `target` (no privilege, a foreign key): bad_data blamed on the truncate, which is then
+    // poison, not on any row.
+    static WriteError refused_truncate(const std::string& what, std::string sqlstate,
+                                       std::size_t target) {
+        WriteError e(Kind::bad_data, what, std::move(sqlstate), std::nullopt, target);
+        e.truncate_refused_ = true;
+        return e;
+    }
+    bool truncate_refused() const { return truncate_refused_; }
 
   private:
     Kind kind_;
     std::string sqlstate_;
     std::optional<std::size_t> failed_row_;
     std::size_t failed_target_;
+    bool truncate_refused_ = false;
 };
 
 const char* to_string(WriteError::Kind kind);

@@ -22,6 +22,8 @@ namespace {
 constexpr const char* kStagingSeq = "ctid";
 constexpr const char* kStagingDedupe = "rmq2pg_dedupe";
 constexpr const char* kStagingOp = "rmq2pg_op";
+// Columns by name: which defaulted columns a row's message lacked (column_defaults.h).
+constexpr const char* kStagingAbsent = "rmq2pg_absent";
 
 }  // namespace
 
@@ -89,7 +91,22 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
     // are collected for the children's statements (aggregate.h).
     const bool aggregate = shape != nullptr && !target.children.empty();
     const std::string applied = aggregate ? applied_table(index) : "";
-    if (target.mode == WriteMode::insert && !dedupe && !aggregate) {
+    // A row's value of each column, from staging row `l`: a column whose field was absent takes
+    // its DEFAULT (the expression itself, evaluated per row as DEFAULT is).
+    bool defaults = false;
+    std::string values;
+    std::size_t slot = 0;
+    for (const auto& c : target.columns) {
+        std::string value = "l." + quote_ident(c.column);
+        if (!c.column_default.empty()) {
+            defaults = true;
+            value = "CASE WHEN substr(l." + std::string(kStagingAbsent) + ", " +
+                    std::to_string(++slot) + ", 1) = '1' THEN " + c.column_default + " ELSE " +
+                    value + " END";
+        }
+        values += (values.empty() ? "" : ", ") + value;
+    }
+    if (target.mode == WriteMode::insert && !dedupe && !aggregate && !defaults) {
         plan.copy_target = qualified + " (" + column_list(columns) + ")";
         return plan;
     }
@@ -102,6 +119,8 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
         copied.push_back(kStagingDedupe);
     if (deletes)
         copied.push_back(kStagingOp);
+    if (defaults)
+        copied.push_back(kStagingAbsent);
     if (aggregate)
         copied.push_back(kStagingMessage);
     plan.copy_target = plan.staging + " (" + column_list(copied) + ")";
@@ -113,6 +132,7 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
     plan.create_staging.push_back(
         "CREATE TEMP TABLE " + stage + " ON COMMIT DROP AS SELECT " + column_list(columns) +
         ", NULL::text AS " + kStagingDedupe + ", NULL::text AS " + kStagingOp +
+        (defaults ? std::string(", NULL::text AS ") + kStagingAbsent : std::string()) +
         (aggregate ? std::string(", NULL::integer AS ") + kStagingMessage : std::string()) +
         " FROM " + qualified + " WITH NO DATA");
     if (aggregate)
@@ -141,7 +161,9 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
             plan.then.push_back("INSERT INTO " + applied + " SELECT " + kStagingMessage + " FROM " +
                                 stage);
         plan.then.push_back("INSERT INTO " + qualified + " (" + column_list(columns) + ") SELECT " +
-                            column_list(columns) + " FROM " + stage + " ORDER BY " + kStagingSeq);
+                            (defaults ? values + " FROM " + stage + " l ORDER BY l."
+                                      : column_list(columns) + " FROM " + stage + " ORDER BY ") +
+                            kStagingSeq);
         return plan;
     }
     std::string key = column_list(target.key);
@@ -202,8 +224,8 @@ WritePlan plan_target(const PipelineConfig& pipeline, const TargetConfig& target
         }
     }
     std::string sql =
-        "INSERT INTO " + qualified + " AS t (" + column_list(columns) + ") SELECT " +
-        prefixed("l", columns) + " FROM " + latest + " l WHERE true" +
+        "INSERT INTO " + qualified + " AS t (" + column_list(columns) + ") SELECT " + values +
+        " FROM " + latest + " l WHERE true" +
         (deletes ? std::string(" AND l.") + kStagingOp + " IS DISTINCT FROM 'd'" : "") +
         not_deleted + " ON CONFLICT (" + key + ") ";
     std::vector<std::string> non_key;

@@ -4,31 +4,20 @@
 # the final table holds every published id exactly once and no message is left in the queue.
 # Seeded (CHAOS_SEED) so a failing run can be replayed.
 source "$(dirname "$0")/lib.sh"
-SERVERS="$RMQ2PG_SOURCE_DIR/scripts/servers.sh"
 RANDOM=${CHAOS_SEED:-4242}
 N=100000
 STREAMED=60000 # published at a steady rate while the daemon is killed and PostgreSQL restarts
 RATE=2000
 create_orders_table "$TABLE"
 write_config "$WORK/rmq2pg.yaml" ignore 2
-trap 'status=$?; "$SERVERS" start >/dev/null 2>&1 || true; set +e; (exit $status); cleanup' EXIT
+chaos_trap
 publish --queue "$QUEUE" --declare-queue --count 0 --generate orders
 "$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" --queue "$QUEUE" \
     --generate orders --count $STREAMED --rate $RATE >/dev/null 2>"$WORK/publisher.log" &
 publisher=$!
 start_daemon "$WORK/rmq2pg.yaml"
-for kill_number in $(seq 1 10); do
-    sleep "$((1 + RANDOM % 2)).$((RANDOM % 10))"
-    kill -9 "$DAEMON_PID"
-    wait "$DAEMON_PID" 2>/dev/null || true
-    log "kill -9 #$kill_number at $(row_count "$TABLE") rows"
-    start_daemon "$WORK/rmq2pg.yaml"
-done
-for restart in 1 2; do
-    sleep "$((1 + RANDOM % 2)).$((RANDOM % 10))"
-    "$SERVERS" pg-restart >/dev/null
-    log "PostgreSQL restart #$restart at $(row_count "$TABLE") rows"
-done
+chaos_kills 10 1 2 "$WORK/rmq2pg.yaml" "$TABLE"
+chaos_pg_restarts 2 "$TABLE"
 wait "$publisher" || fail "publisher failed: $(cat "$WORK/publisher.log")"
 log "streamed $STREAMED messages; publishing the last $((N - STREAMED)) and restarting RabbitMQ"
 publish --queue "$QUEUE" --generate orders --count $((N - STREAMED)) --start $((STREAMED + 1))

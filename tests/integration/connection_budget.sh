@@ -12,8 +12,10 @@ reserved=$(sql "SHOW superuser_reserved_connections")
 # Enough pipelines of 64 workers (the most one pipeline may have) to need more than the server has.
 pipelines=$(((max_connections + 63) / 64 + 1))
 needed=$((pipelines * 64))
+# pool_size above the workers: each worker would have a connection of its own (the pooled case
+# follows the refusal).
 {
-    config_header
+    RMQ2PG_TEST_POOL_SIZE=10000 config_header
     echo "pipelines:"
     for ((i = 0; i < pipelines; i++)); do
         cat <<YAML
@@ -60,6 +62,13 @@ status=0
 grep -q "big.yaml: connection budget: config needs $needed PostgreSQL connections" "$WORK/check.out" ||
     fail "--check-config does not say why: $(cat "$WORK/check.out")"
 check_numbers "$WORK/check.out"
+
+# The same workers on the default postgres.pool_size share 16 connections: the budget counts 16.
+sed '/pool_size: 10000/d' "$WORK/big.yaml" >"$WORK/pooled.yaml"
+"$RMQ2PG_BUILD_DIR/rmq2pg" --check-config --config "$WORK/pooled.yaml" 2>"$WORK/pooled.out" ||
+    fail "--check-config of the pooled config failed: $(cat "$WORK/pooled.out")"
+grep -q "note: connection budget: config needs 16 PostgreSQL connections (postgres.pool_size)" \
+    "$WORK/pooled.out" || fail "the pool's size is not what the budget counts: $(cat "$WORK/pooled.out")"
 
 # A role with CONNECTION LIMIT 2: three workers are one too many, two fit.
 role="budget_${TEST_ID}"

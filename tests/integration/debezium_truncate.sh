@@ -3,6 +3,7 @@
 # truncate, delivered before and after it: the table ends with the newer changes only. (2) The
 # same truncate redelivered after a newer change committed keeps that change's row. (3) A newer
 # truncate empties the table, and a change after it is written. Each applied truncate is logged.
+# (4) A refused truncate is dead-lettered and the changes it would have erased are written.
 source "$(dirname "$0")/lib.sh"
 "$RMQ2PG_BUILD_DIR/rmq2pg" --migrate --config /dev/null 2>/dev/null || true
 sql "DROP TABLE IF EXISTS $TABLE; CREATE TABLE $TABLE (id int PRIMARY KEY, name text,
@@ -59,6 +60,19 @@ wait_until 30 "truncate at 60 applied" grep -q "position 60) applied" "$DAEMON_L
 wait_until 30 "id 5 written" bash -c "[[ \$(psql '$RMQ2PG_TEST_PG_URL' -XAtqc 'SELECT count(*) FROM $TABLE WHERE id = 5') == 1 ]]"
 [[ $(ids) == "5" ]] || fail "a newer truncate: ids $(ids), expected 5"
 [[ $(queue_ready "$QUEUE.dead") == 0 ]] || fail "changes were dead-lettered"
+log "a newer truncate empties the table"
+
+# (4) A truncate PostgreSQL refuses (a foreign key references the table) is dead-lettered with
+# the reason; the changes it would have erased (7, older) and the newer one (8) are written.
+sql "DROP TABLE IF EXISTS ${TABLE}_ref; CREATE TABLE ${TABLE}_ref (id int REFERENCES $TABLE (id))"
+{ change c 7 80; change t 0 90; change c 8 100; } >"$WORK/four.jsonl"
+publish --queue "$QUEUE" --file "$WORK/four.jsonl"
+wait_until 30 "refused truncate dead-lettered" queue_ready_equal "$QUEUE.dead" 1
+wait_until 30 "ids 7 and 8 written" bash -c "[[ \$(psql '$RMQ2PG_TEST_PG_URL' -XAtqc 'SELECT count(*) FROM $TABLE WHERE id IN (7, 8)') == 2 ]]"
+[[ $(ids) == "5,7,8" ]] || fail "a refused truncate: ids $(ids), expected 5,7,8"
+grep -q "truncate refused" "$DAEMON_LOG" || fail "the refusal's reason was not logged"
+sql "DROP TABLE ${TABLE}_ref"
+log "a refused truncate is poison and the changes it would have erased are written"
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
 log "PASS"

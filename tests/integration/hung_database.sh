@@ -74,5 +74,6 @@ redelivered=$(curl -s -m 2 "$BASE/metrics" |
     awk -v m="rmq2pg_messages_redelivered_total{pipeline=\"$TEST_ID\"}" '$1 == m { print $2 }')
 log "redelivered during the test: ${redelivered:-?}"
 stop_daemon
+pooled_as_asked
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
 log "PASS (readyz 503 after ${not_ready_ms} ms)"

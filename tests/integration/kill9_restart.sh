@@ -30,6 +30,7 @@ wait_until 120 "$N rows after restart" rows_equal "$TABLE" $N
 wait_until 30 "queue empty" queue_ready_equal "$QUEUE" 0
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
+pooled_as_asked
 [[ $(queue_ready "$QUEUE") == 0 ]] || fail "messages left in the queue"
 [[ $(sql "SELECT count(DISTINCT id) FROM \"$TABLE\"") == "$N" ]] || fail "missing ids"
 log "PASS"

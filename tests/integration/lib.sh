@@ -84,7 +84,8 @@ create_orders_table() {
 }
 
 # config_header [AMQP_URL...]: the top of a test config: the private servers (or the brokers
-# given), short timeouts and retries.
+# given), short timeouts and retries. RMQ2PG_TEST_POOL_SIZE sets postgres.pool_size (the
+# "_pooled" registrations of a test run it with fewer connections than workers).
 # shellcheck disable=SC2120 # the arguments are optional
 config_header() {
     local urls="\"$RMQ2PG_TEST_AMQP_URL\"" url
@@ -97,7 +98,8 @@ amqp:
   urls: [$urls]
   heartbeat_s: 10
 postgres:
-  url: "$RMQ2PG_TEST_PG_URL"
+  url: "$RMQ2PG_TEST_PG_URL"${RMQ2PG_TEST_POOL_SIZE:+
+  pool_size: $RMQ2PG_TEST_POOL_SIZE}
 shutdown_timeout_ms: 10000
 retry: { initial_ms: 100, max_ms: 1000 }
 YAML
@@ -125,6 +127,14 @@ start_daemon() {
 
 daemon_alive() { kill -0 "$DAEMON_PID" 2>/dev/null; }
 
+# pooled_as_asked: under RMQ2PG_TEST_POOL_SIZE, the daemon said its workers share the pool (a
+# "_pooled" run that silently used a connection per worker would test nothing new).
+pooled_as_asked() {
+    [[ -z ${RMQ2PG_TEST_POOL_SIZE:-} ]] ||
+        grep -q "share a pool of $RMQ2PG_TEST_POOL_SIZE PostgreSQL connections" "$DAEMON_LOG" ||
+        fail "RMQ2PG_TEST_POOL_SIZE=$RMQ2PG_TEST_POOL_SIZE but the daemon did not use the pool"
+}
+
 # stop_daemon: SIGTERM, wait for exit, sets DAEMON_EXIT.
 stop_daemon() {
     kill -TERM "$DAEMON_PID"
@@ -132,4 +142,37 @@ stop_daemon() {
     wait "$DAEMON_PID" || status=$?
     DAEMON_EXIT=$status
     DAEMON_PID=""
+}
+
+# Chaos helpers (chaos.sh, stream_chaos.sh). Each draws its pauses from RANDOM, which the test
+# seeds (CHAOS_SEED) so that a failing run can be replayed; call them in the same order.
+SERVERS="$RMQ2PG_SOURCE_DIR/scripts/servers.sh"
+
+# chaos_trap: on exit, start the servers again (a test that failed mid-restart must not leave
+# them down for the next test), then the usual cleanup.
+chaos_trap() {
+    trap 'status=$?; "$SERVERS" start >/dev/null 2>&1 || true; set +e; (exit $status); cleanup' EXIT
+}
+
+# chaos_kills TIMES MIN_S SPREAD_S CONFIG TABLE: kill -9 the daemon TIMES times, each after MIN_S
+# to MIN_S + SPREAD_S seconds (tenths drawn too), restarting it with CONFIG each time.
+chaos_kills() {
+    local times=$1 min_s=$2 spread_s=$3 config=$4 table=$5 kill_number
+    for kill_number in $(seq 1 "$times"); do
+        sleep "$((min_s + RANDOM % spread_s)).$((RANDOM % 10))"
+        kill -9 "$DAEMON_PID"
+        wait "$DAEMON_PID" 2>/dev/null || true
+        log "kill -9 #$kill_number at $(row_count "$table") rows"
+        start_daemon "$config"
+    done
+}
+
+# chaos_pg_restarts TIMES TABLE: restart PostgreSQL TIMES times, each after 1 to 3 seconds.
+chaos_pg_restarts() {
+    local times=$1 table=$2 restart
+    for restart in $(seq 1 "$times"); do
+        sleep "$((1 + RANDOM % 2)).$((RANDOM % 10))"
+        "$SERVERS" pg-restart >/dev/null
+        log "PostgreSQL restart #$restart at $(row_count "$table") rows"
+    done
 }

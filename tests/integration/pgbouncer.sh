@@ -49,7 +49,7 @@ YAML
 {
     cat <<YAML
 amqp: { urls: ["$RMQ2PG_TEST_AMQP_URL"], heartbeat_s: 10 }
-postgres: { url: "$RMQ2PG_TEST_PGBOUNCER_URL" }
+postgres: { url: "$RMQ2PG_TEST_PGBOUNCER_URL"${RMQ2PG_TEST_POOL_SIZE:+, pool_size: $RMQ2PG_TEST_POOL_SIZE} }
 shutdown_timeout_ms: 20000
 retry: { initial_ms: 100, max_ms: 1000 }
 log: { level: info }
@@ -267,6 +267,7 @@ start_daemon "$WORK/rmq2pg.yaml"
 wait_publishers
 wait_until 90 "phase 3 written" all_settled
 stop_daemon
+pooled_as_asked
 ((DAEMON_EXIT == 0)) || fail "final SIGTERM: exit $DAEMON_EXIT"
 
 # Exact rows, every pipeline.

@@ -13,6 +13,7 @@ wait_until 120 "queue drained" queue_ready_equal "$QUEUE" 0
 wait_until 60 "rows + dead-lettered == $N" rows_plus_dead_equal "$TABLE" "$QUEUE" $N
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
+pooled_as_asked
 rows=$(row_count "$TABLE")
 dead=$(queue_ready "$QUEUE.dead")
 log "$rows rows, $dead dead-lettered"

@@ -4,7 +4,6 @@
 # each time), PostgreSQL is restarted twice and RabbitMQ once. The stored offset commits with
 # the rows, so the table ends with exactly 100 000 rows, each id once. Seeded (CHAOS_SEED).
 source "$(dirname "$0")/lib.sh"
-SERVERS="$RMQ2PG_SOURCE_DIR/scripts/servers.sh"
 RANDOM=${CHAOS_SEED:-4242}
 STREAM="s_${TEST_ID}"
 N=100000
@@ -29,24 +28,14 @@ YAML
 } >"$WORK/rmq2pg.yaml"
 "$RMQ2PG_BUILD_DIR/rmq2pg" --migrate --config "$WORK/rmq2pg.yaml" >/dev/null 2>&1 ||
     fail "--migrate failed"
-trap 'status=$?; "$SERVERS" start >/dev/null 2>&1 || true; set +e; (exit $status); cleanup' EXIT
+chaos_trap
 publish --queue "$STREAM" --declare-stream --count 0 --generate orders
 "$RMQ2PG_BUILD_DIR/rmq2pg-publish" --url "$RMQ2PG_TEST_AMQP_URL" --queue "$STREAM" \
     --generate orders --count $STREAMED --rate $RATE >/dev/null 2>"$WORK/publisher.log" &
 publisher=$!
 start_daemon "$WORK/rmq2pg.yaml"
-for kill_number in $(seq 1 10); do
-    sleep "$((2 + RANDOM % 3)).$((RANDOM % 10))"
-    kill -9 "$DAEMON_PID"
-    wait "$DAEMON_PID" 2>/dev/null || true
-    log "kill -9 #$kill_number at $(row_count "$TABLE") rows"
-    start_daemon "$WORK/rmq2pg.yaml"
-done
-for restart in 1 2; do
-    sleep "$((1 + RANDOM % 2)).$((RANDOM % 10))"
-    "$SERVERS" pg-restart >/dev/null
-    log "PostgreSQL restart #$restart at $(row_count "$TABLE") rows"
-done
+chaos_kills 10 2 3 "$WORK/rmq2pg.yaml" "$TABLE"
+chaos_pg_restarts 2 "$TABLE"
 wait "$publisher" || fail "publisher failed: $(cat "$WORK/publisher.log")"
 log "streamed $STREAMED messages; publishing the last $((N - STREAMED)) and restarting RabbitMQ"
 publish --queue "$STREAM" --generate orders --count $((N - STREAMED)) --start $((STREAMED + 1))

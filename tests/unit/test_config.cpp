@@ -450,9 +450,14 @@ TEST_CASE("each malformed config is rejected with its own error line", "[config]
          "postgres: expected a mapping, got a scalar", 3},
         {"unknown key in postgres",
          lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres:", "  url: postgresql://h/db",
-                "  pool_size: 4",
+                "  pool_mode: 4",
                 "pipelines:", "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
-         "postgres.pool_size: unknown key (known keys: url", 5},
+         "postgres.pool_mode: unknown key (known keys: url", 5},
+        {"postgres.pool_size of zero",
+         lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres:", "  url: postgresql://h/db",
+                "  pool_size: 0",
+                "pipelines:", "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
+         "postgres.pool_size: value 0 is out of range 1..10000", 5},
         {"empty postgres.url",
          lines({"amqp:", "  urls: [\"amqp://h/\"]", "postgres:", "  url: \"\"",
                 "pipelines:", "  - {name: p, queue: q, table: t, columns: {id: /id}}"}),
@@ -867,4 +872,18 @@ TEST_CASE("a debezium pipeline upserts by its position, columns by name and the 
     CHECK(p.version == "_rmq2pg_version");
     REQUIRE(p.delete_when);
     CHECK(p.delete_when->equals == "d");
+}
+
+TEST_CASE("postgres.pool_size defaults to 16 and pools only workers that outnumber it") {
+    auto text = [](const std::string& pool, int workers) {
+        return "amqp:\n  urls: [\"amqp://h/\"]\npostgres:\n  url: postgresql://h/db\n" + pool +
+               "pipelines:\n  - {name: p, queue: q, table: t, workers: " + std::to_string(workers) +
+               ", columns: {id: /id}}\n";
+    };
+    Config defaults = load_config_text(text("", 16), "test.yaml");
+    CHECK(defaults.postgres_pool_size == 16);
+    CHECK_FALSE(uses_pg_pool(defaults));
+    Config small = load_config_text(text("  pool_size: 4\n", 5), "test.yaml");
+    CHECK(small.postgres_pool_size == 4);
+    CHECK(uses_pg_pool(small));
 }

@@ -36,13 +36,40 @@ Config with_pipelines(std::initializer_list<int> workers) {
 
 }  // namespace
 
-TEST_CASE("a config needs one PostgreSQL connection per worker of every pipeline") {
+TEST_CASE("a config needs one PostgreSQL connection per worker while they fit the pool") {
     CHECK(connections_needed(with_pipelines({1})) == 1);
-    CHECK(connections_needed(with_pipelines({4, 1, 16})) == 21);
+    CHECK(connections_needed(with_pipelines({4, 1, 11})) == 16);
+    CHECK_FALSE(uses_pg_pool(with_pipelines({4, 1, 11})));
+    CHECK(connections_needed_why(with_pipelines({1})) == "one per worker");
+}
+
+TEST_CASE("workers that outnumber postgres.pool_size need the pool's size, not one each") {
+    CHECK(connections_needed(with_pipelines({4, 1, 16})) == 16);
     Config many;
     for (int i = 0; i < 200; ++i)
         many.pipelines.emplace_back();
+    CHECK(uses_pg_pool(many));
+    CHECK(connections_needed(many) == 16);
+    CHECK(connections_needed_why(many) == "postgres.pool_size");
+    many.postgres_pool_size = 200;
+    CHECK_FALSE(uses_pg_pool(many));
     CHECK(connections_needed(many) == 200);
+}
+
+TEST_CASE("pipelines of streams add the status poller's one connection") {
+    Config c = with_pipelines({2, 1});
+    c.pipelines[1].streams = {"s1"};
+    CHECK(connections_needed(c) == 4);
+    CHECK(connections_needed_why(c) == "one per worker, plus 1 for the streams' status poller");
+    c.postgres_pool_size = 2;
+    CHECK(connections_needed(c) == 3);
+}
+
+TEST_CASE("a pooled config over the budget is told to lower postgres.pool_size") {
+    auto v = judge_connection_budget(100, server(100, 3, 12), "postgres.pool_size");
+    CHECK_FALSE(v.ok);
+    CHECK(v.message.find("config needs 100 PostgreSQL connections (postgres.pool_size)") == 0);
+    CHECK(v.message.find("lower postgres.pool_size, or raise") != std::string::npos);
 }
 
 TEST_CASE("a tenth of the usable slots, at least 3, stay free for other clients") {

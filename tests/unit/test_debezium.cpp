@@ -331,6 +331,45 @@ TEST_CASE("a batch settles tombstones and truncates without a row and writes the
     CHECK(batch.last_ackable_tag() == std::uint64_t{4});
 }
 
+TEST_CASE("a refused truncate is poison and the changes it dropped are written after all") {
+    PipelineConfig p = debezium_pipeline();
+    p.on_truncate = OnTruncate::truncate;
+    TableSchema t = customers();
+    std::vector<AggregateMapper> mappers;
+    mappers.emplace_back(p, table_targets(p), 0, std::vector<const TableSchema*>{&t});
+    Batch batch;
+    std::string newer = fixture("postgres_update_bare.json");
+    for (auto at = newer.find("24023200"); at != std::string::npos; at = newer.find("24023200"))
+        newer.replace(at, 8, "99999999");
+    // Delivery order: older, newer, the truncate (46523300), older again.
+    std::vector<std::string> bodies = {fixture("postgres_create_bare.json"), newer,
+                                       fixture("postgres_truncate.json"),
+                                       fixture("postgres_update_bare.json")};
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        Delivery d;
+        d.delivery_tag = i + 1;
+        d.body = bodies[i];
+        batch.add(std::move(d));
+    }
+    batch.map(p, mappers, false);
+    REQUIRE(batch.pending() == Batch::Part{1, 2});
+    // PostgreSQL refused the truncate of table 0: it is tried alone, first.
+    auto parts = batch.split_truncate(batch.pending(), 0);
+    REQUIRE(parts.size() == 2);
+    CHECK(parts[1] == Batch::Part{2});
+    CHECK(parts[0] == Batch::Part{1});
+    CHECK(batch.split_truncate(Batch::Part{2}, 0).empty());
+    batch.mark_poison(2, "truncate refused: permission denied");
+    const auto& m = batch.messages();
+    CHECK(m[2].status == Batch::Status::poison);
+    CHECK((m[0].status == Batch::Status::pending && m[0].mapped && !m[0].before_truncate));
+    CHECK((m[3].status == Batch::Status::pending && m[3].mapped));
+    REQUIRE(batch.pending() == Batch::Part{0, 1, 3});
+    auto rows = batch.rows_of(batch.pending());
+    CHECK(!rows[0].truncate);
+    CHECK(rows[0].count == 3);
+}
+
 TEST_CASE("on_truncate: truncate drops the batch's older changes and truncates before the rest") {
     PipelineConfig p = debezium_pipeline();
     p.on_truncate = OnTruncate::truncate;

@@ -341,6 +341,7 @@ TEST_CASE("/metrics names every counter, gauge and histogram per pipeline before
              "rmq2pg_batch_size_bucket{pipeline=\"orders\",le=\"+Inf\"} 0",
              "rmq2pg_end_to_end_latency_seconds_count{pipeline=\"orders\"} 0",
              "rmq2pg_queue_poll_ok{pipeline=\"orders\"} 0",
+             "# TYPE rmq2pg_stream_lag_messages gauge",
              "rmq2pg_ready 0",
              "rmq2pg_healthy 1",
              "rmq2pg_build_info{version=\"",

@@ -1,11 +1,13 @@
 // The pure parts of streams: `start:` forms, the offsets a write stores, the sharing of streams
-// among workers, the in-order split of a refused part, and the config rules of `streams:`.
+// among workers, the in-order split of a refused part, the config rules of `streams:`, and the
+// lag behind the end the broker tells.
 #include <catch2/catch.hpp>
 
 #include "aggregate.h"
 #include "aggregate_mapper.h"
 #include "batch.h"
 #include "config.h"
+#include "stream_end.h"
 #include "stream_offsets.h"
 #include "stream_start.h"
 
@@ -189,4 +191,41 @@ TEST_CASE("streams: config rules") {
               .find("$stream_offset needs 'streams:'") != std::string::npos);
     CHECK(config_problems("    streams: [a]\n    lease_s: 1\n    columns: {id: /id}\n")
               .find("pipelines[0].lease_s: value 1 is out of range 2..3600") != std::string::npos);
+}
+
+TEST_CASE("the lag is the broker's end (first offset + message_count) minus the stored offset") {
+    rmq2pg::StreamEnd end;
+    end.stream = "events";
+    SECTION("unknown until the broker was read and the stream committed once") {
+        CHECK_FALSE(rmq2pg::stream_lag(end, 10));
+        end.known = true;
+        end.messages = 100;
+        CHECK_FALSE(rmq2pg::stream_lag(end, std::nullopt));
+        CHECK_FALSE(rmq2pg::stream_lag(end, 10));  // first offset not probed yet
+        CHECK_FALSE(rmq2pg::end_offset_of(end));
+    }
+    SECTION("a stream never truncated starts at 0") {
+        end.known = true;
+        end.messages = 100;
+        end.first_offset = 0;
+        CHECK(rmq2pg::end_offset_of(end) == 100);
+        CHECK(rmq2pg::stream_lag(end, 40) == 60);
+        CHECK(rmq2pg::stream_lag(end, 100) == 0);
+    }
+    SECTION("retention moved the first offset: the count alone would understate the lag") {
+        end.known = true;
+        end.messages = 100;
+        end.first_offset = 5000;
+        CHECK(rmq2pg::stream_lag(end, 5010) == 90);
+    }
+    SECTION("a stored offset past the broker's older count reads as no lag") {
+        end.known = true;
+        end.messages = 100;
+        end.first_offset = 0;
+        CHECK(rmq2pg::stream_lag(end, 130) == 0);
+    }
+    SECTION("an empty stream has nothing to read") {
+        end.known = true;
+        CHECK(rmq2pg::stream_lag(end, 0) == 0);
+    }
 }
