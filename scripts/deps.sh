@@ -13,11 +13,16 @@ build_packages=(
     libsimdjson-dev libsystemd-dev libmicrohttpd-dev catch2 libssl-dev
     # content_encoding gzip/deflate (src/body_decoding.cpp)
     zlib1g-dev
+    # format: protobuf (src/protobuf_schema.cpp, src/protobuf_decoder.cpp); protoc makes the
+    # tests' descriptor set at build time
+    libprotobuf-dev protobuf-compiler
 )
 # What the binary needs at run time (the Dockerfile's runtime stage runs `deps.sh --runtime`).
 runtime_packages=(
     librabbitmq4 libpqxx-6.4 libspdlog1.10 libyaml-cpp0.7 libsimdjson14 libmicrohttpd12
     libsystemd0
+    # format: protobuf
+    libprotobuf32
 )
 packages=(
     "${build_packages[@]}"
@@ -30,6 +35,8 @@ packages=(
     pgbouncer
     # pgrep/pkill, fuser/killall used by the test scripts
     procps psmisc bc python3
+    # tests/integration/protobuf.sh and scripts/protobuf_bench.sh build messages with it
+    python3-protobuf
     # the HTTP endpoints' tests: curl scrapes, headless Chromium renders the status page
     curl chromium
     # certificates for the TLS test (tests/integration/tls.sh)

@@ -9,6 +9,7 @@
 #include <simdjson.h>
 
 #include "columns_by_name.h"
+#include "protobuf_decoder.h"
 
 namespace rmq2pg {
 
@@ -49,6 +50,9 @@ struct AggregateMapper::Impl {
     std::string padded;      // the body + padding, reused
     std::string parent_row;  // this message's row, read by the children's $parent.COLUMN
     std::string element;     // one element's JSON text
+    // format: protobuf (a route's mapper only): the body becomes its JSON form in `json` first.
+    std::unique_ptr<ProtobufDecoder> protobuf;
+    std::string json;
 
     Impl(RowMapper mapper) : row(std::move(mapper)) {}
 };
@@ -56,9 +60,15 @@ struct AggregateMapper::Impl {
 AggregateMapper::AggregateMapper(const PipelineConfig& pipeline,
                                  const std::vector<TableTarget>& tables, std::size_t table,
                                  const std::vector<const TableSchema*>& schemas) {
-    const TargetConfig resolved =
-        resolve_target(pipeline, *tables.at(table).config, *schemas.at(table));
+    TargetConfig resolved = resolve_target(pipeline, *tables.at(table).config, *schemas.at(table));
+    const bool protobuf = pipeline.format == MessageFormat::protobuf && pipeline.protobuf.schema;
+    // Columns by name: a column named as a field's lowerCamel JSON name reads that field; a
+    // column no field has reads nothing (NULL or its DEFAULT), as with JSON.
+    if (protobuf && resolved.columns_by_name)
+        pipeline.protobuf.schema->apply_names(resolved, false);
     impl_ = std::make_unique<Impl>(RowMapper(resolved, *schemas.at(table), pipeline));
+    if (protobuf)
+        impl_->protobuf = std::make_unique<ProtobufDecoder>(pipeline.protobuf.schema);
     impl_->table = table;
     impl_->index_column = carries_message_index(tables[table]);
     add_children(tables, schemas, resolved);
@@ -120,6 +130,11 @@ std::optional<std::string> AggregateMapper::append(const Delivery& delivery, std
                                                    std::vector<std::size_t>& counts,
                                                    const RowContext* context) {
     Impl& m = *impl_;
+    if (m.protobuf) {
+        if (auto error = m.protobuf->to_json(body, m.json))
+            return error;
+        body = m.json;
+    }
     std::string& out = rows[m.table];
     const std::size_t before = out.size();
     if (counts[m.table] > 0)

@@ -86,6 +86,46 @@ void append_hex_bytea(std::string& out, std::string_view bytes) {
     }
 }
 
+bool append_base64_bytea(std::string& out, std::string_view base64) {
+    static const char digits[] = "0123456789abcdef";
+    while (!base64.empty() && base64.back() == '=')
+        base64.remove_suffix(1);
+    const std::size_t size = out.size();
+    out += "\\x";
+    unsigned bits = 0, count = 0;
+    for (char c : base64) {
+        unsigned v;
+        if (c >= 'A' && c <= 'Z')
+            v = static_cast<unsigned>(c - 'A');
+        else if (c >= 'a' && c <= 'z')
+            v = static_cast<unsigned>(c - 'a' + 26);
+        else if (c >= '0' && c <= '9')
+            v = static_cast<unsigned>(c - '0' + 52);
+        else if (c == '+' || c == '-')  // '-' and '_': the URL-safe alphabet
+            v = 62;
+        else if (c == '/' || c == '_')
+            v = 63;
+        else {
+            out.resize(size);
+            return false;
+        }
+        bits = (bits << 6) | v;
+        count += 6;
+        if (count >= 8) {
+            count -= 8;
+            const unsigned byte = (bits >> count) & 0xff;
+            out += digits[byte >> 4];
+            out += digits[byte & 15];
+        }
+    }
+    // A lone sixth of a byte left over is not base64.
+    if (count >= 6) {
+        out.resize(size);
+        return false;
+    }
+    return true;
+}
+
 bool append_epoch(std::string& out, std::string_view number) {
     std::string text(number);
     char* end = nullptr;

@@ -15,6 +15,9 @@ void append_copy_escaped(std::string& out, std::string_view value);
 // Raw bytes → bytea's hex input form: \x and two hex digits per byte.
 void append_hex_bytea(std::string& out, std::string_view bytes);
 
+// Base64 (RFC 4648, padded or not) → bytea's hex input form. False, `out` untouched, when
+// `base64` is not base64.
+bool append_base64_bytea(std::string& out, std::string_view base64);
 // Seconds since the epoch (fractions allowed) → "YYYY-MM-DD HH:MM:SS.ffffff+00". False, `out`
 // untouched, when `number` is not a number or not a time a timestamp column can take.
 bool append_epoch(std::string& out, std::string_view number);

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -14,6 +15,8 @@
 #include "stream_start.h"
 
 namespace rmq2pg {
+
+class ProtobufSchema;
 
 // Where a column's value comes from in a delivery.
 struct ColumnSource {
@@ -33,6 +36,9 @@ struct ColumnSource {
     Kind kind = Kind::body;
     std::string argument;  // the pointer for json_pointer, the header name for header, the
                            // parent's column for parent_column
+    // format: protobuf: the pointer reads a `bytes` field, base64 in the JSON form, which a bytea
+    // column takes decoded (set by ProtobufSchema::apply_names).
+    bool base64 = false;
 };
 
 struct ColumnMapping {
@@ -47,9 +53,17 @@ struct ColumnMapping {
 };
 
 enum class WriteMode { insert, ignore, upsert };
-// How a body is read: a JSON document (columns are pointers into it), or a Debezium change
-// event (columns are fields of its row image; see debezium_envelope.h).
-enum class MessageFormat { json, debezium };
+// How a body is read: a JSON document (columns are pointers into it), a Debezium change
+// event (columns are fields of its row image; see debezium_envelope.h), or a Protocol Buffers
+// message, read as its canonical JSON form (protobuf_decoder.h).
+enum class MessageFormat { json, debezium, protobuf };
+
+// format: protobuf: protobuf: { descriptor_set: FILE, message: full.Name }.
+struct ProtobufConfig {
+    std::string descriptor_set;  // as written
+    std::string message;
+    std::shared_ptr<const ProtobufSchema> schema;  // loaded with the config; shared read-only
+};
 enum class OnTruncate { ignore, truncate };
 enum class SchemaEvolution { none, basic };
 enum class OnError { dead_letter, reject, stop };
@@ -138,6 +152,7 @@ struct PipelineConfig : TargetConfig {
     StreamStart start;  // where a stream with no stored offset begins
     int lease_s = 10;   // a partition's owner that stops renewing loses it after this
     MessageFormat format = MessageFormat::json;
+    ProtobufConfig protobuf;                                   // format: protobuf
     OnTruncate on_truncate = OnTruncate::ignore;               // debezium: what op "t" does
     SchemaEvolution schema_evolution = SchemaEvolution::none;  // debezium
     int workers = 1;

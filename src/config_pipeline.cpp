@@ -5,6 +5,7 @@
 #include <set>
 
 #include "json_pointer.h"
+#include "protobuf_schema.h"
 #include "topic_match.h"
 
 namespace rmq2pg {
@@ -348,7 +349,9 @@ void read_children(ConfigReader& r, const YAML::Node& node, const std::string& p
 void read_format(ConfigReader& r, const YAML::Node& node, const std::string& path,
                  PipelineConfig& p) {
     r.choice(node, "format", path, p.format,
-             {{"json", MessageFormat::json}, {"debezium", MessageFormat::debezium}});
+             {{"json", MessageFormat::json},
+              {"debezium", MessageFormat::debezium},
+              {"protobuf", MessageFormat::protobuf}});
     r.choice(node, "on_truncate", path, p.on_truncate,
              {{"ignore", OnTruncate::ignore}, {"truncate", OnTruncate::truncate}});
     r.choice(node, "schema_evolution", path, p.schema_evolution,
@@ -357,6 +360,55 @@ void read_format(ConfigReader& r, const YAML::Node& node, const std::string& pat
         for (const char* key : {"on_truncate", "schema_evolution"})
             if (node[key].IsDefined())
                 r.problem(node[key], path + "." + key, "applies only to format: debezium");
+}
+
+// protobuf: { descriptor_set, message }: the schema is loaded here, so --check-config and a
+// reload find a wrong file, message or field name before any worker starts.
+void read_protobuf(ConfigReader& r, const YAML::Node& node, const std::string& path,
+                   PipelineConfig& p) {
+    const std::string ppath = path + ".protobuf";
+    YAML::Node pb = node["protobuf"];
+    if (p.format != MessageFormat::protobuf) {
+        if (pb.IsDefined())
+            r.problem(pb, ppath, "applies only to format: protobuf");
+        return;
+    }
+    if (!ConfigReader::given(pb)) {
+        r.problem(node["format"], ppath,
+                  "format: protobuf needs protobuf: { descriptor_set: FILE, message: "
+                  "package.Message }");
+        return;
+    }
+    if (!r.expect_map(pb, ppath))
+        return;
+    r.check_keys(pb, ppath, {"descriptor_set", "message"});
+    auto file = r.required_string(pb, "descriptor_set", ppath);
+    auto message = r.required_string(pb, "message", ppath);
+    if (!file || !message)
+        return;
+    p.protobuf.descriptor_set = *file;
+    p.protobuf.message = *message;
+    try {
+        p.protobuf.schema = ProtobufSchema::load(*file, *message);
+    } catch (const ProtobufSchemaError& e) {
+        const bool set = e.key == ProtobufSchemaError::Key::descriptor_set;
+        r.problem(pb[set ? "descriptor_set" : "message"],
+                  ppath + (set ? ".descriptor_set" : ".message"), e.what());
+        return;
+    }
+    // A changed descriptor set restarts the pipeline on reload, as a changed config does.
+    p.fingerprint += "\nprotobuf descriptor set " + p.protobuf.schema->digest();
+    auto report = [&](const std::string& prefix, TargetConfig& target) {
+        for (const auto& problem : p.protobuf.schema->apply_names(target, true))
+            r.problem(node, prefix + "." + problem.key, problem.what);
+    };
+    if (p.routes.empty())
+        report(path, p);
+    for (std::size_t i = 0; i < p.routes.size(); ++i)
+        report(path + ".routes[" + std::to_string(i) + "]", p.routes[i]);
+    if (!p.dedupe.empty() && p.dedupe != "message_id")
+        if (auto problem = p.protobuf.schema->apply_name(p.dedupe))
+            r.problem(node["dedupe"], path + ".dedupe", *problem);
 }
 
 // A change event says itself whether it deletes, and its position in the source's log is the
@@ -551,7 +603,8 @@ PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std:
                   "max_inflight_bytes",
                   "streams",
                   "start",
-                  "lease_s"});
+                  "lease_s",
+                  "protobuf"});
     if (auto name = r.required_string(node, "name", path)) {
         p.name = *name;
         if (!valid_name(p.name))
@@ -602,6 +655,7 @@ PipelineConfig read_pipeline(ConfigReader& r, const YAML::Node& node, const std:
     if (YAML::Node declare = node["declare"]; declare.IsDefined() && !declare.IsNull())
         p.declare = read_declaration(r, declare, path + ".declare");
     check_stream_pipeline(r, node, path, p);
+    read_protobuf(r, node, path, p);
     return p;
 }
 

@@ -198,10 +198,16 @@ struct RowMapper::Impl {
                 std::string_view s;
                 if (value.get_string().get(s) != simdjson::SUCCESS)
                     break;
-                if (category == TypeCategory::bytea)
+                if (category == TypeCategory::bytea && column.mapping.source.base64) {
+                    if (!append_base64_bytea(field, s)) {
+                        error = "value " + quoted_value(s) + " is not base64";
+                        return Outcome::error;
+                    }
+                } else if (category == TypeCategory::bytea) {
                     append_hex_bytea(field, s);
-                else
+                } else {
                     field.append(s);
+                }
                 return Outcome::value;
             }
             case json_type::number: {
@@ -500,6 +506,13 @@ std::optional<std::string> RowMapper::append_row(const Delivery& d, std::string_
         switch (mapping.source.kind) {
             case Kind::json_pointer: {
                 if (mapping.source.argument.empty() && element_is_string) {
+                    if (column.category == TypeCategory::bytea && mapping.source.base64) {
+                        if (!append_base64_bytea(m.field, m.element_string)) {
+                            outcome = Impl::Outcome::error;
+                            error = "value " + quoted_value(m.element_string) + " is not base64";
+                        }
+                        break;
+                    }
                     m.render_text(m.element_string, HeaderValue::Kind::text, column.category);
                     break;
                 }

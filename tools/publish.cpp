@@ -2,6 +2,7 @@
 // with publisher confirms, for the demo, the tests and users who need to replay data.
 // Exit status 0 means every message was confirmed by the broker.
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -22,6 +23,8 @@ constexpr const char* kUsage =
     "  --file PATH            JSON lines to publish (default: stdin)\n"
     "  --generate orders      publish generated order messages instead (with --count)\n"
     "  --body-file PATH       publish this file's bytes as one message (repeatable; binary ok)\n"
+    "  --delimited-file PATH  publish each body of PATH, each preceded by its length as a\n"
+    "                         varint (protobuf's writeDelimitedTo format)\n"
     "  --content-encoding E   content_encoding of every message (gzip, deflate, ...)\n"
     "  --content-type T       content_type of every message (default application/json)\n"
     "  --count N              how many to generate (default 1000)\n"
@@ -52,6 +55,7 @@ struct Options {
     std::string url, queue, exchange, routing_key, file, generate,
         prefix = "msg-", stats, drain, headers, content_encoding, content_type = "application/json";
     std::vector<std::string> body_files;
+    std::string delimited_file;
     rmq2pg::AmqpTlsOptions tls;  // the same meaning as the daemon's amqp.tls keys
     long count = 1000, start = 1, seed = 1, pad = 0, window = 2000, rate = 0, probe = 0;
     double poison_percent = 0;
@@ -121,6 +125,8 @@ bool parse(int argc, char** argv, Options& o) {
             ok = value(o.file);
         else if (a == "--body-file")
             ok = value(o.body_files.emplace_back());
+        else if (a == "--delimited-file")
+            ok = value(o.delimited_file);
         else if (a == "--content-encoding")
             ok = value(o.content_encoding);
         else if (a == "--content-type")
@@ -341,7 +347,33 @@ int main(int argc, char** argv) {
             if (++sent % o.window == 0)
                 session.wait_for_confirms();
         };
-        if (!o.body_files.empty()) {
+        if (!o.delimited_file.empty()) {
+            std::ifstream file(o.delimited_file, std::ios::binary);
+            if (!file) {
+                std::fprintf(stderr, "rmq2pg-publish: cannot read %s: %s\n",
+                             o.delimited_file.c_str(), std::strerror(errno));
+                return 66;
+            }
+            for (;;) {
+                std::uint64_t length = 0;
+                int shift = 0, c = 0;
+                while ((c = file.get()) != EOF && shift < 64) {
+                    length |= static_cast<std::uint64_t>(c & 0x7f) << shift;
+                    shift += 7;
+                    if ((c & 0x80) == 0)
+                        break;
+                }
+                if (c == EOF)
+                    break;
+                body.resize(length);
+                if (!file.read(body.data(), static_cast<std::streamsize>(length))) {
+                    std::fprintf(stderr, "rmq2pg-publish: %s is cut short\n",
+                                 o.delimited_file.c_str());
+                    return 65;
+                }
+                send(body);
+            }
+        } else if (!o.body_files.empty()) {
             for (const auto& path : o.body_files) {
                 std::ifstream file(path, std::ios::binary);
                 if (!file) {
