@@ -72,6 +72,12 @@ Coordination PooledWriter::coordinate(const CoordinationRequest& request) {
     return out;
 }
 
+bool PooledWriter::evolve(std::size_t target, const std::vector<std::string>& statements) {
+    bool changed = false;
+    borrowed([&] { changed = writer_.evolve(target, statements); });
+    return changed;
+}
+
 void PooledWriter::prune() {
     borrowed([&] { writer_.prune(); });
 }

@@ -30,6 +30,7 @@ class PooledWriter : public BatchWriter {
                const std::vector<OffsetWrite>& offsets) override;
     Coordination coordinate(const CoordinationRequest& request) override;
     void prune() override;
+    bool evolve(std::size_t target, const std::vector<std::string>& statements) override;
     // Cuts a wait for the pool as well as a call under way on a borrowed connection.
     void interrupt(const std::string& reason) override;
 
