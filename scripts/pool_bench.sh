@@ -6,7 +6,8 @@
 # backlog, on a pool smaller than their workers.
 # Usage: scripts/pool_bench.sh [MESSAGES] [BACKLOG]   (private servers from scripts/servers.sh)
 #   MESSAGES  rows of (a) and (b) (default 200000); BACKLOG  the busy pipeline's backlog in (d)
-#   (default 300000). POOL_BENCH_SIZES overrides (c)'s pipeline counts ("1 50 200 1000").
+#   (default 300000). POOL_BENCH_SIZES overrides (c)'s pipeline counts ("1 50 200 1000"),
+#   POOL_BENCH_PARTS which parts run ("a b c d"; b compares with a).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200000}
@@ -85,8 +86,11 @@ rate() {
     sql "$q"
 }
 
+runs() { [[ " ${POOL_BENCH_PARTS:-a b c d} " == *" $1 "* ]]; }
+
 echo "# pool_bench: messages $n, backlog $backlog, $(nproc) cores (shared machine: figures are noisy)"
 
+if runs a; then
 # (a) one busy pipeline alone (2 workers, a connection each) vs the same among 199 idle ones
 # (1 worker each, 201 workers on pool_size 16).
 tables 200
@@ -106,7 +110,9 @@ stop
 among=$(rate 1 1)
 echo "(a) one busy pipeline: alone $alone msg/s, among 199 idle (pool_size 16) $among msg/s," \
     "ratio $(echo "scale=2; $among / $alone" | bc)"
+fi
 
+if runs b && runs a; then
 # (b) 200 pipelines all busy (n/200 each, 1 worker each, pool_size 16) vs (a)'s one pipeline.
 tables 200
 bench publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues "$(queues 1 200)" --count $((n / 200)) \
@@ -118,7 +124,9 @@ stop
 all=$(rate 1 200)
 echo "(b) 200 pipelines all busy: total $all msg/s vs one pipeline alone $alone msg/s," \
     "ratio $(echo "scale=2; $all / $alone" | bc)"
+fi
 
+if runs c; then
 # (c) an idle daemon: RSS and threads by pipeline count, once every worker is consuming.
 for k in $sizes; do
     tables "$k"
@@ -141,7 +149,9 @@ for k in $sizes; do
         "(ready: $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:39187/readyz))"
     stop
 done
+fi
 
+if runs d; then
 # (d) fairness: pipeline 1 (2 workers) drains a backlog while pipeline 2 (1 worker) gets
 # 10 msg/s; pool_size 2 < 3 workers, so they queue for connections. Trickle latency: publish
 # (sent_us in the body) to row (received_at), p50/p99, against max_delay_ms (50) + 100 ms.
@@ -165,3 +175,4 @@ read -r p50 p99 worst <<<"$(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP
 echo "(d) trickle 10 msg/s beside a $backlog backlog (pool_size 2, 3 workers): latency p50 $p50 ms," \
     "p99 $p99 ms, max $worst ms (target p99 <= 150 ms); the busy one still had $busy_left to go" \
     "when the trickle ended, drained at $(rate 1 1) msg/s"
+fi

@@ -72,14 +72,14 @@ Coordination PooledWriter::coordinate(const CoordinationRequest& request) {
     return out;
 }
 
-void PooledWriter::prune() {
-    borrowed([&] { writer_.prune(); });
-}
-
 bool PooledWriter::evolve(std::size_t target, const std::vector<std::string>& statements) {
     bool changed = false;
     borrowed([&] { changed = writer_.evolve(target, statements); });
     return changed;
+}
+
+void PooledWriter::prune() {
+    borrowed([&] { writer_.prune(); });
 }
 
 void PooledWriter::interrupt(const std::string& reason) {
