@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "civil_date.h"
+
 namespace rmq2pg {
 
 namespace {
@@ -31,21 +33,6 @@ std::int64_t floor_div(std::int64_t a, std::int64_t b) {
 
 std::int64_t per_second(TimeUnit unit) {
     return unit == TimeUnit::millis ? 1000 : unit == TimeUnit::micros ? 1000000 : 1000000000;
-}
-
-// Howard Hinnant's days → civil date (proleptic Gregorian), exact for every int64 day count
-// PostgreSQL can hold.
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
-    z += 719468;
-    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const auto doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = static_cast<std::int64_t>(yoe) + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    d = doy - (153 * mp + 2) / 5 + 1;
-    m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2 ? 1 : 0;
 }
 
 std::string date_text(std::int64_t days, bool& bc) {

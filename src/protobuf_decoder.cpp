@@ -17,6 +17,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "civil_date.h"
 #include "json_escape.h"
 
 namespace rmq2pg {
@@ -91,20 +92,6 @@ void append_int(std::string& out, Int value, bool quoted) {
     out.append(buf, result.ptr);
     if (quoted)
         out += '"';
-}
-
-// Days since 1970-01-01 → civil date (H. Hinnant's algorithm, proleptic Gregorian).
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
-    z += 719468;
-    const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = static_cast<std::int64_t>(yoe) + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    d = doy - (153 * mp + 2) / 5 + 1;
-    m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2 ? 1 : 0;
 }
 
 // ".123", ".123456" or ".123456789" (as few groups of three as the value needs), or nothing.
