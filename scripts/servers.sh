@@ -7,6 +7,7 @@ usage() {
     cat <<'EOF'
 usage: scripts/servers.sh COMMAND [ARGS...]
   start | stop | status | clean          both servers (start/stop are idempotent; clean = stop + rm -rf)
+  start --fresh                          stop, remove both servers' data, start (ctest's fixture)
   pg-start | pg-stop | pg-restart        PostgreSQL only (stop is a fast shutdown)
   rabbit-start | rabbit-stop | rabbit-restart
   env                                    export lines: eval "$(scripts/servers.sh env)"
@@ -304,6 +305,14 @@ case "$cmd" in
     start)
         need_packages
         take_lock
+        if [[ "${1:-}" == --fresh ]]; then
+            # The test fixture's start: what an earlier run left (a queue whose recovery crashes
+            # after an unclean stop, tables, users) must not decide whether this run can begin.
+            rabbit_stop
+            pg_stop
+            rm -rf "$rabbit_dir" "$pg_dir"
+            log "removed the data of earlier runs ($rabbit_dir, $pg_dir)"
+        fi
         # Side by side: RabbitMQ's boot (~3 s) hides PostgreSQL's (initdb ~1.5 s the first
         # time). Each reports its own failure; either one fails the start.
         pg_start &
