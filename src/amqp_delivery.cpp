@@ -72,9 +72,18 @@ void handle_frame(AmqpConnection& connection, const amqp_frame_t& frame) {
             server_closed(connection, frame.payload.method, frame.channel, "consuming from",
                           CloseArrived::unprompted);
         case AMQP_BASIC_CANCEL_METHOD:
-            throw AmqpError(AmqpError::Kind::channel, "broker cancelled the consumer on " +
-                                                          connection.description +
-                                                          " (queue deleted or node down)");
+            throw AmqpChannelError(AmqpError::Kind::channel,
+                                   "broker cancelled the consumer on " + connection.description +
+                                       " (queue deleted or node down)",
+                                   frame.channel, true);
+        case AMQP_BASIC_DELIVER_METHOD:
+            // Only met while the content of a delivery on another channel is read: RabbitMQ
+            // writes a delivery's frames together, so this is a broken stream; reading on
+            // would lose this delivery, reconnecting loses nothing (the broker requeues).
+            connection.logged_in = false;
+            throw AmqpError(AmqpError::Kind::connection,
+                            "consuming from " + connection.description +
+                                ": deliveries of two channels interleaved");
         default:  // basic.ack/nack of an earlier publish, connection.blocked...
             return;
     }
@@ -130,6 +139,7 @@ std::optional<Delivery> AmqpSession::next_delivery(std::chrono::milliseconds tim
     Delivery d;
     d.delivery_tag = deliver->delivery_tag;
     d.redelivered = deliver->redelivered != 0;
+    d.channel = channel;
     // Offsets, not views, until every byte is in: appending may move the block.
     std::string& bytes = owned->bytes;
     bytes.append(as_view(deliver->exchange));

@@ -90,9 +90,11 @@ void server_closed(AmqpConnection& connection, const amqp_method_t& close, amqp_
                     : m->reply_code == 406 && arrived == CloseArrived::as_reply
                         ? AmqpError::Kind::conflict
                         : AmqpError::Kind::channel;
-        throw AmqpError(kind, where +
-                                  ": broker closed the channel: " + std::to_string(m->reply_code) +
-                                  " " + std::string(as_view(m->reply_text)));
+        throw AmqpChannelError(kind,
+                               where +
+                                   ": broker closed the channel: " + std::to_string(m->reply_code) +
+                                   " " + std::string(as_view(m->reply_text)),
+                               channel, false);
     }
     connection.logged_in = false;
     throw AmqpError(AmqpError::Kind::connection,

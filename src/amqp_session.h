@@ -42,6 +42,21 @@ class AmqpError : public std::runtime_error {
     Kind kind_;
 };
 
+// A channel.close or a consumer cancelled on one channel of a shared connection (amqp_hub.h):
+// only the consumer of that channel is affected; the connection stays usable.
+class AmqpChannelError : public AmqpError {
+  public:
+    AmqpChannelError(Kind kind, const std::string& what, std::uint16_t channel, bool still_open)
+        : AmqpError(kind, what), channel_(channel), still_open_(still_open) {}
+    std::uint16_t channel() const { return channel_; }
+    // The broker cancelled the consumer but left the channel open: close it before reuse.
+    bool still_open() const { return still_open_; }
+
+  private:
+    std::uint16_t channel_;
+    bool still_open_;
+};
+
 struct QueueState {
     std::uint32_t messages = 0;
     std::uint32_t consumers = 0;
@@ -141,6 +156,25 @@ class AmqpSession {
     void send_heartbeat();
     // The negotiated heartbeat interval (0 = heartbeats off).
     std::chrono::seconds heartbeat_interval() const;
+
+    // A shared connection (amqp_hub.h, amqp_channels.cpp): one consumer per channel besides
+    // the session's own channel 1, which keeps declaring. Errors that concern one channel
+    // only are AmqpChannelError.
+    std::uint16_t channel_max() const;  // negotiated; 0 = no limit but the protocol's
+    void open_channel(std::uint16_t channel);
+    // basic.qos (per consumer) and basic.consume of `queue` on `channel`, opened before.
+    void consume_on(std::uint16_t channel, const std::string& queue, std::uint16_t prefetch,
+                    const std::string& consumer_tag);
+    void ack_on(std::uint16_t channel, std::uint64_t delivery_tag, bool multiple);
+    void reject_on(std::uint16_t channel, std::uint64_t delivery_tag);  // nack, no requeue
+    // Cancels the consumer, gives every unacked delivery back (as give_back_unacked) and closes
+    // the channel.
+    void give_back_and_close(std::uint16_t channel, const std::string& consumer_tag);
+    // channel.close of a channel whose consumer the broker cancelled.
+    void close_channel(std::uint16_t channel);
+    // Waits until frames can be read without blocking (true) or `wake_fd` is readable or
+    // `timeout` passed (false). Buffered frames count as readable.
+    bool wait_readable(std::chrono::milliseconds timeout, int wake_fd);
 
   private:
     std::unique_ptr<AmqpConnection> connection_;

@@ -121,7 +121,7 @@ void read_amqp(ConfigReader& r, const YAML::Node& amqp, Config& config,
                std::string& connection_files) {
     if (!r.expect_map(amqp, "amqp"))
         return;
-    r.check_keys(amqp, "amqp", {"urls", "heartbeat_s", "tls", "password_file"});
+    r.check_keys(amqp, "amqp", {"urls", "heartbeat_s", "tls", "password_file", "connections"});
     auto urls = r.string_list(amqp, "urls", "amqp");
     if (urls.empty() && !ConfigReader::given(amqp["urls"]))
         r.problem(amqp, "amqp.urls", "is required (one or more amqp:// URLs)");
@@ -138,6 +138,7 @@ void read_amqp(ConfigReader& r, const YAML::Node& amqp, Config& config,
         }
     }
     r.integer(amqp, "heartbeat_s", "amqp", config.heartbeat_s, 0, 3600);
+    r.integer(amqp, "connections", "amqp", config.amqp_connections, 0, 10000);
     if (YAML::Node tls = amqp["tls"]; ConfigReader::given(tls))
         read_amqp_tls(r, tls, config.amqp_tls, connection_files);
     std::optional<std::string> password;

@@ -213,6 +213,10 @@ struct Config {
     std::string source_file;
     std::vector<AmqpUrl> amqp_urls;  // each with amqp.tls and amqp.password_file applied
     int heartbeat_s = 30;
+    // The shared AMQP connections the queue consumers use (amqp_hub.h): 0 = automatic (shared
+    // only in pooled mode, one per kChannelsPerHub consumers); K > 0 = exactly K, shared by
+    // every queue worker. See hub_count().
+    int amqp_connections = 0;
     AmqpTlsOptions amqp_tls;
     std::string amqp_password_file;  // "" = the URLs' own passwords
     // As written, plus the password of postgres.password_file (mask_url_password hides it).

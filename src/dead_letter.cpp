@@ -135,27 +135,22 @@ AmqpSession& DeadLetterPublisher::session() {
     return *session_;
 }
 
-AmqpSession& DeadLetterPublisher::session_for(const std::string& routing_key) {
-    AmqpSession& s = session();
-    // Declared here, not when consuming starts: a classic "<queue>.dead" whose home node is
-    // down must not stop a worker from failing over to another node and consuming (only
-    // dead-lettering waits for it). A pipeline of streams has one per stream.
-    if (pipeline_.declares_dead_letter_queue() && ensured_.count(routing_key) == 0) {
-        s.ensure_queue(routing_key);
-        ensured_.insert(routing_key);
-    }
-    return s;
-}
+namespace {
 
-void DeadLetterPublisher::publish(const Delivery& delivery, const std::string& reason) {
-    auto headers = dead_letter_headers(pipeline_, delivery, reason);
-    const std::string routing_key = pipeline_.dead_letter_routing_key(delivery.stream);
+// Publishes `delivery` with its reason headers to the pipeline's dead-letter target on the
+// session `session_for(routing_key)` gives; `drop()` forgets that session after any failure.
+// Kind::unpublishable is answered by a second try without the message's own headers.
+template <class SessionFor, class Drop>
+void publish_dead_letter(const PipelineConfig& pipeline, const Delivery& delivery,
+                         const std::string& reason, SessionFor session_for, Drop drop) {
+    auto headers = dead_letter_headers(pipeline, delivery, reason);
+    const std::string routing_key = pipeline.dead_letter_routing_key(delivery.stream);
     try {
         session_for(routing_key)
-            .publish_confirmed(pipeline_.dead_letter.exchange, routing_key, delivery, headers);
+            .publish_confirmed(pipeline.dead_letter.exchange, routing_key, delivery, headers);
         return;
     } catch (const AmqpError& e) {
-        session_.reset();
+        drop();
         if (e.kind() != AmqpError::Kind::unpublishable)
             throw;
     }
@@ -170,11 +165,64 @@ void DeadLetterPublisher::publish(const Delivery& delivery, const std::string& r
     headers.emplace_back("x-rmq2pg-original-headers", "dropped: they do not fit one AMQP frame");
     try {
         session_for(routing_key)
-            .publish_confirmed(pipeline_.dead_letter.exchange, routing_key, bare, headers);
+            .publish_confirmed(pipeline.dead_letter.exchange, routing_key, bare, headers);
     } catch (const AmqpError&) {
-        session_.reset();
+        drop();
         throw;
     }
+}
+
+// The session with `routing_key`'s queue ensured when `pipeline` declares it. Declared here, not
+// when consuming starts: a classic "<queue>.dead" whose home node is down must not stop a
+// worker from failing over to another node and consuming (only dead-lettering waits for it). A
+// pipeline of streams has one per stream.
+AmqpSession& ensured_for(AmqpSession& session, std::set<std::string>& ensured,
+                         const PipelineConfig& pipeline, const std::string& routing_key) {
+    if (pipeline.declares_dead_letter_queue() && ensured.count(routing_key) == 0) {
+        session.ensure_queue(routing_key);
+        ensured.insert(routing_key);
+    }
+    return session;
+}
+
+}  // namespace
+
+AmqpSession& DeadLetterPublisher::session_for(const std::string& routing_key) {
+    return ensured_for(session(), ensured_, pipeline_, routing_key);
+}
+
+void DeadLetterPublisher::publish(const Delivery& delivery, const std::string& reason) {
+    publish_dead_letter(
+        pipeline_, delivery, reason,
+        [this](const std::string& routing_key) -> AmqpSession& { return session_for(routing_key); },
+        [this] { session_.reset(); });
+}
+
+SharedDeadLetters::SharedDeadLetters(const Config& config, std::string connection_name,
+                                     std::size_t url_index)
+    : config_(config), connection_name_(std::move(connection_name)), url_index_(url_index) {}
+
+void SharedDeadLetters::publish(const PipelineConfig& pipeline, const Delivery& delivery,
+                                const std::string& reason) {
+    std::lock_guard<std::mutex> guard(lock_);
+    auto session_for = [&](const std::string& routing_key) -> AmqpSession& {
+        if (!session_) {
+            session_ = std::make_unique<AmqpSession>(config_.amqp_urls[url_index_],
+                                                     config_.heartbeat_s, connection_name_);
+            ensured_.clear();
+        }
+        return ensured_for(*session_, ensured_, pipeline, routing_key);
+    };
+    auto drop = [&] {
+        session_.reset();
+        url_index_ = (url_index_ + 1) % config_.amqp_urls.size();
+    };
+    publish_dead_letter(pipeline, delivery, reason, session_for, drop);
+}
+
+void SharedDeadLetters::reset() {
+    std::lock_guard<std::mutex> guard(lock_);
+    session_.reset();
 }
 
 }  // namespace rmq2pg

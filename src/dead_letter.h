@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -63,6 +64,44 @@ class DeadLetterPublisher : public DeadLetterSink {
     const AmqpUrl* url_;
     std::unique_ptr<AmqpSession> session_;
     std::set<std::string> ensured_;  // "<queue|stream>.dead" queues checked on this session
+};
+
+// One broker connection for the dead letters of every worker on a shared AMQP connection
+// (amqp.connections), opened at the first dead letter: a daemon of hundreds of pipelines opens
+// one per shared connection instead of one per worker that ever dead-letters. Thread
+// ownership: any worker thread, one publish at a time under `lock_` (the publish waits for its
+// confirm, bounded by the RPC timeout; poison messages are rare).
+class SharedDeadLetters {
+  public:
+    SharedDeadLetters(const Config& config, std::string connection_name, std::size_t url_index);
+    // As DeadLetterPublisher::publish, for `pipeline`.
+    void publish(const PipelineConfig& pipeline, const Delivery& delivery,
+                 const std::string& reason);
+    // Drops the connection; the next publish opens one to the next of amqp.urls.
+    void reset();
+
+  private:
+    const Config& config_;
+    const std::string connection_name_;
+    std::mutex lock_;
+    std::size_t url_index_;                 // under lock_
+    std::unique_ptr<AmqpSession> session_;  // under lock_
+    std::set<std::string> ensured_;         // under lock_: "<queue>.dead" checked on session_
+};
+
+// A worker's view of the SharedDeadLetters of its shared connection.
+class SharedDeadLetterSink : public DeadLetterSink {
+  public:
+    SharedDeadLetterSink(std::shared_ptr<SharedDeadLetters> shared, const PipelineConfig& pipeline)
+        : shared_(std::move(shared)), pipeline_(pipeline) {}
+    void publish(const Delivery& delivery, const std::string& reason) override {
+        shared_->publish(pipeline_, delivery, reason);
+    }
+    void reset() override { shared_->reset(); }
+
+  private:
+    std::shared_ptr<SharedDeadLetters> shared_;
+    const PipelineConfig& pipeline_;
 };
 
 }  // namespace rmq2pg

@@ -20,6 +20,8 @@ struct HeaderValue {
 struct Delivery {
     std::uint64_t delivery_tag = 0;
     bool redelivered = false;
+    std::uint16_t channel = 0;  // the AMQP channel it arrived on (a shared connection's hub
+                                // hands it to the worker that consumes there)
     std::string_view exchange;
     std::string_view routing_key;
     std::string_view consumer_tag;  // which of the channel's consumers it came to

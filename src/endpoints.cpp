@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "hub_source.h"
 #include "pg_writer.h"
 #include "pooled_writer.h"
 #include "queue_source.h"
@@ -35,6 +36,10 @@ std::unique_ptr<Source> BrokerEndpoints::open_source() {
     std::string worker = pipeline_.name + "/" + std::to_string(index_);
     std::string host = hostname();
     std::string pid = std::to_string(getpid());
+    if (hub_)
+        return std::make_unique<HubSource>(
+            hub_, pipeline_,
+            "rmq2pg-" + pipeline_.name + "-" + std::to_string(index_) + "-" + host + "-" + pid);
     return std::make_unique<QueueSource>(
         config_, pipeline_, config_.amqp_urls[url_index_],
         "rmq2pg " + worker + " on " + host + " pid " + pid,
@@ -59,6 +64,11 @@ std::unique_ptr<BatchWriter> BrokerEndpoints::open_writer() {
         pipeline_);
 }
 
+void BrokerEndpoints::use_hub(std::shared_ptr<AmqpHub> hub) {
+    shared_dead_letters_ = std::make_unique<SharedDeadLetterSink>(hub->dead_letters(), pipeline_);
+    hub_ = std::move(hub);
+}
+
 void BrokerEndpoints::broker_failed() {
     dead_letters_.reset();
     url_index_ = (url_index_ + 1) % config_.amqp_urls.size();
@@ -68,6 +78,8 @@ void BrokerEndpoints::broker_failed() {
 std::string BrokerEndpoints::source_description() const {
     if (pipeline_.is_stream())
         return "streams on " + config_.amqp_urls[url_index_].masked();
+    if (hub_)
+        return "queue '" + pipeline_.queue + "' on " + hub_->connection_name();
     return "queue '" + pipeline_.queue + "' on " + config_.amqp_urls[url_index_].masked();
 }
 

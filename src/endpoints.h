@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "amqp_hub.h"
 #include "batch_writer.h"
 #include "config.h"
 #include "dead_letter.h"
@@ -42,9 +43,16 @@ class BrokerEndpoints : public Endpoints {
     std::unique_ptr<Source> open_source() override;
     std::unique_ptr<Source> open_stream_source(const std::vector<StreamClaim>& claims) override;
     std::unique_ptr<BatchWriter> open_writer() override;
-    DeadLetterSink& dead_letters() override { return dead_letters_; }
+    DeadLetterSink& dead_letters() override {
+        return shared_dead_letters_ ? static_cast<DeadLetterSink&>(*shared_dead_letters_)
+                                    : dead_letters_;
+    }
     void broker_failed() override;
     std::string source_description() const override;
+    // The queue is consumed on a channel of `hub` (amqp.connections) instead of a connection
+    // of the worker's own; streams keep their own. `hub` outlives the worker.
+    // Its dead letters go through the hub's shared publisher too.
+    void use_hub(std::shared_ptr<AmqpHub> hub);
 
   private:
     const Config& config_;
@@ -52,6 +60,8 @@ class BrokerEndpoints : public Endpoints {
     const int index_;
     std::size_t url_index_;  // the amqp.urls entry in use
     DeadLetterPublisher dead_letters_;
+    std::shared_ptr<AmqpHub> hub_;
+    std::unique_ptr<SharedDeadLetterSink> shared_dead_letters_;
 };
 
 // The same broker connections, with batches written through the daemon's PostgreSQL pool

@@ -109,6 +109,26 @@ std::string render_metrics(const Supervisor& supervisor, const StatusSampler& sa
                  "PostgreSQL connections the pool opened (above its size: replacements).");
         m.value("rmq2pg_pg_pool_opened_total", "", pool->opened_total());
     }
+    if (auto hubs = supervisor.amqp_hubs(); !hubs.empty()) {
+        // Only with shared AMQP connections (amqp.connections): a hub that is down stops every
+        // consumer on it (their workers back off, and /readyz says so per worker).
+        m.header("rmq2pg_amqp_shared_connection_up", "gauge",
+                 "1 while the shared AMQP connection is open.");
+        for (const auto& hub : hubs)
+            m.value("rmq2pg_amqp_shared_connection_up",
+                    "connection=\"" + std::to_string(hub->index()) + "\"",
+                    hub->connected() ? 1 : 0);
+        m.header("rmq2pg_amqp_shared_connection_channels", "gauge",
+                 "Consumers (one channel each) on the shared AMQP connection.");
+        for (const auto& hub : hubs)
+            m.value("rmq2pg_amqp_shared_connection_channels",
+                    "connection=\"" + std::to_string(hub->index()) + "\"", hub->channels());
+        m.header("rmq2pg_amqp_shared_connection_connects_total", "counter",
+                 "Times the shared AMQP connection was opened (above 1: reconnects).");
+        for (const auto& hub : hubs)
+            m.value("rmq2pg_amqp_shared_connection_connects_total",
+                    "connection=\"" + std::to_string(hub->index()) + "\"", hub->connects());
+    }
 
     struct Counter {
         const char* name;

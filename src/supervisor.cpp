@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "hub_plan.h"
+
 namespace rmq2pg {
 
 bool Supervisor::Pipeline::finished() const {
@@ -18,19 +20,45 @@ bool Supervisor::Pipeline::finished() const {
 Supervisor::PipelinePtr Supervisor::make_pipeline(const std::shared_ptr<const Config>& owner,
                                                   const PipelineConfig& config,
                                                   std::shared_ptr<PipelineMetrics> metrics,
-                                                  std::shared_ptr<PgPool> pool) {
+                                                  std::shared_ptr<PgPool> pool,
+                                                  const std::vector<std::shared_ptr<AmqpHub>>& hubs,
+                                                  std::size_t& next_hub) {
     auto pipeline = std::make_shared<Pipeline>();
     pipeline->pool = std::move(pool);
     pipeline->owner = owner;
     pipeline->config = &config;
     pipeline->metrics = metrics ? std::move(metrics) : std::make_shared<PipelineMetrics>();
     pipeline->last_committed = pipeline->metrics->committed.load();
-    for (int i = 0; i < config.workers; ++i)
+    bool shared_amqp = !hubs.empty() && !config.is_stream();
+    for (int i = 0; i < config.workers; ++i) {
+        std::unique_ptr<BrokerEndpoints> endpoints;
+        if (pipeline->pool)
+            endpoints = std::make_unique<PooledEndpoints>(*owner, config, i, pipeline->pool);
+        else if (shared_amqp)
+            endpoints = std::make_unique<BrokerEndpoints>(*owner, config, i);
+        if (shared_amqp)
+            endpoints->use_hub(hubs[next_hub++ % hubs.size()]);
         pipeline->workers.push_back(std::make_unique<Worker>(
-            *owner, config, i, pipeline->stop, *pipeline->metrics,
-            pipeline->pool ? std::make_unique<PooledEndpoints>(*owner, config, i, pipeline->pool)
-                           : nullptr));
+            *owner, config, i, pipeline->stop, *pipeline->metrics, std::move(endpoints)));
+    }
     return pipeline;
+}
+
+std::vector<std::shared_ptr<AmqpHub>> Supervisor::make_hubs(
+    const std::shared_ptr<const Config>& config) {
+    std::vector<std::shared_ptr<AmqpHub>> hubs;
+    int count = hub_count(*config);
+    if (count == 0)
+        return hubs;
+    spdlog::info(
+        "{} queue workers consume on {} shared AMQP connection(s) (amqp.connections {}), one "
+        "channel each",
+        queue_workers(*config), count,
+        config->amqp_connections == 0 ? std::string("automatic")
+                                      : std::to_string(config->amqp_connections));
+    for (int i = 0; i < count; ++i)
+        hubs.push_back(std::make_shared<AmqpHub>(config, i));
+    return hubs;
 }
 
 std::shared_ptr<PgPool> Supervisor::make_pool(const Config& config) {
@@ -53,9 +81,11 @@ void Supervisor::start_workers(Pipeline& pipeline) {
 }
 
 Supervisor::Supervisor(Config config)
-    : config_(std::make_shared<const Config>(std::move(config))), pool_(make_pool(*config_)) {
+    : config_(std::make_shared<const Config>(std::move(config))),
+      pool_(make_pool(*config_)),
+      hubs_(make_hubs(config_)) {
     for (const auto& p : config_->pipelines)
-        pipelines_.push_back(make_pipeline(config_, p, nullptr, pool_));
+        pipelines_.push_back(make_pipeline(config_, p, nullptr, pool_, hubs_, next_hub_));
 }
 
 Supervisor::~Supervisor() {
@@ -139,6 +169,9 @@ void Supervisor::reload(Config config) {
     // Every pipeline was drained when the connections changed: a new pool for the new settings
     // (stragglers keep the old one alive until they stop).
     std::shared_ptr<PgPool> pool = reconnect ? make_pool(*next) : pool_;
+    // The same for the shared AMQP connections; unchanged settings keep them, and the pipelines
+    // a reload adds take channels on them.
+    std::vector<std::shared_ptr<AmqpHub>> hubs = reconnect ? make_hubs(next) : hubs_;
 
     // The new list, in the new file's order: kept pipelines as they are, the others new.
     std::vector<PipelinePtr> next_pipelines, started;
@@ -154,7 +187,7 @@ void Supervisor::reload(Config config) {
         spdlog::info("reload: pipeline '{}' {}: queue '{}' -> table {}, {} worker(s), mode {}",
                      p.name, metrics ? "restarting with the new settings" : "added", p.queue,
                      p.qualified_table(), p.workers, to_string(p.mode));
-        next_pipelines.push_back(make_pipeline(next, p, std::move(metrics), pool));
+        next_pipelines.push_back(make_pipeline(next, p, std::move(metrics), pool, hubs, next_hub_));
         started.push_back(next_pipelines.back());
     }
     {
@@ -162,6 +195,7 @@ void Supervisor::reload(Config config) {
         config_ = next;
         pipelines_ = std::move(next_pipelines);
         pool_ = pool;
+        hubs_ = hubs;
     }
     // Readers that copied a drained pipeline before the swap still hold it alive; its threads
     // are joined (or it is a straggler), so releasing our reference here is safe.
@@ -225,6 +259,11 @@ std::shared_ptr<const PgPool> Supervisor::pg_pool() const {
     return pool_;
 }
 
+std::vector<std::shared_ptr<const AmqpHub>> Supervisor::amqp_hubs() const {
+    std::lock_guard<std::mutex> guard(lock_);
+    return {hubs_.begin(), hubs_.end()};
+}
+
 void Supervisor::log_progress() {
     auto now = std::chrono::steady_clock::now();
     double seconds = std::chrono::duration<double>(now - last_progress_).count();
@@ -280,7 +319,15 @@ bool Supervisor::stop() {
     started_ = false;
     std::vector<PipelinePtr> all = pipelines_;
     all.insert(all.end(), stragglers_.begin(), stragglers_.end());
-    auto late = drain(all, std::chrono::milliseconds(config_->shutdown_timeout_ms));
+    auto started = std::chrono::steady_clock::now();
+    auto timeout = std::chrono::milliseconds(config_->shutdown_timeout_ms);
+    auto late = drain(all, timeout);
+    // The workers' last acks are posted to the shared connections: they are sent (and the
+    // connections closed) before the process exits, within what is left of the timeout.
+    for (const auto& hub : hubs_)
+        hub->stop(std::max(std::chrono::milliseconds(100),
+                           timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - started)));
     for (const auto& pipeline : all)
         abandoned_ = abandoned_ || pipeline->stop.abandoned.load();
     // The process exits right after (std::_Exit), so detached workers never outlive what they

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "amqp_hub.h"
 #include "config.h"
 #include "health.h"
 #include "metrics.h"
@@ -62,6 +63,9 @@ class Supervisor {
     // The PostgreSQL pool the workers share (postgres.pool_size), or null when each worker has a
     // connection of its own (uses_pg_pool()). Its readings are atomics or take its own lock.
     std::shared_ptr<const PgPool> pg_pool() const;
+    // The shared AMQP connections the queue workers consume on (amqp.connections; hub_plan.h),
+    // empty when each worker has a connection of its own. Their readings are atomics.
+    std::vector<std::shared_ptr<const AmqpHub>> amqp_hubs() const;
 
   private:
     struct Pipeline {
@@ -81,10 +85,16 @@ class Supervisor {
     };
     using PipelinePtr = std::shared_ptr<Pipeline>;
 
+    // `hubs`: the shared AMQP connections its queue workers take in turn, from `next_hub` on.
     static PipelinePtr make_pipeline(const std::shared_ptr<const Config>& owner,
                                      const PipelineConfig& config,
                                      std::shared_ptr<PipelineMetrics> metrics,
-                                     std::shared_ptr<PgPool> pool);
+                                     std::shared_ptr<PgPool> pool,
+                                     const std::vector<std::shared_ptr<AmqpHub>>& hubs,
+                                     std::size_t& next_hub);
+    // The shared AMQP connections `config` asks for (hub_plan.h), connecting in the background.
+    static std::vector<std::shared_ptr<AmqpHub>> make_hubs(
+        const std::shared_ptr<const Config>& config);
     // The pool `config` needs, or null (uses_pg_pool()).
     static std::shared_ptr<PgPool> make_pool(const Config& config);
     static void start_workers(Pipeline& pipeline);
@@ -101,8 +111,11 @@ class Supervisor {
     std::shared_ptr<const Config> config_;
     std::vector<PipelinePtr> pipelines_;
     std::shared_ptr<PgPool> pool_;
+    // Each worker's endpoints hold its hub too, so a hub outlives the workers that use it.
+    std::vector<std::shared_ptr<AmqpHub>> hubs_;
 
     // Main thread only.
+    std::size_t next_hub_ = 0;  // the hub the next queue worker takes
     // Drained pipelines whose workers missed the shutdown timeout on a reload: kept (their
     // threads unjoined) so those workers never point into freed memory; stop() waits for them.
     std::vector<PipelinePtr> stragglers_;

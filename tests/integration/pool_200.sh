@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# 200 pipelines (200 queues into 200 tables, 2 000 messages each) on postgres.pool_size 16: the
-# daemon never holds more than 16 PostgreSQL connections (pg_stat_activity sampled every
-# second for the whole run), its AMQP connections stay at one per worker (its sockets every
-# second, rabbitmqctl as often as it answers), and every table ends with exactly its 2 000 rows.
+# 200 pipelines (200 queues into 200 tables, 2 000 messages each) on postgres.pool_size 16 and
+# amqp.connections 4: the daemon never holds more than 16 PostgreSQL connections
+# (pg_stat_activity sampled every second for the whole run) nor more than 4 AMQP connections
+# (its sockets every second, the broker's list as often as rabbitmqctl answers: no poison, so
+# no dead-letter publisher opens one), and every table ends with exactly its 2 000 rows.
 source "$(dirname "$0")/lib.sh"
 PIPELINES=${POOL_TEST_PIPELINES:-200}
 N=${POOL_TEST_MESSAGES:-2000}
 POOL=16
+AMQP_CONNECTIONS=${POOL_TEST_AMQP_CONNECTIONS:-4}
 
 sql "DO \$\$ BEGIN FOR i IN 1..$PIPELINES LOOP
        EXECUTE format('DROP TABLE IF EXISTS %I; CREATE TABLE %I (id bigint PRIMARY KEY,
@@ -14,7 +16,8 @@ sql "DO \$\$ BEGIN FOR i IN 1..$PIPELINES LOOP
          routing_key text, message_id text)', '${TABLE}_' || i, '${TABLE}_' || i);
      END LOOP; END \$\$"
 {
-    config_header | sed "s/^postgres:/postgres:\n  pool_size: $POOL/"
+    config_header | sed "s/^postgres:/postgres:\n  pool_size: $POOL/" |
+        sed "s/^amqp:/amqp:\n  connections: $AMQP_CONNECTIONS/"
     echo "log: { level: info }"
     echo "pipelines:"
     for ((i = 1; i <= PIPELINES; i++)); do
@@ -23,6 +26,7 @@ sql "DO \$\$ BEGIN FOR i IN 1..$PIPELINES LOOP
     done
 } >"$WORK/rmq2pg.yaml"
 grep -q "pool_size: $POOL" "$WORK/rmq2pg.yaml" || fail "config has no pool_size"
+grep -q "connections: $AMQP_CONNECTIONS" "$WORK/rmq2pg.yaml" || fail "config has no amqp.connections"
 
 # The queues exist before the daemon starts; the messages arrive while it runs, so the samples
 # see the pool under load.
@@ -47,7 +51,7 @@ sample_every_second() {
 sample_broker() {
     while :; do
         "$RMQ2PG_SOURCE_DIR/scripts/servers.sh" rabbitmqctl list_connections -q client_properties \
-            2>/dev/null | grep -c "rmq2pg ${TEST_ID}_" >>"$WORK/amqp_samples" || true
+            2>/dev/null | grep -cE "pid ${DAEMON_PID}([^0-9]|$)" >>"$WORK/amqp_samples" || true
         sleep 1
     done
 }
@@ -68,6 +72,8 @@ samplers+=($!)
 sample_broker &
 samplers+=($!)
 wait_until 120 "daemon ready" bash -c "grep -q 'share a pool of $POOL PostgreSQL connections' '$DAEMON_LOG'"
+grep -q "consume on $AMQP_CONNECTIONS shared AMQP connection" "$DAEMON_LOG" ||
+    fail "the daemon did not share $AMQP_CONNECTIONS AMQP connections"
 # One publisher, each message to every queue in turn (windowed confirms): the pipelines fill
 # together, as a fleet of services would fill them.
 queues=""
@@ -103,9 +109,12 @@ left=$(awk -v p="${QUEUE}_" 'index($1, p) == 1 && $2 != 0' "$WORK/queues")
 pg_max=$(sort -n "$WORK/pg_samples" | tail -1)
 amqp_max=$(sort -n "$WORK/amqp_samples" | tail -1)
 log "$(wc -l <"$WORK/pg_samples") PostgreSQL samples, max $pg_max connections (pool_size $POOL);" \
-    "$(wc -l <"$WORK/amqp_samples") AMQP samples, max $amqp_max connections (one per worker)"
+    "$(wc -l <"$WORK/amqp_samples") AMQP samples, max $amqp_max connections" \
+    "(amqp.connections $AMQP_CONNECTIONS)"
 (($(wc -l <"$WORK/pg_samples") >= 5)) || fail "too few samples"
 ((pg_max <= POOL)) || fail "$pg_max PostgreSQL connections, more than pool_size $POOL"
 ((pg_max >= 1)) || fail "the sampler never saw the daemon's connections"
-((amqp_max <= PIPELINES)) || fail "$amqp_max AMQP connections, more than one per worker"
+((amqp_max <= AMQP_CONNECTIONS)) ||
+    fail "$amqp_max AMQP connections, more than amqp.connections $AMQP_CONNECTIONS"
+((amqp_max >= 1)) || fail "the samplers never saw the daemon's AMQP connections"
 log "PASS"
