@@ -145,7 +145,10 @@ for k in $sizes; do
     rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$daemon/status")
     threads=$(awk '/^Threads/ { print $2 }' "/proc/$daemon/status")
     pg=$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'rmq2pg%'")
-    echo "(c) $k pipelines: RSS $((rss / 1024)) MiB, $threads threads, $pg PostgreSQL connections" \
+    amqp=$(ss -Htnp state established "( dport = :$RMQ2PG_TEST_AMQP_PORT )" 2>/dev/null |
+        grep -c "pid=$daemon," || true)
+    echo "(c) $k pipelines: RSS $((rss / 1024)) MiB, $threads threads, $pg PostgreSQL connections," \
+        "$amqp AMQP connections" \
         "(ready: $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:39187/readyz))"
     stop
 done
