@@ -107,6 +107,19 @@ void check_rpc(AmqpConnection& connection, std::string_view operation) {
     check(connection, amqp_get_rpc_reply(connection.state), operation);
 }
 
+// kChannel again after the broker closed it. Confirm mode belongs to the channel: a session
+// that published before (a dead-letter connection shared by several pipelines, whose next
+// "<queue>.dead" did not exist yet) selects it again and numbers its publishes from 1, or it
+// would wait for confirms that never come.
+void reopen_channel(AmqpConnection& connection) {
+    amqp_channel_open(connection.state, kChannel);
+    check_rpc(connection, "channel.open on");
+    connection.confirms = false;
+    connection.next_publish_seq = 1;
+    connection.confirmed_up_to = 0;
+    connection.confirmed_ahead.clear();
+}
+
 }  // namespace
 
 AmqpSession::AmqpSession(const AmqpUrl& url, int heartbeat_s, const std::string& connection_name)
@@ -202,8 +215,7 @@ void AmqpSession::ensure_queue(const std::string& queue) {
     }
     // The broker closed the channel (404 NOT_FOUND) and server_closed() answered close-ok: open
     // it again for the declaration.
-    amqp_channel_open(connection_->state, kChannel);
-    check_rpc(*connection_, "channel.open on");
+    reopen_channel(*connection_);
     declare_durable_queue(queue);
 }
 
@@ -263,8 +275,7 @@ std::optional<QueueState> AmqpSession::inspect_queue_if_exists(const std::string
             std::string_view(e.what()).find(" 404 ") == std::string_view::npos)
             throw;
     }
-    amqp_channel_open(connection_->state, kChannel);
-    check_rpc(*connection_, "channel.open on");
+    reopen_channel(*connection_);
     return std::nullopt;
 }
 
