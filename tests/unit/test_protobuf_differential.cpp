@@ -8,7 +8,9 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <random>
 #include <string>
@@ -370,4 +372,35 @@ TEST_CASE("a map key sent twice is one entry with its last value", "[protobuf]")
     const Outcome out = converted(decoder, body);
     REQUIRE(out.ok);
     CHECK_THAT(out.text, Catch::Contains(R"("by_flag":{"true":"GREEN"})"));
+}
+
+// Not run by default (hidden tag): `build/tests/unit_tests "[.protobuf_speed]"` prints what one
+// conversion costs, the converter against the reflection printer, on random messages.
+TEST_CASE("protobuf conversion speed, converter vs reflection printer", "[.protobuf_speed]") {
+    Random r(99);
+    std::vector<std::string> bodies;
+    std::size_t bytes = 0;
+    for (int i = 0; i < 200; ++i) {
+        bodies.push_back(random_body(r));
+        bytes += bodies.back().size();
+    }
+    ProtobufDecoder decoder(everything());
+    std::string json;
+    auto time = [&](auto&& convert) {
+        const auto start = std::chrono::steady_clock::now();
+        for (int round = 0; round < 20; ++round)
+            for (const auto& body : bodies)
+                (void)convert(body);
+        return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+                   .count() /
+               (20.0 * static_cast<double>(bodies.size()));
+    };
+    const double converter = time([&](const std::string& b) { return decoder.to_json(b, json); });
+    const double printer =
+        time([&](const std::string& b) { return reflection_json(*everything(), b, json); });
+    std::printf(
+        "%zu random messages, %zu bytes on average: converter %.2f us, reflection "
+        "printer %.2f us per message (%.1fx)\n",
+        bodies.size(), bytes / bodies.size(), converter, printer, printer / converter);
+    SUCCEED();
 }
