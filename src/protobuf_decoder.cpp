@@ -14,9 +14,8 @@
 // What libprotobuf's parser does is kept: a value whose wire type does not match its field is an
 // unknown field (skipped), packed and unpacked repeated values mix, a oneof keeps its last
 // member, proto3 strings must be UTF-8, a closed (proto2) enum drops numbers it does not name,
-// a required field missing makes the message invalid. One difference: a message-typed oneof
-// member that a later member replaces is not examined, so its broken bytes are not a reason
-// (libprotobuf refuses them). tests/unit/test_protobuf_differential.cpp proves the output equal to
+// a required field missing makes the message invalid, a oneof member replaced by a later one
+// must still parse. tests/unit/test_protobuf_differential.cpp proves the output equal to
 // the reflection printer's on random, merged and mutated messages.
 #include "protobuf_decoder.h"
 
@@ -398,6 +397,9 @@ struct ProtobufDecoder::Impl {
     // oneofs' current member.
     std::vector<std::int32_t> slots;
     std::string error;
+    // Message-typed oneof members a later member replaced: their bytes are still checked, as
+    // libprotobuf parses them (a stack, like `slots`).
+    std::vector<std::pair<FieldInfo*, std::int32_t>> replaced;
     bool parse_error = false;  // the body is not the message (else: it has no JSON form)
 
     // ---- tables, built at first use ----
@@ -703,13 +705,13 @@ struct ProtobufDecoder::Impl {
             if (wire == 0 && f->enumeration != nullptr && f->enumeration->closed &&
                 f->enumeration->name(static_cast<std::int32_t>(o.value)) == nullptr)
                 continue;  // a closed enum's unknown number: an unknown field
-            record(*f, static_cast<std::size_t>(index), n, base, o);
+            record(t, *f, static_cast<std::size_t>(index), n, base, o);
         }
         return true;
     }
 
-    void record(const FieldInfo& f, std::size_t index, std::size_t n, std::size_t base,
-                const Occurrence& o) {
+    void record(MessageTable& t, const FieldInfo& f, std::size_t index, std::size_t n,
+                std::size_t base, const Occurrence& o) {
         const auto at = static_cast<std::int32_t>(occurrences.size());
         occurrences.push_back(o);
         std::int32_t* s = slots.data() + base;
@@ -717,8 +719,12 @@ struct ProtobufDecoder::Impl {
             // A oneof keeps its last member: another member clears the one before.
             std::int32_t& current = s[2 * n + static_cast<std::size_t>(f.oneof)];
             if (current != static_cast<std::int32_t>(index)) {
-                if (current >= 0)
+                if (current >= 0) {
+                    FieldInfo& old = t.fields[static_cast<std::size_t>(current)];
+                    if ((old.kind == Kind::message || old.kind == Kind::group) && s[current] >= 0)
+                        replaced.emplace_back(&old, s[current]);
                     s[current] = s[n + static_cast<std::size_t>(current)] = -1;
+                }
                 current = static_cast<std::int32_t>(index);
                 s[index] = s[n + index] = -1;
             }
@@ -941,6 +947,7 @@ struct ProtobufDecoder::Impl {
         if (depth > kMaxDepth)
             return fail("messages nested deeper than " + std::to_string(kMaxDepth));
         const std::size_t base = push(t);
+        const std::size_t replaced_mark = replaced.size();
         std::uint32_t first_at = 0;
         for (std::int32_t k = head; k >= 0; k = occurrences[static_cast<std::size_t>(k)].next) {
             const Occurrence o = occurrences[static_cast<std::size_t>(k)];
@@ -955,6 +962,16 @@ struct ProtobufDecoder::Impl {
             if (one)
                 break;
         }
+        // A replaced oneof member is converted and thrown away: only a broken body counts.
+        for (std::size_t r = replaced_mark; r < replaced.size(); ++r) {
+            const std::size_t at = out->size();
+            const auto [f, chain] = replaced[r];
+            const bool ok = message(message_of(*f), chain, false, depth + 1, f);
+            out->resize(at);
+            if (!ok && parse_error)
+                return false;
+        }
+        replaced.resize(replaced_mark);
         if (!fields(t, base, depth)) {
             if (via != nullptr)
                 error = "in " + via->what + " at byte " + std::to_string(first_at) + ": " + error;
@@ -1195,6 +1212,7 @@ std::optional<std::string> ProtobufDecoder::to_json(std::string_view body, std::
     m.out = &json;
     m.occurrences.clear();
     m.slots.clear();
+    m.replaced.clear();
     m.occurrences.push_back(Occurrence{0, 0, static_cast<std::uint32_t>(body.size()), 0, -1, 2});
     MessageTable& root = *m.table(&m.schema->descriptor());
     if (m.message(root, 0, true, 0, nullptr))

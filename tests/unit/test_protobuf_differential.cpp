@@ -404,3 +404,21 @@ TEST_CASE("protobuf conversion speed, converter vs reflection printer", "[.proto
         bodies.size(), bytes / bodies.size(), converter, printer, printer / converter);
     SUCCEED();
 }
+
+TEST_CASE("a oneof member replaced by a later one must still parse", "[protobuf]") {
+    // choice_message (8) whose f_string (14) declares 5 bytes and has 2, then choice_int (6).
+    const std::string broken = std::string("\x42\x04\x72\x05\x61\x62", 6) + "\x30\x05";
+    ProtobufDecoder decoder(everything());
+    CHECK_FALSE(oracle(broken).ok);
+    const Outcome out = converted(decoder, broken);
+    CHECK_FALSE(out.ok);
+    CHECK_THAT(out.text, Catch::Contains("field 8 (choice_message)") &&
+                             Catch::Contains("field 14 (f_string)"));
+    // Sound, it is replaced: only choice_int is written.
+    const std::string sound = std::string("\x42\x02\x18\x07", 4) + "\x30\x05";
+    const Outcome ok = converted(decoder, sound);
+    REQUIRE(ok.ok);
+    CHECK(ok.text == oracle(sound).text);
+    CHECK_THAT(ok.text,
+               Catch::Contains(R"("choice_int":"5")") && !Catch::Contains("choice_message"));
+}
