@@ -1,7 +1,8 @@
 // Where a worker's deliveries come from and where it settles them. QueueSource (a classic or
 // quorum queue over AMQP) implements it today; a stream with stored offsets is a second
-// implementation, not a second worker. Owned by one worker thread; only keep_alive() is called
-// from the worker's write guard, while the worker is blocked and does not touch the source.
+// implementation, not a second worker. Owned by one worker thread; only keep_alive() and
+// read_ahead() are called from the worker's write guard, while the worker is blocked in a guarded
+// call and does not touch the source (the guard's watch ends before the worker uses it again).
 #pragma once
 
 #include <chrono>
@@ -29,6 +30,13 @@ class Source {
     virtual void keep_alive() = 0;
     // How often keep_alive() must run while nothing else is sent; zero = never.
     virtual std::chrono::milliseconds keep_alive_interval() const = 0;
+
+    // Whether the guard runs read_ahead() instead of keep_alive() during a guarded call.
+    virtual bool reads_ahead() const { return false; }
+    // Reads deliveries for at most `budget` into the source's own bounded buffer, which next()
+    // returns first, and keeps the connection alive meanwhile. Never throws: a broker failure is
+    // kept and thrown by the next call to next().
+    virtual void read_ahead(std::chrono::milliseconds /*budget*/) {}
 };
 
 }  // namespace rmq2pg

@@ -43,7 +43,9 @@ AmqpSession::StreamOffset stream_offset_of(const StreamClaim& claim, const Strea
 StreamSource::StreamSource(const Config& config, const PipelineConfig& pipeline, const AmqpUrl& url,
                            const std::string& connection_name, const std::string& consumer_tag,
                            const std::vector<StreamClaim>& claims)
-    : session_(url, config.heartbeat_s, connection_name) {
+    : session_(url, config.heartbeat_s, connection_name),
+      ahead_max_messages_(pipeline.batch.max_messages),
+      ahead_max_bytes_(pipeline.batch.max_bytes) {
     for (const auto& exchange : config.exchanges)
         session_.declare_exchange(exchange);
     auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
@@ -68,6 +70,47 @@ StreamSource::StreamSource(const Config& config, const PipelineConfig& pipeline,
 }
 
 std::optional<Delivery> StreamSource::next(std::chrono::milliseconds timeout) {
+    if (failure_)
+        throw *failure_;
+    if (!ahead_.empty()) {
+        Delivery delivery = std::move(ahead_.front());
+        ahead_.pop_front();
+        ahead_bytes_ -= delivery.body.size();
+        return delivery;
+    }
+    return read(timeout);
+}
+
+void StreamSource::read_ahead(std::chrono::milliseconds budget) {
+    auto now = std::chrono::steady_clock::now();
+    auto until = now + budget;
+    try {
+        while (!failure_ && ahead_.size() < ahead_max_messages_ &&
+               ahead_bytes_ < ahead_max_bytes_ && now < until) {
+            // Only what has arrived: the worker waits for this call when its write returns.
+            auto delivery = read(std::chrono::milliseconds(0));
+            now = std::chrono::steady_clock::now();
+            if (!delivery)
+                break;
+            ahead_bytes_ += delivery->body.size();
+            ahead_.push_back(std::move(*delivery));
+        }
+        // What was read ahead gives its credit back at once (stream_source.h), so the broker
+        // streams on while the batch is written.
+        if (!ahead_.empty())
+            credit_up_to(ahead_.back().delivery_tag);
+        // The guard calls this instead of keep_alive(): the heartbeat keeps its schedule.
+        auto interval = keep_alive_interval();
+        if (interval.count() > 0 && now >= next_keep_alive_) {
+            session_.send_heartbeat();
+            next_keep_alive_ = now + interval;
+        }
+    } catch (const AmqpError& e) {
+        failure_ = e;
+    }
+}
+
+std::optional<Delivery> StreamSource::read(std::chrono::milliseconds timeout) {
     auto until = std::chrono::steady_clock::now() + timeout;
     while (true) {
         auto left =
@@ -89,13 +132,20 @@ std::optional<Delivery> StreamSource::next(std::chrono::milliseconds timeout) {
         delivery->stream = consumer->stream;
         delivery->stream_offset = std::strtoll(offset->text.c_str(), nullptr, 10);
         if (*delivery->stream_offset < consumer->skip_below) {
-            session_.ack_one(delivery->delivery_tag);
+            credit_up_to(delivery->delivery_tag);
             if (std::chrono::steady_clock::now() >= until)
                 return std::nullopt;
             continue;
         }
         return delivery;
     }
+}
+
+void StreamSource::credit_up_to(std::uint64_t tag) {
+    if (tag <= acked_tag_)
+        return;
+    session_.ack_up_to(tag);
+    acked_tag_ = tag;
 }
 
 std::chrono::milliseconds StreamSource::keep_alive_interval() const {

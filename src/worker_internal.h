@@ -9,6 +9,11 @@ namespace rmq2pg::worker_detail {
 // notices a stop request.
 constexpr std::chrono::milliseconds kIdlePoll{200};
 
+// How long one read-ahead of a stream source (stream_source.h) may read what has arrived, and how
+// long the guard then waits before the next: the worker waits for a read under way when its
+// PostgreSQL call returns, so this is about the most a write is lengthened by reading ahead.
+constexpr std::chrono::milliseconds kReadAheadSlice{1};
+
 // Thrown inside the worker when the shutdown deadline passed with work still unsettled; caught
 // by Worker::run().
 struct ShutdownDeadline {};

@@ -32,6 +32,12 @@ std::function<void()> keep_alive_of(Source* source, bool& failed) {
     };
 }
 
+// The guard's reading ahead from `source` (runs on the guard's thread, every kReadAheadSlice):
+// a source that reads ahead also keeps itself alive and keeps its own failures.
+std::function<void()> read_ahead_of(Source* source) {
+    return [source] { source->read_ahead(worker_detail::kReadAheadSlice); };
+}
+
 }  // namespace
 
 using worker_detail::kIdlePoll;
@@ -176,10 +182,12 @@ void Worker::guarded(std::chrono::milliseconds timeout, const char* what, const 
                          std::to_string(timeout.count()) + " ms (" + limit + ")";
     auto period = source ? source->keep_alive_interval() : std::chrono::milliseconds(0);
     bool keep_alive_failed = false;
+    bool reads_ahead = source != nullptr && source->reads_ahead();
     {
         auto watch = guard_.watch(
-            started + timeout, [this, &reason] { writer_->interrupt(reason); }, period,
-            keep_alive_of(source, keep_alive_failed));
+            started + timeout, [this, &reason] { writer_->interrupt(reason); },
+            reads_ahead ? worker_detail::kReadAheadSlice : period,
+            reads_ahead ? read_ahead_of(source) : keep_alive_of(source, keep_alive_failed));
         try {
             call();
         } catch (...) {

@@ -65,8 +65,10 @@ void WriteGuard::run() {
             continue;
         }
         if (period_.count() > 0 && now >= next_keep_alive_) {
-            next_keep_alive_ = now + period_;
             keep_alive_();
+            // Counted from the callback's end: a callback about as long as its period (a
+            // stream's read-ahead) still leaves the lock to end_watch() between two runs.
+            next_keep_alive_ = Clock::now() + period_;
             continue;
         }
         auto wake = expired_ ? Clock::time_point::max() : deadline_;

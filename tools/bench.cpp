@@ -46,7 +46,8 @@ constexpr const char* kUsage =
     "            [--workers 2] [--batch 1000] [--max-bytes 4194304] [--queue Q]\n"
     "            (rows mapped and chunked into transactions as the daemon does)\n"
     "  wait-rows --pg URL --table T --count N [--amqp URL --queue Q] [--pid PID]\n"
-    "            [--since EPOCH_SECONDS] [--timeout 600]\n";
+    "            [--since EPOCH_SECONDS] [--timeout 600] [--offset-of S]   (S read from offset 0:\n"
+    "            poll the next offset rmq2pg_state stores for it until it reaches N)\n";
 
 struct Usage {
     std::string what;
@@ -568,6 +569,7 @@ int cmd_wait_rows(Args& args) {
     long pid = args.number("pid", 0);
     double since = args.real("since", 0);
     double timeout = args.real("timeout", 600);
+    std::string stream = args.optional_text("offset-of");
     args.check_all_used();
     if (count < 0)
         throw Usage{"wait-rows needs --count"};
@@ -590,6 +592,30 @@ int cmd_wait_rows(Args& args) {
         }
     }
     pqxx::connection conn(pg_url);
+    // A stream's stored next offset is one row to read, where a count scans the whole table on
+    // the cores the broker and the daemon need for the whole run: poll the offset first.
+    if (!stream.empty()) {
+        while (!expired()) {
+            long next = 0;
+            {
+                pqxx::nontransaction tx(conn);
+                auto r = tx.exec_params(
+                    "SELECT coalesce(max(next_offset), 0) FROM rmq2pg_state.stream_offsets "
+                    "WHERE stream = $1",
+                    stream);
+                next = r[0][0].as<long>();
+            }
+            if (next >= count)
+                break;
+            if (pid > 0) {
+                if (kill(static_cast<pid_t>(pid), 0) != 0)
+                    break;  // the count below reports what was written
+                ProcessSample s = sample_process(pid);
+                peak.rss_kib = std::max(peak.rss_kib, s.rss_kib);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
     std::string qualified = quote_ident(table);
     long rows = 0;
     while (true) {
