@@ -49,6 +49,40 @@ void log_start(const Config& config) {
                      to_string(p.on_error));
 }
 
+// A reload that needs more PostgreSQL connections than the running config asks the server for
+// the difference (the running workers' connections are already among its "in use"). A server
+// that turns the probe away for lack of slots is a "no" too; one that cannot be asked is a
+// warning, as at start.
+bool reload_budget_allows(const Config& running, const Config& next) {
+    int more = connections_needed(next) - connections_needed(running);
+    if (more <= 0)
+        return true;
+    BudgetProbe probe = probe_server_connections(
+        next.postgres_url, std::chrono::seconds(next.postgres_connect_timeout_s));
+    if (probe.outcome != BudgetProbe::Outcome::measured) {
+        if (probe.outcome == BudgetProbe::Outcome::unreachable &&
+            connect_failure_is_full(probe.reason)) {
+            spdlog::error(
+                "reload: connection budget: the new config needs {} more PostgreSQL "
+                "connection(s) and PostgreSQL at {} has no free slot: {}",
+                more, probe.server, probe.reason);
+            return false;
+        }
+        spdlog::warn("reload: connection budget not checked ({} more connection(s) needed): {}",
+                     more, probe.reason);
+        return true;
+    }
+    BudgetVerdict verdict =
+        judge_connection_budget(more, probe.numbers, connections_needed_why(next));
+    if (verdict.ok) {
+        spdlog::info("reload: connection budget: {} more: {}", more, verdict.message);
+        return true;
+    }
+    spdlog::error("reload: connection budget: {} more than the running config: {}", more,
+                  verdict.message);
+    return false;
+}
+
 // SIGHUP: read the file again; an invalid one changes nothing (the daemon keeps running the
 // config it has). The caller sends READY=1 once every worker consumes again.
 void reload(const std::string& path, Supervisor& supervisor, SystemdNotifier& systemd) {
@@ -63,6 +97,10 @@ void reload(const std::string& path, Supervisor& supervisor, SystemdNotifier& sy
             spdlog::error("reload: {}", problem);
         spdlog::error("reload refused: {} has {} problem(s); still running the previous config",
                       path, e.problems().size());
+        return;
+    }
+    if (!reload_budget_allows(*supervisor.config(), next)) {
+        spdlog::error("reload refused: still running the previous config");
         return;
     }
     supervisor.reload(std::move(next));

@@ -83,6 +83,21 @@ BudgetProbe::Outcome classify_connect_failure(const std::string& message) {
     return BudgetProbe::Outcome::unreachable;
 }
 
+bool connect_failure_is_full(const std::string& message) {
+    // SQLSTATE 53300: max_connections ("sorry, too many clients already", "remaining connection
+    // slots are reserved…") and the role's or database's CONNECTION LIMIT ("too many connections
+    // for role/database").
+    static const char* const full[] = {
+        "too many clients already",
+        "remaining connection slots are reserved",
+        "too many connections for",
+    };
+    for (const char* words : full)
+        if (message.find(words) != std::string::npos)
+            return true;
+    return false;
+}
+
 BudgetProbe probe_server_connections(const std::string& url, std::chrono::seconds connect_timeout) {
     BudgetProbe probe;
     describe_target(url, probe);

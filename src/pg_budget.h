@@ -32,5 +32,8 @@ BudgetProbe probe_server_connections(const std::string& url, std::chrono::second
 
 // Pure: a failed connection's message (libpq's text) → refused or unreachable.
 BudgetProbe::Outcome classify_connect_failure(const std::string& message);
+// Pure: the server turned the connection away for lack of slots (max_connections, the role's or
+// the database's CONNECTION LIMIT) — "unreachable" above, but a measured "no room" to a reload.
+bool connect_failure_is_full(const std::string& message);
 
 }  // namespace rmq2pg

@@ -21,6 +21,7 @@
 #include "json_pointer.h"
 #include "pg_value_probe.h"
 #include "pg_writer.h"
+#include "protobuf_decoder.h"
 #include "row_mapper.h"
 #include "write_error.h"
 
@@ -248,6 +249,16 @@ int suggest_command(const Config* given, const SuggestOptions& options) {
         return kExitFailure;
     }
 
+    // format: protobuf: the samples are read as the daemon reads them, as their canonical JSON
+    // form (a body that is not the message stays as it is: "not JSON objects" below).
+    std::vector<std::string> decoded(samples.size());
+    if (pipeline.format == MessageFormat::protobuf && pipeline.protobuf.schema) {
+        ProtobufDecoder decoder(pipeline.protobuf.schema);
+        for (std::size_t i = 0; i < samples.size(); ++i)
+            if (!decoder.to_json(samples[i].body, decoded[i]))
+                samples[i].body = decoded[i];
+    }
+
     // What the samples carry.
     std::vector<Seen> fields, headers;
     auto note_seen = [](std::vector<Seen>& list, const std::string& name, const std::string& kind) {
@@ -380,6 +391,10 @@ int suggest_command(const Config* given, const SuggestOptions& options) {
     out += "pipelines:\n";
     out += "  - name: " + yaml_scalar(pipeline.name) + "\n";
     out += "    queue: " + yaml_scalar(pipeline.queue) + "\n";
+    if (pipeline.format == MessageFormat::protobuf && pipeline.protobuf.schema)
+        out += "    format: protobuf\n    protobuf: { descriptor_set: " +
+               yaml_scalar(pipeline.protobuf.descriptor_set) +
+               ", message: " + yaml_scalar(pipeline.protobuf.message) + " }\n";
     out += "    table: " + yaml_scalar(table.schema + "." + table.name) + "\n";
     if (given != nullptr && pipeline.mode != WriteMode::insert) {
         out += std::string("    mode: ") + to_string(pipeline.mode) + "\n";

@@ -88,6 +88,7 @@ sed -i 's/workers: 3/workers: 2/' "$WORK/role.yaml"
 "$RMQ2PG_BUILD_DIR/rmq2pg" --check-config --config "$WORK/role.yaml" 2>"$WORK/role.out" || true
 grep -q "note: connection budget: config needs 2 PostgreSQL connections .*: 2 can be taken" \
     "$WORK/role.out" || fail "two workers should fit: $(cat "$WORK/role.out")"
+
 sql "DROP ROLE $role"
 
 # Through PgBouncer the server's numbers do not bound rmq2pg's connections (the pooler's do): the
@@ -116,4 +117,28 @@ stop_bouncer
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
 grep -q "warning connection budget not checked: the server behind 127.0.0.1:$bouncer_port listens on port" \
     "$DAEMON_LOG" || fail "no pooler warning at start"
+# A reload is held to the same budget for the connections it adds: two workers running under
+# CONNECTION LIMIT 2 cannot become three (the daemon keeps the running config and goes on), and
+# going down to one is not checked at all.
+sql "DROP ROLE IF EXISTS $role; CREATE ROLE $role LOGIN PASSWORD 'budget' CONNECTION LIMIT 2"
+sql "GRANT ALL ON $TABLE TO $role"
+start_daemon "$WORK/role.yaml"
+publish --queue "$QUEUE" --generate orders --count 20 --start 101
+wait_until 60 "20 more rows with two workers" rows_equal "$TABLE" 40
+sed -i 's/workers: 2/workers: 3/' "$WORK/role.yaml"
+kill -HUP "$DAEMON_PID"
+wait_until 30 "the reload refused" grep -q "reload refused: still running the previous config" "$DAEMON_LOG"
+grep -q "reload: connection budget: the new config needs 1 more PostgreSQL connection(s) and PostgreSQL at .* has no free slot: .*too many connections for role" \
+    "$DAEMON_LOG" || fail "the refused reload does not say why: $(grep reload "$DAEMON_LOG")"
+daemon_alive || fail "the daemon exited after a refused reload"
+publish --queue "$QUEUE" --generate orders --count 5 --start 121
+wait_until 60 "5 more rows on the previous config" rows_equal "$TABLE" 45
+sed -i 's/workers: 3/workers: 1/' "$WORK/role.yaml"
+kill -HUP "$DAEMON_PID"
+wait_until 30 "the smaller config reloaded" grep -q "reload: 0 pipeline(s) kept, 1 drained, 1 started" "$DAEMON_LOG"
+(($(grep -c "reload: connection budget" "$DAEMON_LOG") == 1)) ||
+    fail "a reload needing fewer connections was checked: $(grep "reload: connection budget" "$DAEMON_LOG")"
+stop_daemon
+((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT after the reloads"
+sql "DROP OWNED BY $role; DROP ROLE $role"
 log "PASS"

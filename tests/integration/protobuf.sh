@@ -92,6 +92,16 @@ done
 publish --queue "$QUEUE" --declare-queue "${plain[@]}"
 publish --queue "$QUEUE" --content-encoding gzip "${gz[@]}"
 
+# rmq2pg suggest reads the protobuf samples as the daemon does (their JSON form) and keeps the
+# pipeline's format in what it writes; the messages stay in the queue.
+"$RMQ2PG_BUILD_DIR/rmq2pg" suggest --config "$WORK/rmq2pg.yaml" --pipeline "$TEST_ID" \
+    --samples 5 >"$WORK/suggested.yaml" 2>"$WORK/suggest.err" ||
+    fail "suggest failed: $(cat "$WORK/suggest.err")"
+grep -q "^    format: protobuf$" "$WORK/suggested.yaml" || fail "suggest lost format: protobuf"
+grep -q "^      f_int64: /f_int64 " "$WORK/suggested.yaml" &&
+    grep -q "^      f_string: /f_string " "$WORK/suggested.yaml" ||
+    fail "suggest did not map the protobuf fields: $(cat "$WORK/suggested.yaml")"
+
 start_daemon "$WORK/rmq2pg.yaml"
 wait_until 120 "every message written or dead-lettered" rows_plus_dead_equal "$TABLE" "$QUEUE" $((N + 2))
 stop_daemon

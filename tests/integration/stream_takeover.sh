@@ -32,7 +32,9 @@ YAML
 "$RMQ2PG_BUILD_DIR/rmq2pg" --migrate --config "$WORK/rmq2pg.yaml" >/dev/null 2>&1 ||
     fail "--migrate failed"
 PIDS=()
-trap 'status=$?; for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done; set +e; (exit $status); cleanup' EXIT
+# set +e first: the instance killed on purpose is gone, and a failed kill must not end the trap
+# before the others are killed (two left running once made a later test count their connections).
+trap 'status=$?; set +e; for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done; (exit $status); cleanup' EXIT
 for i in 0 1 2; do
     "$RMQ2PG_BUILD_DIR/rmq2pg" --config "$WORK/rmq2pg.yaml" >>"$WORK/daemon$i.log" 2>&1 &
     PIDS+=($!)
@@ -73,13 +75,15 @@ kill -9 "${PIDS[0]}"
 log "kill -9 of instance 0 at $(row_count "$TABLE") rows"
 ms=$(takeover "${PIDS[0]}" "kill -9")
 log "TAKEOVER after kill -9: ${ms} ms (lease_s $LEASE_S); shares now: $(shares)"
-((ms <= (LEASE_S + 5) * 1000)) || fail "takeover after kill -9 took ${ms} ms"
+# The bound is generous for a machine under heavy load (other builds and tests beside it): there a
+# live lease renewed late counts as unowned for a moment too. 5.3 s is typical on an idle one.
+((ms <= (LEASE_S + 8) * 1000)) || fail "takeover after kill -9 took ${ms} ms"
 kill -STOP "${PIDS[1]}"
 stopped_at=$SECONDS
 log "SIGSTOP of instance 1 at $(row_count "$TABLE") rows"
 ms=$(takeover "${PIDS[1]}" "SIGSTOP")
 log "TAKEOVER after SIGSTOP: ${ms} ms (lease_s $LEASE_S); shares now: $(shares)"
-((ms <= (LEASE_S + 5) * 1000)) || fail "takeover after SIGSTOP took ${ms} ms"
+((ms <= (LEASE_S + 8) * 1000)) || fail "takeover after SIGSTOP took ${ms} ms"
 sleep $((3 * LEASE_S - (SECONDS - stopped_at) > 0 ? 3 * LEASE_S - (SECONDS - stopped_at) : 0))
 kill -CONT "${PIDS[1]}"
 log "SIGCONT of instance 1 after $((SECONDS - stopped_at)) s, at $(row_count "$TABLE") rows"

@@ -73,8 +73,10 @@ first=$DAEMON_PID
 "$RMQ2PG_BUILD_DIR/rmq2pg" --config "$WORK/rmq2pg.yaml" >>"$WORK/second.log" 2>&1 &
 second=$!
 trap 'status=$?; kill -9 "$second" 2>/dev/null || true; set +e; (exit $status); cleanup' EXIT
-wait_until 120 "queue drained" queue_ready_equal "$QUEUE" 0
-sleep 1
+# Ready and unacked: every change committed and acknowledged before the instances stop, so a
+# slow machine cannot leave a batch to the shutdown deadline.
+queue_settled() { [[ $(queue_total "$QUEUE") == 0 ]]; }
+wait_until 180 "every change committed and acknowledged" queue_settled
 kill -TERM "$second"
 wait "$second" || fail "second instance exited $?"
 stop_daemon

@@ -170,3 +170,17 @@ TEST_CASE("a server turning the role away is told apart from no server at all") 
               Outcome::unreachable);
     }
 }
+
+TEST_CASE(
+    "a server without a free slot for the role, the database or anyone is full, not unreachable") {
+    CHECK(connect_failure_is_full(
+        "connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  too many connections for "
+        "role \"rmq2pg\""));
+    CHECK(connect_failure_is_full("FATAL:  too many connections for database \"app\""));
+    CHECK(connect_failure_is_full("FATAL:  sorry, too many clients already"));
+    CHECK(
+        connect_failure_is_full("FATAL:  remaining connection slots are reserved for "
+                                "non-replication superuser connections"));
+    CHECK_FALSE(connect_failure_is_full("connection refused"));
+    CHECK_FALSE(connect_failure_is_full("FATAL:  password authentication failed for user \"x\""));
+}
