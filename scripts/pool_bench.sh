@@ -38,12 +38,12 @@ queues() { # queues FROM TO: comma-separated names
     for ((i = $1; i <= $2; i++)); do out+="${out:+,}pb_q_$i"; done
     echo "$out"
 }
-# config K POOL [WORKERS_OF_1] [WORKERS_OF_OTHERS]
+# config K POOL [WORKERS_OF_1] [WORKERS_OF_OTHERS] [POOL_RESERVE]
 config() {
-    local k=$1 pool=$2 w1=${3:-2} wo=${4:-1} i
+    local k=$1 pool=$2 w1=${3:-2} wo=${4:-1} reserve=${5:-1} i
     {
         echo "amqp: { urls: [\"$RMQ2PG_TEST_AMQP_URL\"] }"
-        echo "postgres: { url: \"$RMQ2PG_TEST_PG_URL\", pool_size: $pool }"
+        echo "postgres: { url: \"$RMQ2PG_TEST_PG_URL\", pool_size: $pool, pool_reserve: $reserve }"
         echo "log: { level: warn }"
         echo "pipelines:"
         for ((i = 1; i <= k; i++)); do
@@ -71,6 +71,10 @@ rows_of() {
 wait_rows() { # wait_rows FROM TO COUNT
     local deadline=$((SECONDS + 300))
     until (($(rows_of "$1" "$2") >= $3)); do
+        [[ -z $daemon ]] || kill -0 "$daemon" 2>/dev/null || {
+            echo "the daemon exited: $(tail -3 "$work/daemon.log")" >&2
+            exit 1
+        }
         ((SECONDS < deadline)) || {
             echo "timed out waiting for $3 rows" >&2
             exit 1
@@ -156,26 +160,43 @@ fi
 
 if runs d; then
 # (d) fairness: pipeline 1 (2 workers) drains a backlog while pipeline 2 (1 worker) gets
-# 10 msg/s; pool_size 2 < 3 workers, so they queue for connections. Trickle latency: publish
-# (sent_us in the body) to row (received_at), p50/p99, against max_delay_ms (50) + 100 ms.
-tables 2
-bench publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues pb_q_1 --count "$backlog" --declare \
-    >/dev/null
-bench publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues pb_q_2 --count 0 --declare >/dev/null
-config 2 2 2 1
-start
-sleep 3
-bench publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues pb_q_2 --rate 10 --duration 30 >/dev/null
-wait_rows 2 2 300
-busy_left=$((backlog - $(rows_of 1 1)))
-wait_rows 1 1 "$backlog"
-stop
-read -r p50 p99 worst <<<"$(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY us) / 1000)::numeric, 1),
-       round((percentile_cont(0.99) WITHIN GROUP (ORDER BY us) / 1000)::numeric, 1),
-       round((max(us) / 1000)::numeric, 1)
-  FROM (SELECT extract(epoch FROM received_at) * 1000000 - (payload->>'sent_us')::bigint AS us
-          FROM pb_t_2) l" | tr '|' ' ')"
-echo "(d) trickle 10 msg/s beside a $backlog backlog (pool_size 2, 3 workers): latency p50 $p50 ms," \
-    "p99 $p99 ms, max $worst ms (target p99 <= 150 ms); the busy one still had $busy_left to go" \
-    "when the trickle ended, drained at $(rate 1 1) msg/s"
+# 10 msg/s for 30 s; pool_size 2 < 3 workers, so they share connections. Trickle latency: publish
+# (sent_us in the body) to row (received_at), p50/p99, against max_delay_ms (50) + 100 ms. Twice
+# in one run: pool_reserve 0 (no connection kept for pipelines holding none: the trickle's batch
+# may queue behind the busy pipeline's transactions) and the default pool_reserve 1. The busy
+# backlog must outlast the trickle; what is left of it when the trickle ends is deleted.
+fairness() { # fairness RESERVE: prints "p50 p99 max busy_rate busy_left"
+    local p50 p99 worst left busy_rate
+    tables 2
+    scripts/servers.sh rabbitmqctl delete_queue -q pb_q_1 >/dev/null 2>&1 || true
+    bench publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues pb_q_1 --count "$backlog" --declare \
+        >/dev/null
+    bench publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues pb_q_2 --count 0 --declare >/dev/null
+    config 2 2 2 1 "$1"
+    start
+    sleep 3
+    bench publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues pb_q_2 --rate 10 --duration 30 >/dev/null
+    wait_rows 2 2 300
+    left=$((backlog - $(rows_of 1 1)))
+    stop
+    busy_rate=$(rate 1 1)
+    read -r p50 p99 worst <<<"$(sql "SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY us) / 1000)::numeric, 1),
+           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY us) / 1000)::numeric, 1),
+           round((max(us) / 1000)::numeric, 1)
+      FROM (SELECT extract(epoch FROM received_at) * 1000000 - (payload->>'sent_us')::bigint AS us
+              FROM pb_t_2) l" | tr '|' ' ')"
+    echo "$p50 $p99 $worst $busy_rate $left"
+}
+read -r f0_p50 f0_p99 f0_max f0_rate f0_left <<<"$(fairness 0)"
+echo "(d) pool_reserve 0: trickle 10 msg/s beside a $backlog backlog (pool_size 2, 3 workers):" \
+    "latency p50 $f0_p50 ms, p99 $f0_p99 ms, max $f0_max ms; busy drained at $f0_rate msg/s," \
+    "$f0_left left when the trickle ended"
+read -r f1_p50 f1_p99 f1_max f1_rate f1_left <<<"$(fairness 1)"
+echo "(d) pool_reserve 1: trickle 10 msg/s beside a $backlog backlog (pool_size 2, 3 workers):" \
+    "latency p50 $f1_p50 ms, p99 $f1_p99 ms, max $f1_max ms; busy drained at $f1_rate msg/s," \
+    "$f1_left left when the trickle ended"
+echo "(d) trickle p99 reserve 1 / reserve 0: $(echo "scale=2; $f1_p99 / $f0_p99" | bc)" \
+    "(target p99 <= 150 ms: $(awk -v p="$f1_p99" 'BEGIN { print (p <= 150 ? "met" : "NOT met") }'));" \
+    "busy rate reserve 1 / reserve 0: $(echo "scale=2; $f1_rate / $f0_rate" | bc)"
+scripts/servers.sh rabbitmqctl delete_queue -q pb_q_1 >/dev/null 2>&1 || true
 fi

@@ -165,9 +165,11 @@ void read_postgres(ConfigReader& r, const YAML::Node& pg, Config& config,
     if (!r.expect_map(pg, "postgres"))
         return;
     r.check_keys(pg, "postgres",
-                 {"url", "password_file", "write_timeout_ms", "connect_timeout_s", "pool_size"});
+                 {"url", "password_file", "write_timeout_ms", "connect_timeout_s", "pool_size",
+                  "pool_reserve"});
     // 10000: far above any server's max_connections that makes sense for one client.
     r.integer(pg, "pool_size", "postgres", config.postgres_pool_size, 1, 10000);
+    r.integer(pg, "pool_reserve", "postgres", config.postgres_pool_reserve, 0, 10000);
     r.integer(pg, "write_timeout_ms", "postgres", config.postgres_write_timeout_ms, 100, 86400000);
     r.integer(pg, "connect_timeout_s", "postgres", config.postgres_connect_timeout_s, 1, 3600);
     if (auto url = r.required_string(pg, "url", "postgres"))

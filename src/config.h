@@ -230,6 +230,10 @@ struct Config {
     // The PostgreSQL connections of the whole daemon: when the pipelines' workers add up to more,
     // they borrow from a pool of this many for each write (pooled mode; see uses_pg_pool).
     int postgres_pool_size = 16;
+    // Pooled connections a pipeline already holding one may not take: kept for pipelines
+    // holding none, so a quiet pipeline's batch does not queue behind a busy one's (capped at
+    // pool_size - 1; 0 = no reserve).
+    int postgres_pool_reserve = 1;
     std::int64_t shutdown_timeout_ms = 10000;
     std::int64_t startup_timeout_s = 0;  // 0 = keep retrying forever
     std::string log_level = "info";

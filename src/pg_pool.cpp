@@ -1,4 +1,4 @@
-// The bounded PostgreSQL pool; see pg_pool.h. Design: FifoPermits bounds how many connections
+// The bounded PostgreSQL pool; see pg_pool.h. Design: FairPermits bounds how many connections
 // exist (borrowed or idle) and orders the waiters; a permit granted comes with an idle
 // connection when there is one, else the borrower opens one itself (on its own thread, bounded
 // by postgres.connect_timeout_s), so no thread of the pool ever blocks on the server.
@@ -6,31 +6,31 @@
 
 namespace rmq2pg {
 
-PgPool::PgPool(PgConnectionSettings settings, std::size_t size)
-    : settings_(std::move(settings)), permits_(size) {}
+PgPool::PgPool(PgConnectionSettings settings, std::size_t size, std::size_t reserve)
+    : settings_(std::move(settings)), permits_(size, reserve) {}
 
 PgPool::~PgPool() = default;
 
 PgPool::Lease::~Lease() {
     if (pool_ != nullptr && link_)
-        pool_->give_back(std::move(link_), discard_);
+        pool_->give_back(std::move(link_), discard_, group_);
 }
 
-PgPool::Lease PgPool::acquire(FifoPermits::Clock::time_point deadline, FifoPermits::Ticket& ticket,
+PgPool::Lease PgPool::acquire(FairPermits::Clock::time_point deadline, FairPermits::Ticket& ticket,
                               const std::string& who) {
-    auto waited_from = FifoPermits::Clock::now();
+    auto waited_from = FairPermits::Clock::now();
     switch (permits_.acquire(deadline, ticket)) {
-        case FifoPermits::Outcome::granted:
+        case FairPermits::Outcome::granted:
             break;
-        case FifoPermits::Outcome::aborted:
+        case FairPermits::Outcome::aborted:
             throw WriteError(WriteError::Kind::connection,
                              who + ": the wait for a pooled PostgreSQL connection was cut short");
-        case FifoPermits::Outcome::timed_out:
+        case FairPermits::Outcome::timed_out:
             throw WriteError(
                 WriteError::Kind::transient,
                 who + ": no pooled PostgreSQL connection came free within " +
                     std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       FifoPermits::Clock::now() - waited_from)
+                                       FairPermits::Clock::now() - waited_from)
                                        .count()) +
                     " ms (postgres.pool_size " + std::to_string(size()) + ", " +
                     std::to_string(waiting()) + " other callers waiting)");
@@ -40,7 +40,7 @@ PgPool::Lease PgPool::acquire(FifoPermits::Clock::time_point deadline, FifoPermi
         if (!idle_.empty()) {
             PgLinkPtr link = std::move(idle_.back());
             idle_.pop_back();
-            return Lease(*this, std::move(link));
+            return Lease(*this, std::move(link), ticket.group());
         }
     }
     try {
@@ -48,14 +48,14 @@ PgPool::Lease PgPool::acquire(FifoPermits::Clock::time_point deadline, FifoPermi
         settings.application_name += "/" + std::to_string(opened_.fetch_add(1) + 1);
         PgLinkPtr link = open_link(settings);
         open_++;
-        return Lease(*this, std::move(link));
+        return Lease(*this, std::move(link), ticket.group());
     } catch (...) {
-        permits_.release();
+        permits_.release(ticket.group());
         throw;
     }
 }
 
-void PgPool::give_back(PgLinkPtr link, bool discard) {
+void PgPool::give_back(PgLinkPtr link, bool discard, const std::string& group) {
     if (discard) {
         link.reset();  // closes it
         open_--;
@@ -63,7 +63,7 @@ void PgPool::give_back(PgLinkPtr link, bool discard) {
         std::lock_guard<std::mutex> guard(lock_);
         idle_.push_back(std::move(link));
     }
-    permits_.release();
+    permits_.release(group);
 }
 
 }  // namespace rmq2pg

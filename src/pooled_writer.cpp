@@ -22,12 +22,13 @@ PooledWriter::PooledWriter(PgPool& pool, PgConnectionSettings settings,
     : pool_(pool),
       writer_(settings, pipeline),
       wait_limit_(std::max<std::int64_t>(1, settings.write_timeout_ms / 2)),
-      who_(std::move(who)) {}
+      who_(std::move(who)),
+      ticket_(pipeline.name) {}
 
 void PooledWriter::borrowed(const std::function<void()>& call, bool large) {
     PgPool::Lease lease = [&] {
         try {
-            return pool_.acquire(FifoPermits::Clock::now() + wait_limit_, ticket_, who_);
+            return pool_.acquire(FairPermits::Clock::now() + wait_limit_, ticket_, who_);
         } catch (const WriteError& e) {
             std::lock_guard<std::mutex> guard(interrupt_lock_);
             if (!interrupted_.empty())

@@ -46,7 +46,7 @@ class PooledWriter : public BatchWriter {
     PgWriter writer_;
     std::chrono::milliseconds wait_limit_;
     std::string who_;
-    FifoPermits::Ticket ticket_;
+    FairPermits::Ticket ticket_;
     std::mutex interrupt_lock_;  // guards interrupted_ (the guard's thread sets it)
     std::string interrupted_;
 };

@@ -69,10 +69,12 @@ std::shared_ptr<PgPool> Supervisor::make_pool(const Config& config) {
         workers += p.workers;
     spdlog::info(
         "{} workers share a pool of {} PostgreSQL connections (postgres.pool_size); each "
-        "borrows one per batch",
-        workers, config.postgres_pool_size);
+        "borrows one per batch, {} kept for pipelines holding none (postgres.pool_reserve)",
+        workers, config.postgres_pool_size,
+        std::min(config.postgres_pool_reserve, config.postgres_pool_size - 1));
     return std::make_shared<PgPool>(PgConnectionSettings::of(config, "rmq2pg/pool"),
-                                    static_cast<std::size_t>(config.postgres_pool_size));
+                                    static_cast<std::size_t>(config.postgres_pool_size),
+                                    static_cast<std::size_t>(config.postgres_pool_reserve));
 }
 
 void Supervisor::start_workers(Pipeline& pipeline) {
