@@ -115,10 +115,18 @@ void Worker::connect_writer() {
     disconnect_writer();
     writer_ = endpoints_->open_writer();
     // libpq's connect_timeout bounds the connect; the catalog reads after it get a write's time.
-    guarded(std::chrono::seconds(config_.postgres_connect_timeout_s) +
-                std::chrono::milliseconds(config_.postgres_write_timeout_ms),
-            "connecting to PostgreSQL", "postgres.connect_timeout_s + write_timeout_ms",
-            [&] { writer_->connect(); });
+    try {
+        guarded(std::chrono::seconds(config_.postgres_connect_timeout_s) +
+                    std::chrono::milliseconds(config_.postgres_write_timeout_ms),
+                "connecting to PostgreSQL", "postgres.connect_timeout_s + write_timeout_ms",
+                [&] { writer_->connect(); });
+    } catch (...) {
+        // A writer whose catalog was never read must not stay: callers that retry a failure
+        // of any kind (a pooled connect that waited too long for the pool is transient) test
+        // `writer_` and would write through it without tables.
+        disconnect_writer();
+        throw;
+    }
     auto tables = table_targets(pipeline_);
     std::vector<const TableSchema*> schemas;
     bool all_exist = true;

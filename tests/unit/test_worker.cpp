@@ -283,10 +283,11 @@ class World {
         write_failures_ = count;
         failure_kind_ = kind;
     }
-    // The next `count` connects fail (count < 0: every connect).
-    void fail_connects(int count) {
+    // The next `count` connects fail with `kind` (count < 0: every connect).
+    void fail_connects(int count, WriteError::Kind kind = WriteError::Kind::connection) {
         std::lock_guard<std::mutex> hold(lock_);
         connect_failures_ = count;
+        connect_failure_kind_ = kind;
     }
     void connect() {
         std::lock_guard<std::mutex> hold(lock_);
@@ -294,7 +295,7 @@ class World {
         if (connect_failures_ != 0 && !healed_) {
             if (connect_failures_ > 0)
                 connect_failures_--;
-            throw WriteError(WriteError::Kind::connection, "fake: connection refused");
+            throw WriteError(connect_failure_kind_, "fake: connection refused");
         }
     }
     // The next `count` writes block until interrupted.
@@ -435,6 +436,7 @@ class World {
     WriteError::Kind failure_kind_ = WriteError::Kind::transient;
     int blocked_writes_ = 0;
     int connect_failures_ = 0;
+    WriteError::Kind connect_failure_kind_ = WriteError::Kind::connection;
     int dead_letter_failures_ = 0;
     std::set<long long> unpublishable_;
     bool healed_ = false;
@@ -526,9 +528,15 @@ class FakeWriter : public BatchWriter {
         table_.name = "orders";
         table_.columns.push_back(ColumnInfo{"id", "bigint", TypeCategory::text, true});
     }
-    void connect() override { world_.connect(); }
+    void connect() override {
+        world_.connect();
+        connected_ = true;
+    }
     const TableSchema& table(std::size_t) const override { return table_; }
     void write(const std::vector<TargetRows>& parts, const std::vector<OffsetWrite>&) override {
+        // PgWriter has no tables before its catalog is read: it would index an empty vector.
+        if (!connected_)
+            world_.violation("a write through a writer whose connect failed");
         world_.write(state_, parts);
     }
     Coordination coordinate(const CoordinationRequest&) override {
@@ -541,6 +549,7 @@ class FakeWriter : public BatchWriter {
     World& world_;
     TableSchema table_;
     World::WriterState state_;  // behind the world's lock
+    bool connected_ = false;    // the worker's thread only
 };
 
 class FakeDeadLetters : public DeadLetterSink {
@@ -1027,6 +1036,25 @@ TEST_CASE("the shutdown deadline also ends a dead-letter publish that keeps fail
     Snapshot seen = world.snapshot();
     INFO("event log:\n" << seen.log());
     CHECK(seen.settled.empty());
+}
+
+// A pooled connect that waited too long for the pool fails as transient, not as a lost
+// connection: the worker must still drop that writer and connect again before writing.
+TEST_CASE("a writer whose connect failed with any kind is never written through", "[worker]") {
+    World world;
+    Config config = fast_config();  // the worker keeps references to both
+    PipelineConfig pipeline = orders_pipeline(5);
+    Running running(world, config, pipeline);
+    world.publish(1);
+    REQUIRE(eventually([&] { return world.drained(); }));  // connected, consuming
+    world.fail_writes(1, WriteError::Kind::connection);
+    world.fail_connects(1, WriteError::Kind::transient);
+    world.publish_range(2, 6);
+    REQUIRE(eventually([&] { return world.drained(); }));
+    REQUIRE(running.stop(1s));
+    Snapshot seen = world.snapshot();
+    check_promises(seen);
+    CHECK(seen.connects >= 3);
 }
 
 // Worker::connect_writer_retrying waits without its batch too: after a batch above 16 MiB the
