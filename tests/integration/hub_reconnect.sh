@@ -68,13 +68,7 @@ grep -q "consumers lose their channel" "$DAEMON_LOG" || fail "the hub never saw 
 stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
 
-parts=""
-for ((i = 1; i <= PIPELINES; i++)); do
-    parts+="${parts:+ UNION ALL }SELECT $i AS i, count(*) AS n, min(id) AS lo, max(id) AS hi FROM ${TABLE}_$i"
-done
-wrong=$(sql "SELECT string_agg(i || ': ' || n || ' rows, ids ' || lo || '..' || hi, '; ')
-               FROM ($parts) t WHERE n <> $N OR lo <> 1 OR hi <> $N")
-[[ -z $wrong ]] || fail "tables not exact (expected $N rows, ids 1..$N): $wrong"
+tables_exact "$PIPELINES" "$N"
 "$SERVERS" rabbitmqctl list_queues -q name messages >"$WORK/queues"
 left=$(awk -v p="${QUEUE}_" 'index($1, p) == 1 && $2 != 0' "$WORK/queues")
 [[ -z $left ]] || fail "queues not empty: $left"

@@ -70,6 +70,17 @@ wait_until() {
     done
 }
 
+# tables_exact K N: each of ${TABLE}_1..K holds exactly ids 1..N (count, first and last id), in
+# one query; fails naming the tables that do not.
+tables_exact() {
+    local parts="" wrong i
+    for ((i = 1; i <= $1; i++)); do
+        parts+="${parts:+ UNION ALL }SELECT $i AS i, count(*) AS n, min(id) AS lo, max(id) AS hi FROM ${TABLE}_$i"
+    done
+    wrong=$(sql "SELECT string_agg(i || ': ' || n || ' rows, ids ' || lo || '..' || hi, '; ')
+                   FROM ($parts) t WHERE n <> $2 OR lo <> 1 OR hi <> $2")
+    [[ -z $wrong ]] || fail "tables not exact (expected $2 rows, ids 1..$2): $wrong"
+}
 rows_at_least() { (($(row_count "$1") >= $2)); }
 rows_equal() { (($(row_count "$1") == $2)); }
 queue_ready_equal() { (($(queue_ready "$1") == $2)); }

@@ -94,13 +94,7 @@ stop_daemon
 ((DAEMON_EXIT == 0)) || fail "daemon exited $DAEMON_EXIT"
 
 # Every table exact (count, first and last id), in one query; every queue empty, in one listing.
-parts=""
-for ((i = 1; i <= PIPELINES; i++)); do
-    parts+="${parts:+ UNION ALL }SELECT $i AS i, count(*) AS n, min(id) AS lo, max(id) AS hi FROM ${TABLE}_$i"
-done
-wrong=$(sql "SELECT string_agg(i || ': ' || n || ' rows, ids ' || lo || '..' || hi, '; ')
-               FROM ($parts) t WHERE n <> $N OR lo <> 1 OR hi <> $N")
-[[ -z $wrong ]] || fail "tables not exact (expected $N rows, ids 1..$N): $wrong"
+tables_exact "$PIPELINES" "$N"
 "$RMQ2PG_SOURCE_DIR/scripts/servers.sh" rabbitmqctl list_queues -q name messages >"$WORK/queues"
 listed=$(awk -v p="${QUEUE}_" 'index($1, p) == 1' "$WORK/queues" | wc -l)
 ((listed == PIPELINES)) || fail "$listed of $PIPELINES queues listed"
