@@ -3,6 +3,8 @@
 #include "amqp_fields.h"
 
 #include <charconv>
+#include <cstring>
+#include <new>
 
 #include "amqp_internal.h"
 #include "json_escape.h"
@@ -182,6 +184,115 @@ std::vector<std::pair<std::string, std::string>> delivery_headers(const Delivery
         out.emplace_back(std::string(as_view(table.entries[i].key)),
                          convert_field(table.entries[i].value).text);
     return out;
+}
+
+namespace {
+
+// Every piece of a copied table starts at this alignment (that of its entries and values).
+std::size_t aligned(std::size_t n) {
+    constexpr std::size_t a = alignof(std::max_align_t);
+    return (n + a - 1) / a * a;
+}
+
+std::size_t copy_size(const amqp_table_t& table);
+
+std::size_t copy_size(const amqp_field_value_t& value) {
+    switch (value.kind) {
+        case AMQP_FIELD_KIND_UTF8:
+        case AMQP_FIELD_KIND_BYTES:
+            return aligned(value.value.bytes.len);
+        case AMQP_FIELD_KIND_TABLE:
+            return copy_size(value.value.table);
+        case AMQP_FIELD_KIND_ARRAY: {
+            const amqp_array_t& array = value.value.array;
+            std::size_t size = aligned(sizeof(amqp_field_value_t) * array.num_entries);
+            for (int i = 0; i < array.num_entries; ++i)
+                size += copy_size(array.entries[i]);
+            return size;
+        }
+        default:  // held in the value itself
+            return 0;
+    }
+}
+
+std::size_t copy_size(const amqp_table_t& table) {
+    std::size_t size = aligned(sizeof(amqp_table_entry_t) * table.num_entries);
+    for (int i = 0; i < table.num_entries; ++i)
+        size += aligned(table.entries[i].key.len) + copy_size(table.entries[i].value);
+    return size;
+}
+
+// Hands out the block's pieces in order; copy_size() sized the block for exactly these.
+struct BlockCursor {
+    char* next;
+    void* take(std::size_t n) {
+        void* piece = next;
+        next += aligned(n);
+        return piece;
+    }
+};
+
+amqp_bytes_t copy_bytes(amqp_bytes_t bytes, BlockCursor& cursor) {
+    if (bytes.len == 0)
+        return amqp_bytes_t{0, nullptr};
+    void* to = cursor.take(bytes.len);
+    std::memcpy(to, bytes.bytes, bytes.len);
+    return amqp_bytes_t{bytes.len, to};
+}
+
+amqp_table_t copy_table(const amqp_table_t& table, BlockCursor& cursor);
+
+amqp_field_value_t copy_value(const amqp_field_value_t& value, BlockCursor& cursor) {
+    amqp_field_value_t copy = value;
+    switch (value.kind) {
+        case AMQP_FIELD_KIND_UTF8:
+        case AMQP_FIELD_KIND_BYTES:
+            copy.value.bytes = copy_bytes(value.value.bytes, cursor);
+            break;
+        case AMQP_FIELD_KIND_TABLE:
+            copy.value.table = copy_table(value.value.table, cursor);
+            break;
+        case AMQP_FIELD_KIND_ARRAY: {
+            const amqp_array_t& array = value.value.array;
+            copy.value.array.entries = nullptr;
+            if (array.num_entries <= 0)
+                break;
+            auto* entries = static_cast<amqp_field_value_t*>(
+                cursor.take(sizeof(amqp_field_value_t) * array.num_entries));
+            for (int i = 0; i < array.num_entries; ++i)
+                new (&entries[i]) amqp_field_value_t(copy_value(array.entries[i], cursor));
+            copy.value.array.entries = entries;
+            break;
+        }
+        default:
+            break;
+    }
+    return copy;
+}
+
+amqp_table_t copy_table(const amqp_table_t& table, BlockCursor& cursor) {
+    amqp_table_t copy{table.num_entries, nullptr};
+    if (table.num_entries <= 0)
+        return copy;
+    auto* entries = static_cast<amqp_table_entry_t*>(
+        cursor.take(sizeof(amqp_table_entry_t) * table.num_entries));
+    for (int i = 0; i < table.num_entries; ++i) {
+        new (&entries[i]) amqp_table_entry_t{};
+        entries[i].key = copy_bytes(table.entries[i].key, cursor);
+        entries[i].value = copy_value(table.entries[i].value, cursor);
+    }
+    copy.entries = entries;
+    return copy;
+}
+
+}  // namespace
+
+amqp_table_t copy_table(const amqp_table_t& table, std::unique_ptr<std::max_align_t[]>& block) {
+    std::size_t size = copy_size(table);
+    constexpr std::size_t unit = sizeof(std::max_align_t);
+    block.reset(size == 0 ? nullptr : new std::max_align_t[(size + unit - 1) / unit]);
+    BlockCursor cursor{reinterpret_cast<char*>(block.get())};
+    return copy_table(table, cursor);
 }
 
 }  // namespace rmq2pg

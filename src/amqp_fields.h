@@ -5,6 +5,8 @@
 
 #include <amqp.h>
 
+#include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,5 +38,12 @@ amqp_basic_properties_t with_headers(amqp_basic_properties_t properties,
                                      const amqp_table_t* original,
                                      const std::vector<std::pair<std::string, std::string>>& extra,
                                      std::vector<amqp_table_entry_t>& entries);
+
+// A deep copy of `table` (keys, strings, nested tables and arrays) in one block, which `block`
+// owns afterwards; every pointer of the returned table points into it. What a delivery keeps of
+// its headers once rabbitmq-c recycles its buffers: one allocation, where amqp_table_clone()
+// takes a pool (its page list and zeroed pages) per message — a stream's every message has a
+// header (x-stream-offset), and that clone was a tenth of the daemon's CPU on a stream.
+amqp_table_t copy_table(const amqp_table_t& table, std::unique_ptr<std::max_align_t[]>& block);
 
 }  // namespace rmq2pg

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -190,4 +191,67 @@ TEST_CASE("a dead letter keeps its original headers, but only the latest reason"
         CHECK((result._flags & AMQP_BASIC_DELIVERY_MODE_FLAG) != 0);
         CHECK(result.delivery_mode == AMQP_DELIVERY_PERSISTENT);
     }
+}
+
+TEST_CASE("copy_table copies every kind of field into its own block, nested ones too") {
+    std::vector<amqp_table_entry_t> inner{entry("x-stream-offset", field(AMQP_FIELD_KIND_I64)),
+                                          entry("empty", utf8(""))};
+    inner[0].value.value.i64 = -9007199254740993LL;
+    std::vector<amqp_field_value_t> array{utf8("first"), field(AMQP_FIELD_KIND_VOID),
+                                          field(AMQP_FIELD_KIND_F64)};
+    array[2].value.f64 = 2.5;
+    amqp_field_value_t nested = field(AMQP_FIELD_KIND_TABLE);
+    nested.value.table = amqp_table_t{static_cast<int>(inner.size()), inner.data()};
+    array.push_back(nested);
+    amqp_field_value_t listed = field(AMQP_FIELD_KIND_ARRAY);
+    listed.value.array = amqp_array_t{static_cast<int>(array.size()), array.data()};
+    amqp_field_value_t raw = field(AMQP_FIELD_KIND_BYTES);
+    raw.value.bytes = amqp_bytes_t{3, const_cast<char*>("\0\xff\x01")};
+    amqp_field_value_t decimal = field(AMQP_FIELD_KIND_DECIMAL);
+    decimal.value.decimal = amqp_decimal_t{2, 12345};
+    amqp_field_value_t empty_array = field(AMQP_FIELD_KIND_ARRAY);
+    std::vector<amqp_table_entry_t> entries{entry("x-death", listed),
+                                            entry("raw", raw),
+                                            entry("price", decimal),
+                                            entry("nested", nested),
+                                            entry("text", utf8("é")),
+                                            entry("none", empty_array),
+                                            entry("", field(AMQP_FIELD_KIND_BOOLEAN))};
+    amqp_table_t original{static_cast<int>(entries.size()), entries.data()};
+
+    // The wire form of both tables is the same, and the copy lives in its block only.
+    auto encoded = [](amqp_table_t table) {
+        std::string wire(4096, '\0');
+        amqp_bytes_t buffer{wire.size(), wire.data()};
+        std::size_t offset = 0;
+        REQUIRE(amqp_encode_table(buffer, &table, &offset) == AMQP_STATUS_OK);
+        wire.resize(offset);
+        return wire;
+    };
+    std::unique_ptr<std::max_align_t[]> block;
+    amqp_table_t copy = rmq2pg::copy_table(original, block);
+    std::string expected = encoded(original);
+    CHECK(encoded(copy) == expected);
+    const char* begin = reinterpret_cast<const char*>(block.get());
+    auto inside = [&](const void* p) {
+        const char* c = static_cast<const char*>(p);
+        return c >= begin && c < begin + expected.size() * 8;
+    };
+    CHECK(inside(copy.entries));
+    CHECK(inside(copy.entries[0].key.bytes));
+    CHECK(inside(copy.entries[0].value.value.array.entries));
+    CHECK(inside(copy.entries[0].value.value.array.entries[3].value.table.entries));
+    CHECK(inside(copy.entries[1].value.value.bytes.bytes));
+    // Changing the original (a string, a nested table's value, an array) leaves the copy as it was.
+    std::string scratch = "FIRST";
+    array[0].value.bytes = amqp_bytes_t{scratch.size(), scratch.data()};
+    inner[0].value.value.i64 = 0;
+    array[2].value.f64 = -1;
+    REQUIRE(encoded(original) != expected);
+    CHECK(encoded(copy) == expected);
+
+    std::unique_ptr<std::max_align_t[]> none;
+    amqp_table_t empty = rmq2pg::copy_table(amqp_table_t{0, nullptr}, none);
+    CHECK(empty.num_entries == 0);
+    CHECK(none == nullptr);
 }
