@@ -170,8 +170,11 @@ void Worker::serve() {
 }
 
 void Worker::fill(Batch& batch, Backlog& backlog) {
-    while (!policy_.should_close(BatchPolicy::Clock::now())) {
-        note_progress(batch, backlog);
+    // One clock reading after each delivery serves the next round's checks: at tens of
+    // thousands of messages a second, reading it four times per message showed in profiles.
+    auto now = BatchPolicy::Clock::now();
+    while (!policy_.should_close(now)) {
+        note_progress(batch, backlog, now);
         if (stop_.requested.load())
             return;
         std::optional<Delivery> delivery;
@@ -182,17 +185,20 @@ void Worker::fill(Batch& batch, Backlog& backlog) {
         } else if (held_bytes(batch, backlog) >= pipeline_.max_inflight_bytes) {
             return;  // write what is held before reading more (the batch is not empty here)
         } else {
-            delivery = source_->next(policy_.wait_budget(BatchPolicy::Clock::now(), kIdlePoll));
+            delivery = source_->next(policy_.wait_budget(now, kIdlePoll));
             if (!delivery) {
                 if (batch.empty())
                     return;  // idle: let serve() run its periodic work
+                now = BatchPolicy::Clock::now();
                 continue;
             }
             metrics_.received++;
             if (delivery->redelivered)
                 metrics_.redelivered++;
         }
-        policy_.add(delivery->body.size(), BatchPolicy::Clock::now());
+        // Taken after the delivery arrived: the first message starts max_delay_ms.
+        now = BatchPolicy::Clock::now();
+        policy_.add(delivery->body.size(), now);
         batch.add(std::move(*delivery));
     }
 }

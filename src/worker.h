@@ -121,7 +121,9 @@ class Worker {
     void wait(std::chrono::milliseconds delay, Backlog* backlog, const Batch* batch = nullptr);
 
     void set_state(WorkerState state);
-    void note_progress(const Batch& batch, const Backlog& backlog);
+    void note_progress(
+        const Batch& batch, const Backlog& backlog,
+        std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
     // After mapping: change events settled without a row, and body fields no column took
     // (columns by name; the first such name of the pipeline is logged once).
     void count_mapping_outcomes(const Batch& batch);

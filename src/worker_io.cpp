@@ -54,9 +54,10 @@ void Worker::set_state(WorkerState state) {
 }
 
 // Published for the HTTP server's in-flight gauge and the wedged-worker health check.
-void Worker::note_progress(const Batch& batch, const Backlog& backlog) {
+void Worker::note_progress(const Batch& batch, const Backlog& backlog,
+                           std::chrono::steady_clock::time_point now) {
     in_flight_.store(batch.size() + backlog.deliveries.size());
-    last_progress_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+    last_progress_.store(now.time_since_epoch().count());
 }
 
 // Observes one committed write: its size and duration, and each message's end-to-end latency
