@@ -45,6 +45,10 @@ struct AmqpConnection {
     std::uint64_t confirmed_up_to = 0;           // every seq at or below was acked by the broker
     std::vector<std::uint64_t> confirmed_ahead;  // single acks above confirmed_up_to
     std::vector<char> encode_buffer;             // one frame: a publish is encoded here first
+    // Releasing rabbitmq-c's frame pools between deliveries (amqp_delivery.cpp): the channel of
+    // the last frame read, and the reads since every channel's pools were last released.
+    amqp_channel_t last_read_channel = 0;
+    unsigned reads_since_full_release = 0;
 
     AmqpConnection() = default;
     AmqpConnection(const AmqpConnection&) = delete;
