@@ -6,8 +6,13 @@
 namespace rmq2pg {
 
 void BatchPolicy::add(std::size_t message_bytes, Clock::time_point now) {
+    add(message_bytes, now, now);
+}
+
+void BatchPolicy::add(std::size_t message_bytes, Clock::time_point now,
+                      Clock::time_point arrived_by) {
     if (messages_ == 0)
-        first_message_at_ = now;
+        first_message_at_ = std::min(now, arrived_by);
     ++messages_;
     bytes_ += message_bytes;
 }
@@ -17,12 +22,13 @@ void BatchPolicy::reset() {
     bytes_ = 0;
 }
 
-bool BatchPolicy::should_close(Clock::time_point now) const {
-    if (messages_ == 0)
-        return false;
-    if (messages_ >= limits_.max_messages || bytes_ >= limits_.max_bytes)
-        return true;
-    return now - first_message_at_ >= std::chrono::milliseconds(limits_.max_delay_ms);
+bool BatchPolicy::full() const {
+    return messages_ > 0 && (messages_ >= limits_.max_messages || bytes_ >= limits_.max_bytes);
+}
+
+bool BatchPolicy::due(Clock::time_point now) const {
+    return messages_ > 0 &&
+           now - first_message_at_ >= std::chrono::milliseconds(limits_.max_delay_ms);
 }
 
 std::chrono::milliseconds BatchPolicy::wait_budget(Clock::time_point now,

@@ -170,10 +170,24 @@ void Worker::serve() {
 }
 
 void Worker::fill(Batch& batch, Backlog& backlog) {
+    using Clock = BatchPolicy::Clock;
+    // A delivery found waiting when reading resumes (in the backlog, or returned at once) may
+    // have arrived at any moment since reading stopped for the previous batch's write: its
+    // batch's delay counts from then, so max_delay_ms bounds its wait in rmq2pg, the write
+    // included. Once the delay has passed, deliveries already waiting still join the batch,
+    // without waiting for more, up to max_messages/max_bytes: a write longer than max_delay_ms
+    // leaves full batches behind it, not single messages.
+    constexpr auto kAlreadyWaiting = std::chrono::milliseconds(1);
+    const auto resumed_at = Clock::now();
     // One clock reading after each delivery serves the next round's checks: at tens of
     // thousands of messages a second, reading it four times per message showed in profiles.
-    auto now = BatchPolicy::Clock::now();
-    while (!policy_.should_close(now)) {
+    auto now = resumed_at;
+    struct StopReading {
+        Clock::time_point& at;
+        ~StopReading() { at = Clock::now(); }
+    } stop_reading{reading_stopped_at_};
+    while (!policy_.full()) {
+        const bool due = policy_.due(now);
         note_progress(batch, backlog, now);
         if (stop_.requested.load())
             return;
@@ -185,20 +199,21 @@ void Worker::fill(Batch& batch, Backlog& backlog) {
         } else if (held_bytes(batch, backlog) >= pipeline_.max_inflight_bytes) {
             return;  // write what is held before reading more (the batch is not empty here)
         } else {
-            delivery = source_->next(policy_.wait_budget(now, kIdlePoll));
+            delivery = source_->next(due ? std::chrono::milliseconds(0)
+                                         : policy_.wait_budget(now, kIdlePoll));
             if (!delivery) {
-                if (batch.empty())
-                    return;  // idle: let serve() run its periodic work
-                now = BatchPolicy::Clock::now();
+                if (batch.empty() || due)
+                    return;  // idle (serve() runs its periodic work), or due
+                now = Clock::now();
                 continue;
             }
             metrics_.received++;
             if (delivery->redelivered)
                 metrics_.redelivered++;
         }
-        // Taken after the delivery arrived: the first message starts max_delay_ms.
-        now = BatchPolicy::Clock::now();
-        policy_.add(delivery->body.size(), now);
+        now = Clock::now();
+        const bool already_waiting = now - resumed_at < kAlreadyWaiting;
+        policy_.add(delivery->body.size(), now, already_waiting ? reading_stopped_at_ : now);
         batch.add(std::move(*delivery));
     }
 }

@@ -153,6 +153,9 @@ class Worker {
     WriteGuard guard_;
     Backoff backoff_;
     BatchPolicy policy_;
+    // When fill() last stopped reading (to write, or idle): a delivery found already waiting
+    // when it resumes may have arrived at any moment since.
+    BatchPolicy::Clock::time_point reading_stopped_at_ = BatchPolicy::Clock::now();
     bool paused_ = false;
     // Streams: what this worker holds, its name among all instances' workers, when its next
     // membership round is due.

@@ -163,3 +163,38 @@ TEST_CASE("wait_budget is the time left until the batch is due", "[batch_policy]
         CHECK(policy.wait_budget(t0, milliseconds(10)) == milliseconds(50));
     }
 }
+
+TEST_CASE("a batch's delay counts from when its first message can have arrived", "[batch_policy]") {
+    BatchPolicy policy(limits(100, 1000000, 50));
+    // Found waiting at t0 + 30 ms, after a write that began at t0: it may have come at t0.
+    policy.add(10, t0 + milliseconds(30), t0);
+    CHECK_FALSE(policy.due(t0 + milliseconds(49)));
+    CHECK(policy.due(t0 + milliseconds(50)));
+    CHECK(policy.wait_budget(t0 + milliseconds(30), milliseconds(100)) == milliseconds(20));
+    // Later messages do not move it, whenever they arrived.
+    policy.add(10, t0 + milliseconds(40), t0 - milliseconds(500));
+    CHECK_FALSE(policy.due(t0 + milliseconds(49)));
+    CHECK_FALSE(policy.full());
+    CHECK(policy.should_close(t0 + milliseconds(50)));
+
+    SECTION("an arrival later than now changes nothing") {
+        BatchPolicy later(limits(100, 1000000, 50));
+        later.add(10, t0, t0 + milliseconds(20));
+        CHECK(later.due(t0 + milliseconds(50)));
+    }
+}
+
+TEST_CASE("full and due are the two reasons to close, and an empty batch has neither",
+          "[batch_policy]") {
+    BatchPolicy policy(limits(2, 1000000, 50));
+    CHECK_FALSE(policy.full());
+    CHECK_FALSE(policy.due(t0 + std::chrono::hours(1)));
+    policy.add(10, t0);
+    CHECK_FALSE(policy.full());
+    CHECK(policy.due(t0 + milliseconds(50)));
+    policy.add(10, t0);
+    CHECK(policy.full());
+    policy.reset();
+    CHECK_FALSE(policy.full());
+    CHECK_FALSE(policy.due(t0 + milliseconds(50)));
+}
