@@ -10,11 +10,7 @@ source "$(dirname "$0")/lib.sh"
 PIPELINES=${HUB_BACKLOG_PIPELINES:-150}
 N=${HUB_BACKLOG_MESSAGES:-400}
 
-sql "DO \$\$ BEGIN FOR i IN 1..$PIPELINES LOOP
-       EXECUTE format('DROP TABLE IF EXISTS %I; CREATE TABLE %I (id bigint PRIMARY KEY,
-         account varchar(64) NOT NULL, amount numeric(12,2), currency text, payload jsonb,
-         routing_key text, message_id text)', '${TABLE}_' || i, '${TABLE}_' || i);
-     END LOOP; END \$\$"
+numbered_order_tables "$PIPELINES"
 {
     config_header | sed "s/^postgres:/postgres:\n  pool_size: 4/" |
         sed "s/^amqp:/amqp:\n  connections: 1/"
@@ -28,15 +24,11 @@ grep -q "connections: 1" "$WORK/rmq2pg.yaml" || fail "config has no amqp.connect
 for ((i = 1; i <= PIPELINES; i++)); do
     publish --queue "${QUEUE}_$i" --declare-queue --generate orders --count 0
 done
-queues=""
-for ((i = 1; i <= PIPELINES; i++)); do queues+="${queues:+,}${QUEUE}_$i"; done
+queues=$(numbered_queues "$PIPELINES")
 "$RMQ2PG_BUILD_DIR/rmq2pg-bench" publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues "$queues" \
     --count "$N" >"$WORK/publisher.log" 2>&1 || fail "publisher failed: $(cat "$WORK/publisher.log")"
 log "published $((PIPELINES * N)) messages before the daemon starts"
-all_rows() {
-    sql "SELECT (SELECT count(*) FROM ${TABLE}_1)$(for ((i = 2; i <= PIPELINES; i++)); do
-        printf ' + (SELECT count(*) FROM %s_%d)' "$TABLE" "$i"; done)"
-}
+all_rows() { numbered_rows "$PIPELINES"; }
 rows_reach() { (($(all_rows) >= $1)); }
 
 started=$SECONDS

@@ -9,11 +9,7 @@ PIPELINES=${HUB_TEST_PIPELINES:-50}
 N=${HUB_TEST_MESSAGES:-2000}
 HALF=$((N / 2))
 
-sql "DO \$\$ BEGIN FOR i IN 1..$PIPELINES LOOP
-       EXECUTE format('DROP TABLE IF EXISTS %I; CREATE TABLE %I (id bigint PRIMARY KEY,
-         account varchar(64) NOT NULL, amount numeric(12,2), currency text, payload jsonb,
-         routing_key text, message_id text)', '${TABLE}_' || i, '${TABLE}_' || i);
-     END LOOP; END \$\$"
+numbered_order_tables "$PIPELINES"
 {
     config_header | sed "s/^postgres:/postgres:\n  pool_size: 8/" |
         sed "s/^amqp:/amqp:\n  connections: 1/"
@@ -29,17 +25,13 @@ chaos_trap
 for ((i = 1; i <= PIPELINES; i++)); do
     publish --queue "${QUEUE}_$i" --declare-queue --generate orders --count 0
 done
-queues=""
-for ((i = 1; i <= PIPELINES; i++)); do queues+="${queues:+,}${QUEUE}_$i"; done
+queues=$(numbered_queues "$PIPELINES")
 bench_publish() {
     "$RMQ2PG_BUILD_DIR/rmq2pg-bench" publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues "$queues" \
         --count "$1" --start "$2" >"$WORK/publisher.log" 2>&1 ||
         fail "publisher failed: $(cat "$WORK/publisher.log")"
 }
-all_rows() {
-    sql "SELECT (SELECT count(*) FROM ${TABLE}_1)$(for ((i = 2; i <= PIPELINES; i++)); do
-        printf ' + (SELECT count(*) FROM %s_%d)' "$TABLE" "$i"; done)"
-}
+all_rows() { numbered_rows "$PIPELINES"; }
 rows_reach() { (($(all_rows) >= $1)); }
 generation_reached() { grep -q "rmq2pg shared connection 0 .*connected to .*(generation $1)" "$DAEMON_LOG"; }
 

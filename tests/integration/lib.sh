@@ -70,6 +70,28 @@ wait_until() {
     done
 }
 
+# The many-pipeline tests (pool_200, hub_reconnect, hub_backlog_start): pipeline i reads
+# ${QUEUE}_i into ${TABLE}_i.
+# numbered_order_tables K: creates ${TABLE}_1..K afresh, orders tables keyed by id.
+numbered_order_tables() {
+    sql "DO \$\$ BEGIN FOR i IN 1..$1 LOOP
+           EXECUTE format('DROP TABLE IF EXISTS %I; CREATE TABLE %I (id bigint PRIMARY KEY,
+             account varchar(64) NOT NULL, amount numeric(12,2), currency text, payload jsonb,
+             routing_key text, message_id text)', '${TABLE}_' || i, '${TABLE}_' || i);
+         END LOOP; END \$\$"
+}
+# numbered_queues K: ${QUEUE}_1..K, comma-separated (rmq2pg-bench publish --queues).
+numbered_queues() {
+    local i out=""
+    for ((i = 1; i <= $1; i++)); do out+="${out:+,}${QUEUE}_$i"; done
+    echo "$out"
+}
+# numbered_rows K: the rows of ${TABLE}_1..K together, in one query.
+numbered_rows() {
+    local i q="SELECT 0"
+    for ((i = 1; i <= $1; i++)); do q+=" + (SELECT count(*) FROM ${TABLE}_$i)"; done
+    sql "$q"
+}
 # tables_exact K N: each of ${TABLE}_1..K holds exactly ids 1..N (count, first and last id), in
 # one query; fails naming the tables that do not.
 tables_exact() {

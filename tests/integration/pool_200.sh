@@ -10,11 +10,7 @@ N=${POOL_TEST_MESSAGES:-2000}
 POOL=16
 AMQP_CONNECTIONS=${POOL_TEST_AMQP_CONNECTIONS:-4}
 
-sql "DO \$\$ BEGIN FOR i IN 1..$PIPELINES LOOP
-       EXECUTE format('DROP TABLE IF EXISTS %I; CREATE TABLE %I (id bigint PRIMARY KEY,
-         account varchar(64) NOT NULL, amount numeric(12,2), currency text, payload jsonb,
-         routing_key text, message_id text)', '${TABLE}_' || i, '${TABLE}_' || i);
-     END LOOP; END \$\$"
+numbered_order_tables "$PIPELINES"
 {
     config_header | sed "s/^postgres:/postgres:\n  pool_size: $POOL/" |
         sed "s/^amqp:/amqp:\n  connections: $AMQP_CONNECTIONS/"
@@ -76,16 +72,12 @@ grep -q "consume on $AMQP_CONNECTIONS shared AMQP connection" "$DAEMON_LOG" ||
     fail "the daemon did not share $AMQP_CONNECTIONS AMQP connections"
 # One publisher, each message to every queue in turn (windowed confirms): the pipelines fill
 # together, as a fleet of services would fill them.
-queues=""
-for ((i = 1; i <= PIPELINES; i++)); do queues+="${queues:+,}${QUEUE}_$i"; done
+queues=$(numbered_queues "$PIPELINES")
 "$RMQ2PG_BUILD_DIR/rmq2pg-bench" publish --amqp "$RMQ2PG_TEST_AMQP_URL" --queues "$queues" \
     --count "$N" >"$WORK/publisher.log" 2>&1 || fail "publisher failed: $(cat "$WORK/publisher.log")"
 log "published $((PIPELINES * N)) messages"
 
-all_rows() {
-    (($(sql "SELECT (SELECT count(*) FROM ${TABLE}_1)$(for ((i = 2; i <= PIPELINES; i++)); do
-        printf ' + (SELECT count(*) FROM %s_%d)' "$TABLE" "$i"; done)") == PIPELINES * N))
-}
+all_rows() { (($(numbered_rows "$PIPELINES") == PIPELINES * N)); }
 wait_until 600 "$((PIPELINES * N)) rows" all_rows
 elapsed=$(echo "$(date +%s.%N) - $started" | bc)
 log "$((PIPELINES * N)) rows in ${elapsed}s"
